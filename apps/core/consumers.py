@@ -1,0 +1,122 @@
+"""The one websocket endpoint, ``/ws/``: subscribe to named topics, receive HTML fragments.
+
+Topics come from the ``topics`` query parameter (so a reconnect re-subscribes by itself) or from
+``{"subscribe": "<topic>"}`` messages. Each subscription is authorized through the topic registry;
+right after subscribing, the current fragment is sent, so a page that reconnects catches up on
+whatever it missed while the connection was down. Every pushed event is re-rendered for this viewer,
+with permission re-checked per message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.utils.html import escape
+
+from apps.core import metrics, topics
+from apps.core.events import group_for
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+MAX_TOPICS = 50
+
+
+class LiveConsumer(AsyncWebsocketConsumer):
+    subscribed: set[str]
+
+    async def connect(self) -> None:
+        self.subscribed = set()
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            logger.info("websocket refused: not authenticated")
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        await self.accept()
+        metrics.WS_CONNECTIONS.inc()
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        names = [n.strip() for raw in query.get("topics", []) for n in raw.split(",") if n.strip()]
+        for name in names[:MAX_TOPICS]:
+            await self.subscribe(name)
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "subscribed", None) is None or self.scope.get("user") is None:
+            return
+        for name in list(self.subscribed):
+            await self.channel_layer.group_discard(group_for(name), self.channel_name)
+        if self.scope["user"].is_authenticated:
+            metrics.WS_CONNECTIONS.dec()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            message = json.loads(text_data or "{}")
+        except json.JSONDecodeError:
+            await self.send_status("error", "message is not JSON")
+            return
+        if not isinstance(message, dict):
+            await self.send_status("error", "message must be a JSON object")
+            return
+        if isinstance(message.get("subscribe"), str):
+            await self.subscribe(message["subscribe"])
+        elif isinstance(message.get("unsubscribe"), str):
+            name = message["unsubscribe"]
+            if name in self.subscribed:
+                self.subscribed.discard(name)
+                await self.channel_layer.group_discard(group_for(name), self.channel_name)
+        else:
+            await self.send_status("error", "expected {'subscribe': topic} or {'unsubscribe': topic}")
+
+    async def subscribe(self, name: str) -> None:
+        topic = topics.lookup(name)
+        try:
+            group = group_for(name)
+        except ValueError:
+            topic = None
+        if topic is None:
+            await self.send_status("error", f"unknown topic {name}")
+            return
+        user = self.scope["user"]
+        if not await database_sync_to_async(topic.authorize)(user, name):
+            logger.info("websocket subscription to %s denied for user %s", name, user.pk)
+            metrics.WS_SUBSCRIPTIONS.labels(outcome="denied").inc()
+            await self.send_status("error", f"not allowed to follow {name}")
+            return
+        if len(self.subscribed) >= MAX_TOPICS:
+            await self.send_status("error", "too many topics")
+            return
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.subscribed.add(name)
+        metrics.WS_SUBSCRIPTIONS.labels(outcome="granted").inc()
+        await self.push(name, {"snapshot": True})
+
+    async def topic_event(self, event: dict[str, Any]) -> None:
+        name = event.get("topic", "")
+        if name not in self.subscribed:
+            return
+        await self.push(name, event.get("payload") or {})
+
+    async def push(self, name: str, payload: dict[str, Any]) -> None:
+        topic = topics.lookup(name)
+        if topic is None:
+            return
+        html = await database_sync_to_async(self._render)(topic, name, payload)
+        if html is None:
+            await self.send_status("error", f"no longer allowed to follow {name}")
+            return
+        await self.send(text_data=html)
+        metrics.WS_MESSAGES.inc()
+
+    def _render(self, topic: topics.Topic, name: str, payload: dict[str, Any]) -> str | None:
+        user = self.scope["user"]
+        if not topic.authorize(user, name):
+            return None
+        return topic.render(user, name, payload)
+
+    async def send_status(self, level: str, text: str) -> None:
+        html = f'<div id="ws-status" hx-swap-oob="true" class="ws-status {level}" role="status">{escape(text)}</div>'
+        await self.send(text_data=html)

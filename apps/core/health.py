@@ -1,0 +1,84 @@
+"""Liveness (/healthz) and readiness (/readyz) probes."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+logger = logging.getLogger(__name__)
+PROBE_TIMEOUT_S = 2.0
+
+
+def healthz(request: HttpRequest) -> HttpResponse:
+    """The process is alive and serving requests; touches nothing else."""
+    return HttpResponse("ok", content_type="text/plain")
+
+
+def _check_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+def _ping_redis(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=PROBE_TIMEOUT_S, socket_connect_timeout=PROBE_TIMEOUT_S)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+def _check_channel_layer() -> None:
+    if settings.REDIS_URL:
+        _ping_redis(settings.REDIS_URL)
+
+
+def _check_broker() -> None:
+    broker = settings.CELERY_BROKER_URL
+    if broker.startswith(("redis://", "rediss://")):
+        _ping_redis(broker)
+        return
+    if settings.ICC_TASKS_EMBEDDED:
+        from apps.core import embedded
+
+        if embedded.running() and not embedded.healthy():
+            raise RuntimeError("the embedded worker or scheduler thread has stopped")
+        return
+    from iccapp.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=int(PROBE_TIMEOUT_S))
+
+
+def _run(check: Callable[[], None]) -> str:
+    try:
+        check()
+    except Exception as exc:  # the message names the failing part; details go to the log
+        logger.warning("readiness check %s failed: %s", check.__name__, exc)
+        return f"fail: {type(exc).__name__}: {str(exc)[:200]}"
+    return "ok"
+
+
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Ready when the database, the Redis channel layer/cache and the task broker all answer."""
+    started = time.perf_counter()
+    checks = {
+        "database": _run(_check_database),
+        "redis": _run(_check_channel_layer) if settings.REDIS_URL else "ok (not configured: in-memory)",
+        "broker": _run(_check_broker),
+    }
+    failing = [name for name, result in checks.items() if result.startswith("fail")]
+    body = {
+        "status": "fail" if failing else "ok",
+        "failing": failing,
+        "checks": checks,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+    }
+    return JsonResponse(body, status=503 if failing else 200)

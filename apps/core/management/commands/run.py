@@ -1,0 +1,53 @@
+"""``manage.py run``: the web role under uvicorn; on the embedded default also the worker and scheduler."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+logger = logging.getLogger(__name__)
+
+
+class Command(BaseCommand):
+    help = "Run ICC's web role (ASGI: portal, API, websockets). Without a broker, tasks run embedded."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--workers", type=int, default=None, help="web processes (default WEB_CONCURRENCY)")
+        parser.add_argument("--embedded-threads", type=int, default=4, help="embedded worker threads")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        import uvicorn
+
+        workers = options["workers"] or settings.WEB_CONCURRENCY
+        if settings.ICC_TASKS_EMBEDDED and workers > 1:
+            raise CommandError("the embedded default runs one web process; set REDIS_URL to run several")
+        if settings.ICC_TASKS_EMBEDDED:
+            from apps.core import embedded
+
+            embedded.start(concurrency=options["embedded_threads"])
+        self.stdout.write(
+            f"ICC listening on http://{options['host']}:{options['port']}/ "
+            f"({'embedded worker and scheduler' if settings.ICC_TASKS_EMBEDDED else 'web role'})"
+        )
+        try:
+            uvicorn.run(
+                "iccapp.asgi:application",
+                host=options["host"],
+                port=options["port"],
+                workers=workers if workers > 1 else None,
+                log_config=None,
+                access_log=False,
+                proxy_headers=True,
+                lifespan="off",
+                ws_max_size=1 << 20,
+            )
+        finally:
+            if settings.ICC_TASKS_EMBEDDED:
+                from apps.core import embedded
+
+                embedded.stop()

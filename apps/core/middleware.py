@@ -1,0 +1,41 @@
+"""Request id and request context for every HTTP request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+
+from apps.core import context
+
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The peer address. Behind a proxy, REMOTE_ADDR is set by the ASGI server's proxy-headers handling."""
+    return str(request.META.get("REMOTE_ADDR") or "")
+
+
+class RequestIdMiddleware:
+    """Accepts X-Request-ID (or makes one), exposes it on the request, the logs and the response."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request_id = context.accept_request_id(request.headers.get(REQUEST_ID_HEADER))
+        request.request_id = request_id  # type: ignore[attr-defined]
+        path = request.path
+        source = "api" if path.startswith("/api/") else "admin" if path.startswith("/admin/") else "portal"
+        token = context.bind(
+            request_id=request_id,
+            client_ip=client_ip(request),
+            user_agent=request.headers.get("User-Agent", "")[:512],
+            source=source,
+        )
+        try:
+            response = self.get_response(request)
+        finally:
+            context.reset(token)
+        response[REQUEST_ID_HEADER] = request_id
+        return response

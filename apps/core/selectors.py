@@ -1,0 +1,33 @@
+"""Reads for the portal shell."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+
+
+def heartbeat_age_seconds() -> float | None:
+    from apps.core.tasks import HEARTBEAT_KEY
+
+    beat = cache.get(HEARTBEAT_KEY)
+    if not beat:
+        return None
+    return max(0.0, time.time() - float(beat["worker_at"]))
+
+
+def dashboard_counters() -> list[dict[str, Any]]:
+    """The dashboard's counters. Each later issue adds its own (clusters, applications, ...)."""
+    age = heartbeat_age_seconds()
+    user_model = get_user_model()
+    return [
+        {"key": "users", "label": "Users", "value": user_model.objects.filter(is_active=True).count()},
+        {
+            "key": "worker",
+            "label": "Worker heartbeat",
+            "value": "never" if age is None else f"{int(age)} s ago",
+            "state": "ok" if age is not None and age < 120 else "warn",
+        },
+    ]

@@ -1,0 +1,86 @@
+"""The Celery task decorator every ICC task uses.
+
+``icc_task`` insists on an explicit name and queue, sets soft and hard time limits, logs start and
+end as structured records carrying the originating request id, and counts runs and durations in
+Prometheus. Tasks take ids, call services, and are enqueued with ``enqueue_on_commit``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.db import transaction
+
+from apps.core import context, metrics
+
+logger = logging.getLogger("icc.tasks")
+F = TypeVar("F", bound=Callable[..., Any])
+
+QUEUES = ("default", "reconcile", "decisions", "cron", "analysis")
+
+
+def icc_task(
+    *,
+    name: str,
+    queue: str = "default",
+    soft_time_limit: int = 60,
+    time_limit: int | None = None,
+    acks_late: bool = False,
+    **options: Any,
+) -> Callable[[F], Any]:
+    """Declare a Celery task: ``@icc_task(name="clusters.sync", queue="reconcile", soft_time_limit=120)``."""
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}; known: {', '.join(QUEUES)}")
+    hard = time_limit if time_limit is not None else soft_time_limit + 30
+    if hard <= soft_time_limit:
+        raise ValueError("time_limit must exceed soft_time_limit")
+
+    def decorate(func: F) -> Any:
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            outcome = "success"
+            logger.info("task started", extra={"task": name})
+            try:
+                return func(*args, **kwargs)
+            except SoftTimeLimitExceeded:
+                outcome = "timeout"
+                logger.error("task hit its soft time limit of %ss", soft_time_limit, extra={"task": name})
+                raise
+            except Exception:
+                outcome = "failure"
+                logger.exception("task failed", extra={"task": name})
+                raise
+            finally:
+                elapsed = time.perf_counter() - started
+                metrics.TASK_RUNS.labels(task=name, outcome=outcome).inc()
+                metrics.TASK_DURATION.labels(task=name).observe(elapsed)
+                logger.info(
+                    "task finished", extra={"task": name, "outcome": outcome, "duration_ms": round(elapsed * 1000, 2)}
+                )
+
+        return shared_task(
+            name=name,
+            queue=queue,
+            soft_time_limit=soft_time_limit,
+            time_limit=hard,
+            acks_late=acks_late,
+            **options,
+        )(run)
+
+    return decorate
+
+
+def enqueue_on_commit(task: Any, *args: Any, **kwargs: Any) -> None:
+    """Send ``task`` once the current transaction commits (at once outside a transaction)."""
+    transaction.on_commit(lambda: task.apply_async(args=args, kwargs=kwargs))
+
+
+def current_request_id() -> str:
+    return context.current().request_id

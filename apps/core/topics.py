@@ -1,0 +1,53 @@
+"""Registry of live topics: who may subscribe, and which HTML fragment a subscriber receives.
+
+Each topic has an ``authorize(user, name)`` rule and a ``render(user, name, payload)`` function that
+returns server-rendered HTML carrying ``hx-swap-oob`` targets. Apps register their topics in
+``AppConfig.ready`` (the dashboard's are below). Access control (a later issue) replaces the
+rules here with scoped checks; the registry's interface stays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.template.loader import render_to_string
+
+AnyUser = AbstractBaseUser | AnonymousUser
+Authorize = Callable[[AnyUser, str], bool]
+Render = Callable[[AnyUser, str, dict[str, Any]], str]
+
+
+@dataclass(frozen=True)
+class Topic:
+    prefix: str
+    authorize: Authorize
+    render: Render
+
+
+_registry: dict[str, Topic] = {}
+
+
+def register(prefix: str, *, authorize: Authorize, render: Render) -> None:
+    """Register a topic. ``prefix`` matches the topic name or its part before the first dot."""
+    _registry[prefix] = Topic(prefix, authorize, render)
+
+
+def lookup(name: str) -> Topic | None:
+    return _registry.get(name) or _registry.get(name.split(".", 1)[0])
+
+
+def authenticated(user: AnyUser, name: str) -> bool:
+    """Rule: any logged-in, active user may subscribe."""
+    return bool(user.is_authenticated and user.is_active)
+
+
+def _render_dashboard(user: AnyUser, name: str, payload: dict[str, Any]) -> str:
+    from apps.core.selectors import dashboard_counters
+
+    return render_to_string("core/_dashboard_counters.html", {"counters": dashboard_counters(), "oob": True})
+
+
+register("dashboard", authorize=authenticated, render=_render_dashboard)

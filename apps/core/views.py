@@ -1,0 +1,59 @@
+"""Portal shell: dashboard, area pages, live fragments and error pages."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from apps.core.selectors import dashboard_counters
+
+AREAS: dict[str, dict[str, str]] = {
+    "clusters": {"title": "Clusters", "empty": "No clusters are registered yet."},
+    "applications": {"title": "Applications", "empty": "No applications are observed yet: register a cluster first."},
+    "scaling": {"title": "Scaling", "empty": "No scaling policies yet."},
+    "cron": {"title": "Cron", "empty": "No scheduled jobs yet."},
+    "compliance": {"title": "Compliance", "empty": "No policies yet."},
+    "traffic": {"title": "Traffic", "empty": "No traffic samples received yet."},
+    "audit": {"title": "Audit", "empty": "The audit trail is empty."},
+    "settings": {"title": "Settings", "empty": ""},
+}
+
+
+@login_required
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    return render(request, "core/dashboard.html", {"counters": dashboard_counters(), "live_topics": "dashboard"})
+
+
+@login_required
+@require_GET
+def dashboard_counters_fragment(request: HttpRequest) -> HttpResponse:
+    """The counters alone, for a page that re-fetches after its websocket reconnects."""
+    return render(request, "core/_dashboard_counters.html", {"counters": dashboard_counters()})
+
+
+@login_required
+@require_GET
+def area(request: HttpRequest, name: str) -> HttpResponse:
+    if name not in AREAS:
+        raise Http404(name)
+    return render(request, "core/area.html", {"area": AREAS[name], "area_key": name})
+
+
+def error_403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return render(request, "403.html", status=403)
+
+
+def error_404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return render(request, "404.html", {"path": request.path}, status=404)
+
+
+def error_500(request: HttpRequest) -> HttpResponse:
+    # No context processors that touch the database: the database may be why we are here.
+    from django.template import loader
+
+    return HttpResponse(
+        loader.get_template("500.html").render({"request_id": getattr(request, "request_id", "")}), status=500
+    )

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from apps.core.api.serializers import StrictModelSerializer
+from apps.users import services
+from apps.users.models import User
+
+
+class UserSerializer(StrictModelSerializer):
+    password = serializers.CharField(
+        write_only=True, required=False, allow_null=True, max_length=256, style={"input_type": "password"}
+    )
+
+    class Meta:
+        model = User
+        fields = (
+            "id",
+            "username",
+            "email",
+            "first_name",
+            "last_name",
+            "display_name",
+            "is_active",
+            "is_staff",
+            "is_superuser",
+            "date_joined",
+            "last_login",
+            "password",
+        )
+        read_only_fields = ("id", "is_superuser", "date_joined", "last_login")
+
+    def create(self, validated_data: dict[str, Any]) -> User:
+        return services.user_create(**validated_data)
+
+    def update(self, instance: User, validated_data: dict[str, Any]) -> User:
+        if "username" in validated_data or "password" in validated_data:
+            field = "username" if "username" in validated_data else "password"
+            raise serializers.ValidationError({field: ["Cannot be changed here."]})
+        return services.user_update(user=instance, **validated_data)

@@ -1,0 +1,56 @@
+"""Writes on users. Each service runs in one transaction and publishes live updates after commit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from apps.core.errors import ConflictError, DomainError
+from apps.core.events import publish
+from apps.users.models import User
+
+UPDATABLE_FIELDS = ("email", "first_name", "last_name", "display_name", "is_active", "is_staff")
+
+
+def user_create(
+    *,
+    username: str,
+    password: str | None = None,
+    email: str = "",
+    is_staff: bool = False,
+    is_superuser: bool = False,
+    **profile: Any,
+) -> User:
+    """Create a user; the password is checked by the configured validators; None means no local password."""
+    if User.objects.filter(username__iexact=username).exists():
+        raise ConflictError(f"a user named {username!r} already exists", field="username")
+    user = User(username=username, email=email, is_staff=is_staff or is_superuser, is_superuser=is_superuser, **profile)
+    if password is None:
+        user.set_unusable_password()
+    else:
+        try:
+            validate_password(password, user)
+        except ValidationError as exc:
+            raise DomainError(" ".join(exc.messages), field="password") from None
+        user.set_password(password)
+    with transaction.atomic():
+        user.save()
+        publish("dashboard", {"reason": "user.created"})
+    return user
+
+
+def user_update(*, user: User, **changes: Any) -> User:
+    """Change profile fields of ``user``."""
+    unknown = set(changes) - set(UPDATABLE_FIELDS)
+    if unknown:
+        raise DomainError(f"cannot change {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
+    with transaction.atomic():
+        for name, value in changes.items():
+            setattr(user, name, value)
+        user.save(update_fields=[*changes, "updated_at"])
+        if "is_active" in changes:
+            publish("dashboard", {"reason": "user.updated"})
+    return user

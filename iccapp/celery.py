@@ -1,0 +1,34 @@
+"""The Celery application: one app for every role (worker, beat, and the embedded default)."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from celery.signals import worker_init
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "iccapp.settings")
+
+app = Celery("iccapp")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@app.on_after_finalize.connect
+def _periodic(sender: Celery, **_: object) -> None:
+    from django.conf import settings
+
+    sender.conf.beat_schedule = {
+        "core.heartbeat": {"task": "core.heartbeat", "schedule": float(settings.ICC_HEARTBEAT_SECONDS)},
+    }
+
+
+@worker_init.connect
+def _worker_metrics(**_: object) -> None:
+    """A standalone worker serves its Prometheus metrics on WORKER_METRICS_PORT (0 disables)."""
+    from django.conf import settings
+
+    if settings.WORKER_METRICS_PORT and not settings.ICC_TASKS_EMBEDDED:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.WORKER_METRICS_PORT, addr=os.environ.get("WORKER_METRICS_ADDR", "0.0.0.0"))  # noqa: S104

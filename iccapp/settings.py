@@ -1,0 +1,295 @@
+"""ICC settings, read from the environment (see README.md, "Configuration").
+
+With no environment at all ICC runs as the whole product on one machine: SQLite in ICC_DATA_DIR,
+an in-memory channel layer, a local-memory cache, and tasks plus periodic loops executed by an
+embedded Celery worker and scheduler inside the ``run`` process. Production sets DATABASE_URL
+(PostgreSQL), REDIS_URL and SECRET_KEY; ``iccapp.checks`` refuses mixtures of the two.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+
+from iccapp.env import Env, EnvError, origin
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = Env()
+
+
+def _settings() -> dict[str, Any]:  # noqa: PLR0915 - one linear read of the environment
+    s: dict[str, Any] = {}
+    data_dir = Path(env.string("ICC_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+    s["ICC_DATA_DIR"] = data_dir
+    s["DEBUG"] = env.boolean("DEBUG", False)
+
+    # --- secret key: explicit, or (single-machine default) generated once into the data dir.
+    secret_key = env.string("SECRET_KEY", secret=True)
+    s["ICC_SECRET_KEY_SOURCE"] = "env" if secret_key else "generated"
+    if secret_key and len(secret_key) < 32:
+        raise EnvError("SECRET_KEY: must be at least 32 characters long")
+    if not secret_key:
+        key_file = data_dir / "secret_key"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if not key_file.exists():
+            key_file.touch(mode=0o600)
+            key_file.write_text(secrets.token_urlsafe(50), encoding="utf-8")
+        secret_key = key_file.read_text(encoding="utf-8").strip()
+    s["SECRET_KEY"] = secret_key
+
+    s["ALLOWED_HOSTS"] = env.csv("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+    s["CSRF_TRUSTED_ORIGINS"] = env.csv("CSRF_TRUSTED_ORIGINS", [], item=origin)
+
+    # --- database
+    default_db = f"sqlite:///{data_dir / 'icc.sqlite3'}"
+    database_url = env.url("DATABASE_URL", default_db, schemes=("sqlite", "postgres", "postgresql", "pgsql"))
+    try:
+        db = dj_database_url.parse(database_url)
+    except ValueError as exc:
+        raise EnvError(f"DATABASE_URL: {exc}") from None
+    if db["ENGINE"].endswith("sqlite3"):
+        Path(db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+        db["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+    else:
+        db["CONN_MAX_AGE"] = 0
+        pool_size = env.integer("DATABASE_POOL_SIZE", 10, minimum=0, maximum=500)
+        options: dict[str, Any] = {"connect_timeout": env.integer("DATABASE_CONNECT_TIMEOUT", 5, minimum=1)}
+        if pool_size:
+            options["pool"] = {"min_size": 1, "max_size": pool_size, "timeout": 10}
+        db["OPTIONS"] = options
+    s["DATABASES"] = {"default": db}
+    s["ICC_DATABASE_VENDOR"] = "sqlite" if db["ENGINE"].endswith("sqlite3") else "postgresql"
+
+    # --- Redis: channel layer, cache, broker, locks. Absent -> in-process equivalents.
+    redis_url = env.url("REDIS_URL", "", schemes=("redis", "rediss", "unix"))
+    s["REDIS_URL"] = redis_url
+    redis_max = env.integer("REDIS_MAX_CONNECTIONS", 200, minimum=4)
+    if redis_url:
+        s["CHANNEL_LAYERS"] = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {
+                    "hosts": [{"address": redis_url, "max_connections": redis_max}],
+                    "prefix": env.string("ICC_CHANNEL_PREFIX", "icc"),
+                    "capacity": 500,
+                    "expiry": 30,
+                },
+            }
+        }
+        s["CACHES"] = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": redis_url,
+                "KEY_PREFIX": env.string("ICC_CACHE_PREFIX", "icc"),
+                "OPTIONS": {"max_connections": redis_max, "socket_timeout": 2, "socket_connect_timeout": 2},
+            }
+        }
+    else:
+        s["CHANNEL_LAYERS"] = {"default": {"BACKEND": "apps.core.channel_layers.ThreadSafeInMemoryChannelLayer"}}
+        s["CACHES"] = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "icc"}}
+
+    broker = env.url("CELERY_BROKER_URL", redis_url or "memory://", schemes=("redis", "rediss", "amqp", "memory"))
+    s["CELERY_BROKER_URL"] = broker
+    s["ICC_TASKS_EMBEDDED"] = broker.startswith("memory://")
+    s["CELERY_RESULT_BACKEND"] = (
+        env.url("CELERY_RESULT_BACKEND", redis_url, schemes=("redis", "rediss", "cache+memory", "rpc")) or None
+    )
+    s["WEB_CONCURRENCY"] = env.integer("WEB_CONCURRENCY", 1, minimum=1, maximum=64)
+    s["WORKER_METRICS_PORT"] = env.integer("WORKER_METRICS_PORT", 9808, minimum=0, maximum=65535)
+
+    s["LOG_LEVEL"] = env.string("LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
+    s["LOG_FORMAT"] = env.string("LOG_FORMAT", "json", choices=("json", "text"))
+    s["PROMETHEUS_URL"] = env.url("PROMETHEUS_URL", "", schemes=("http", "https"), secret=False)
+    s["SECURE_COOKIES"] = env.boolean("SECURE_COOKIES", False)
+    s["ICC_HEARTBEAT_SECONDS"] = env.integer("ICC_HEARTBEAT_SECONDS", 15, minimum=1, maximum=3600)
+    s["ICC_ENV_SOURCES"] = dict(env.used)
+    return s
+
+
+try:
+    _from_env = _settings()
+except EnvError as _exc:
+    # A clear message and a non-zero exit beat a traceback at start-up.
+    sys.stderr.write(f"ICC configuration error: {_exc}\n")
+    raise SystemExit(78) from None  # EX_CONFIG
+ICC_DATA_DIR: Path = _from_env["ICC_DATA_DIR"]
+DEBUG: bool = _from_env["DEBUG"]
+ICC_SECRET_KEY_SOURCE: str = _from_env["ICC_SECRET_KEY_SOURCE"]
+SECRET_KEY: str = _from_env["SECRET_KEY"]
+ALLOWED_HOSTS: list[str] = _from_env["ALLOWED_HOSTS"]
+CSRF_TRUSTED_ORIGINS: list[str] = _from_env["CSRF_TRUSTED_ORIGINS"]
+DATABASES: dict[str, Any] = _from_env["DATABASES"]
+ICC_DATABASE_VENDOR: str = _from_env["ICC_DATABASE_VENDOR"]
+REDIS_URL: str = _from_env["REDIS_URL"]
+CHANNEL_LAYERS: dict[str, Any] = _from_env["CHANNEL_LAYERS"]
+CACHES: dict[str, Any] = _from_env["CACHES"]
+CELERY_BROKER_URL: str = _from_env["CELERY_BROKER_URL"]
+ICC_TASKS_EMBEDDED: bool = _from_env["ICC_TASKS_EMBEDDED"]
+CELERY_RESULT_BACKEND: str | None = _from_env["CELERY_RESULT_BACKEND"]
+WEB_CONCURRENCY: int = _from_env["WEB_CONCURRENCY"]
+WORKER_METRICS_PORT: int = _from_env["WORKER_METRICS_PORT"]
+LOG_LEVEL: str = _from_env["LOG_LEVEL"]
+LOG_FORMAT: str = _from_env["LOG_FORMAT"]
+PROMETHEUS_URL: str = _from_env["PROMETHEUS_URL"]
+SECURE_COOKIES: bool = _from_env["SECURE_COOKIES"]
+ICC_HEARTBEAT_SECONDS: int = _from_env["ICC_HEARTBEAT_SECONDS"]
+ICC_ENV_SOURCES: dict[str, str] = _from_env["ICC_ENV_SOURCES"]
+
+INSTALLED_APPS = [
+    "django_prometheus",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "apps.core",
+    "apps.users",
+    "apps.audit",
+    "apps.clusters",
+    "apps.scaler",
+    "apps.compliance",
+    "apps.cron",
+    "apps.traffic",
+    "iccapp",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "apps.core.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "iccapp.urls"
+WSGI_APPLICATION = "iccapp.wsgi.application"
+ASGI_APPLICATION = "iccapp.asgi.application"
+AUTH_USER_MODEL = "users.User"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "apps.core.context_processors.portal",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = ICC_DATA_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+WHITENOISE_KEEP_ONLY_HASHED_FILES = False
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+SESSION_COOKIE_SECURE = SECURE_COOKIES
+CSRF_COOKIE_SECURE = SECURE_COOKIES
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if SECURE_COOKIES else None
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "apps.core.api.renderers.ORJSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "apps.core.api.pagination.CursorPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "apps.core.api.exceptions.exception_handler",
+    "DEFAULT_VERSIONING_CLASS": "rest_framework.versioning.NamespaceVersioning",
+    "ALLOWED_VERSIONS": ["v1"],
+    "DEFAULT_VERSION": "v1",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ICC API",
+    "DESCRIPTION": "Intelligent Command Center: control plane for applications on Kubernetes.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+}
+
+# --- Celery (names are read by iccapp.celery with namespace="CELERY")
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_IGNORE_RESULT = CELERY_RESULT_BACKEND is None
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SOFT_TIME_LIMIT = 300
+CELERY_TASK_TIME_LIMIT = 360
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}  # exceeds the longest hard limit
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_RESULT_EXPIRES = 3600
+CELERY_TIMEZONE = "UTC"
+
+PROMETHEUS_EXPORT_MIGRATIONS = False
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "apps.core.logging.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "apps.core.logging.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "uvicorn.access": {"level": "WARNING"},
+        "celery": {"level": LOG_LEVEL},
+    },
+}

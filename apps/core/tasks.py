@@ -22,3 +22,14 @@ def heartbeat(scheduled_at: float | None = None) -> dict[str, float]:
     metrics.HEARTBEAT_AGE.labels(role="worker").set(0)
     send_now("dashboard", {"reason": "heartbeat"})
     return beat
+
+
+@icc_task(name="core.ping", queue="default", soft_time_limit=10)
+def ping() -> dict[str, str]:
+    """Diagnostic: answers with the worker's view of the request context (proves request ids reach tasks)."""
+    import socket
+
+    from apps.core import context
+
+    ctx = context.current()
+    return {"pong": "ok", "request_id": ctx.request_id, "task": ctx.task, "host": socket.gethostname()}

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Set up everything the tests need (Debian packages, PostgreSQL, Redis, Python packages) and run
+# the whole suite against real PostgreSQL and Redis, after lint, type and Django checks.
+# Extra arguments go to pytest, e.g. scripts/test.sh -k websocket
+source "$(dirname "$0")/common.sh"
+
+DEFAULT_DB="postgres://postgres@${PGHOST:-127.0.0.1}:${PGPORT:-5432}/icc"
+export DATABASE_URL="${DATABASE_URL:-$DEFAULT_DB}"
+export REDIS_URL="${REDIS_URL:-redis://${REDIS_HOST:-127.0.0.1}:${REDIS_PORT:-6379}/15}"
+
+url_part() { python3 -c 'import sys,urllib.parse as u; p=u.urlsplit(sys.argv[1]); print(p.hostname or "127.0.0.1", p.port or int(sys.argv[2]))' "$1" "$2"; }
+reachable() { python3 -c 'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 2).close()' "$1" "$2" 2>/dev/null; }
+is_local() { case "$1" in 127.*|localhost|::1) return 0;; *) return 1;; esac; }
+
+ensure_postgres() {
+  read -r host port < <(url_part "$DATABASE_URL" 5432)
+  reachable "$host" "$port" && return 0
+  is_local "$host" || { log "PostgreSQL at $host:$port is unreachable (DATABASE_URL)"; exit 1; }
+  if ! command -v pg_ctlcluster >/dev/null; then
+    apt_install postgresql
+    if [ "$DATABASE_URL" = "$DEFAULT_DB" ]; then  # a fresh install wants a password over TCP
+      local version; version="$(ls /etc/postgresql | sort -V | tail -1)"
+      as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+      as_root su postgres -c "psql -qc \"ALTER ROLE postgres PASSWORD 'postgres'\""
+      export DATABASE_URL="postgres://postgres:postgres@${host}:${port}/icc"
+    fi
+  fi
+  log "starting PostgreSQL"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main start || true
+  for _ in $(seq 30); do reachable "$host" "$port" && return 0; sleep 1; done
+  log "PostgreSQL did not come up on $host:$port"; exit 1
+}
+
+ensure_redis() {
+  read -r host port < <(url_part "$REDIS_URL" 6379)
+  reachable "$host" "$port" && return 0
+  is_local "$host" || { log "Redis at $host:$port is unreachable (REDIS_URL)"; exit 1; }
+  command -v redis-server >/dev/null || apt_install redis-server
+  log "starting Redis"
+  as_root mkdir -p /var/lib/redis /var/log/redis
+  as_root redis-server --daemonize yes --bind 127.0.0.1 -::1 --port "$port" --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  for _ in $(seq 30); do reachable "$host" "$port" && return 0; sleep 1; done
+  log "Redis did not come up on $host:$port"; exit 1
+}
+
+apt_install chromium git
+ensure_postgres
+ensure_redis
+ensure_venv requirements-dev.txt
+export PATH="$VENV/bin:$PATH"
+
+log "ruff"
+ruff check .
+ruff format --check .
+log "mypy"
+mypy .
+log "Django system checks and migrations"
+python manage.py check --fail-level WARNING
+python manage.py makemigrations --check --dry-run
+log "pytest (PostgreSQL: ${DATABASE_URL%%@*}@..., Redis: $REDIS_URL)"
+exec python -m pytest "$@"

@@ -51,6 +51,8 @@ def _settings() -> dict[str, Any]:  # noqa: PLR0915 - one linear read of the env
         db = dj_database_url.parse(database_url)
     except ValueError as exc:
         raise EnvError(f"DATABASE_URL: {exc}") from None
+    # django-prometheus' wrappers of the same backends count queries, errors and durations.
+    db["ENGINE"] = db["ENGINE"].replace("django.db.backends.", "django_prometheus.db.backends.")
     if db["ENGINE"].endswith("sqlite3"):
         Path(db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
         db["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
@@ -82,7 +84,7 @@ def _settings() -> dict[str, Any]:  # noqa: PLR0915 - one linear read of the env
         }
         s["CACHES"] = {
             "default": {
-                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "BACKEND": "apps.core.cache.MetricsRedisCache",
                 "LOCATION": redis_url,
                 "KEY_PREFIX": env.string("ICC_CACHE_PREFIX", "icc"),
                 "OPTIONS": {"max_connections": redis_max, "socket_timeout": 2, "socket_connect_timeout": 2},
@@ -90,7 +92,7 @@ def _settings() -> dict[str, Any]:  # noqa: PLR0915 - one linear read of the env
         }
     else:
         s["CHANNEL_LAYERS"] = {"default": {"BACKEND": "apps.core.channel_layers.ThreadSafeInMemoryChannelLayer"}}
-        s["CACHES"] = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "icc"}}
+        s["CACHES"] = {"default": {"BACKEND": "django_prometheus.cache.backends.locmem.LocMemCache", "LOCATION": "icc"}}
 
     broker = env.url("CELERY_BROKER_URL", redis_url or "memory://", schemes=("redis", "rediss", "amqp", "memory"))
     s["CELERY_BROKER_URL"] = broker

@@ -10,3 +10,6 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.core import metrics, signals, topics  # noqa: F401 - registers signal handlers and topics
+        from apps.core.logging import install_record_factory
+
+        install_record_factory()

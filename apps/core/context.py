@@ -34,6 +34,15 @@ def bind(**changes: object) -> object:
     return _current.set(replace(_current.get(), **changes))  # type: ignore[arg-type]
 
 
+def start(**fields: object) -> None:
+    """Begin a new context (a request, a task run): every field not given is cleared.
+
+    Not reset at the end on purpose: Django logs the response after the middleware returns, and
+    that line must carry the request id too. The next request or task starts its own context.
+    """
+    _current.set(RequestContext(**fields))  # type: ignore[arg-type]
+
+
 def reset(token: object) -> None:
     _current.reset(token)  # type: ignore[arg-type]
 

@@ -10,6 +10,22 @@ from pythonjsonlogger.json import JsonFormatter as _BaseJsonFormatter
 from apps.core import context
 
 
+_base_factory = logging.getLogRecordFactory()
+
+
+def _record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    record = _base_factory(*args, **kwargs)
+    ctx = context.current()
+    record.request_id = ctx.request_id or "-"
+    return record
+
+
+def install_record_factory() -> None:
+    """Stamp every log record, whichever handler gets it, with the current request id."""
+    if logging.getLogRecordFactory() is not _record_factory:
+        logging.setLogRecordFactory(_record_factory)
+
+
 class RequestIdFilter(logging.Filter):
     """Adds ``request_id`` (and the task name, inside a task) to every record."""
 

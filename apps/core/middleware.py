@@ -27,15 +27,12 @@ class RequestIdMiddleware:
         request.request_id = request_id  # type: ignore[attr-defined]
         path = request.path
         source = "api" if path.startswith("/api/") else "admin" if path.startswith("/admin/") else "portal"
-        token = context.bind(
+        context.start(
             request_id=request_id,
             client_ip=client_ip(request),
             user_agent=request.headers.get("User-Agent", "")[:512],
             source=source,
         )
-        try:
-            response = self.get_response(request)
-        finally:
-            context.reset(token)
+        response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request_id
         return response

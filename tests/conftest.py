@@ -61,6 +61,15 @@ def _real_services() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _plain_static_storage(settings):  # type: ignore[no-untyped-def]
+    """In-process tests render templates without a collectstatic manifest (servers we start collect one)."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture(autouse=True)
 def _clean_redis_db() -> Iterator[None]:
     """Each test starts with an empty Redis test database (cache, channel layer, broker)."""
     import redis
@@ -161,11 +170,13 @@ def icc_server(transactional_db, tmp_path) -> Iterator[RunningServer]:  # type: 
     """A real ICC web process (uvicorn via ``manage.py run``) on the test database and Redis."""
     port = free_port()
     log_path = tmp_path / "server.log"
+    env = server_env(ICC_DATA_DIR=str(tmp_path / "data"))
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "manage.py", "run", "--port", str(port)],
             cwd=ROOT,
-            env=server_env(ICC_DATA_DIR=str(tmp_path / "data")),
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.contrib.auth.models import AnonymousUser
 from django.utils.html import escape
 
 from apps.core import metrics, topics
@@ -25,10 +27,13 @@ logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 MAX_TOPICS = 50
+USER_RECHECK_SECONDS = 5.0  # a deactivated user stops receiving within this time
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
     subscribed: set[str]
+    accepted: bool = False
+    user_checked_at: float = 0.0
 
     async def connect(self) -> None:
         self.subscribed = set()
@@ -38,6 +43,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         await self.accept()
+        self.accepted = True
+        self.user_checked_at = time.monotonic()
         metrics.WS_CONNECTIONS.inc()
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         names = [n.strip() for raw in query.get("topics", []) for n in raw.split(",") if n.strip()]
@@ -45,11 +52,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.subscribe(name)
 
     async def disconnect(self, code: int) -> None:
-        if getattr(self, "subscribed", None) is None or self.scope.get("user") is None:
+        if not self.accepted:
             return
         for name in list(self.subscribed):
             await self.channel_layer.group_discard(group_for(name), self.channel_name)
-        if self.scope["user"].is_authenticated:
+        if self.accepted:
             metrics.WS_CONNECTIONS.dec()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -111,8 +118,19 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=html)
         metrics.WS_MESSAGES.inc()
 
+    def _current_user(self) -> Any:
+        """The connection's user, re-read from the database at most every USER_RECHECK_SECONDS."""
+        now = time.monotonic()
+        if now - self.user_checked_at >= USER_RECHECK_SECONDS:
+            from django.contrib.auth import get_user_model
+
+            fresh = get_user_model().objects.filter(pk=self.scope["user"].pk).first()
+            self.scope["user"] = fresh if fresh is not None else AnonymousUser()
+            self.user_checked_at = now
+        return self.scope["user"]
+
     def _render(self, topic: topics.Topic, name: str, payload: dict[str, Any]) -> str | None:
-        user = self.scope["user"]
+        user = self._current_user()
         if not topic.authorize(user, name):
             return None
         return topic.render(user, name, payload)

@@ -1,0 +1,88 @@
+"""The portal shell: login, navigation, dashboard, admin branding, error pages."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client, RequestFactory
+
+from apps.core import views
+from apps.core.context_processors import NAVIGATION
+
+pytestmark = pytest.mark.django_db
+
+
+def test_pages_require_login(client):
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+
+
+def test_wrong_password_shows_an_error_not_a_crash(client, viewer_persona):
+    response = client.post("/accounts/login/", {"username": viewer_persona.username, "password": "wrong"})
+    assert response.status_code == 200
+    assert "Please enter a correct username and password" in response.content.decode()
+
+
+def test_login_dashboard_navigation_and_logout(client, viewer_persona):
+    response = client.post(
+        "/accounts/login/", {"username": viewer_persona.username, "password": viewer_persona.password}
+    )
+    assert response.status_code == 302
+    html = client.get("/").content.decode()
+    assert "<h1>Dashboard</h1>" in html
+    assert 'id="counter-users"' in html
+    assert 'ws-connect="/ws/?topics=dashboard"' in html, "the dashboard subscribes to its live topic"
+    for _, label, url in NAVIGATION:
+        assert f'href="{url}"' in html, label
+        page = client.get(url)
+        assert page.status_code == 200, url
+    assert client.get("/fragments/dashboard/counters/").status_code == 200
+    client.post("/accounts/logout/")
+    assert client.get("/").status_code == 302
+
+
+def test_unknown_pages_get_the_real_404_page(client, viewer_persona):
+    client.login(username=viewer_persona.username, password=viewer_persona.password)
+    response = client.get("/no-such-area/")
+    assert response.status_code == 404
+    html = response.content.decode()
+    assert "404 · Not found" in html and "/no-such-area/" in html
+
+
+def test_403_and_500_pages_are_ours():
+    request = RequestFactory().get("/x")
+    request.request_id = "rid-500"
+    response = views.error_500(request)
+    assert response.status_code == 500
+    assert b"rid-500" in response.content
+    from django.contrib.auth.models import AnonymousUser
+
+    request.user = AnonymousUser()
+    response = views.error_403(request)
+    assert response.status_code == 403
+    assert "403 · Not allowed" in response.content.decode()
+
+
+def test_an_unhandled_error_renders_the_500_page(admin_persona, monkeypatch):
+    client = Client(raise_request_exception=False)
+    client.login(username=admin_persona.username, password=admin_persona.password)
+
+    def explode() -> list[dict[str, object]]:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(views, "dashboard_counters", explode)
+    response = client.get("/", headers={"X-Request-ID": "boom-1"})
+    assert response.status_code == 500
+    assert b"boom-1" in response.content
+
+
+def test_admin_is_branded_icc(client, admin_persona):
+    client.login(username=admin_persona.username, password=admin_persona.password)
+    html = client.get("/admin/").content.decode()
+    assert "ICC administration" in html
+    assert client.get("/admin/users/user/").status_code == 200
+
+
+def test_non_staff_cannot_enter_the_admin(client, viewer_persona):
+    client.login(username=viewer_persona.username, password=viewer_persona.password)
+    assert client.get("/admin/").status_code == 302

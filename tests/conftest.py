@@ -165,13 +165,30 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 20) -> int:
     return process.returncode
 
 
+@pytest.fixture(scope="session")
+def collected_static(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``collectstatic`` once per session: served pages use the manifest storage, which needs it."""
+    data_dir = tmp_path_factory.mktemp("static-data")
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+        cwd=ROOT,
+        env=server_env(ICC_DATA_DIR=str(data_dir)),
+        check=True,
+        timeout=120,
+    )
+    return data_dir / "static"
+
+
 @pytest.fixture
-def icc_server(transactional_db, tmp_path) -> Iterator[RunningServer]:  # type: ignore[no-untyped-def]
+def icc_server(transactional_db, tmp_path, collected_static) -> Iterator[RunningServer]:  # type: ignore[no-untyped-def]
     """A real ICC web process (uvicorn via ``manage.py run``) on the test database and Redis."""
     port = free_port()
     log_path = tmp_path / "server.log"
-    env = server_env(ICC_DATA_DIR=str(tmp_path / "data"))
-    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not (data_dir / "static").exists():
+        (data_dir / "static").symlink_to(collected_static, target_is_directory=True)
+    env = server_env(ICC_DATA_DIR=str(data_dir))
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "manage.py", "run", "--port", str(port)],

@@ -9,7 +9,6 @@ from pythonjsonlogger.json import JsonFormatter as _BaseJsonFormatter
 
 from apps.core import context
 
-
 _base_factory = logging.getLogRecordFactory()
 
 

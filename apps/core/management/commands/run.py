@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 from typing import Any
 
 from django.conf import settings
@@ -34,6 +35,9 @@ class Command(BaseCommand):
             f"ICC listening on http://{options['host']}:{options['port']}/ "
             f"({'embedded worker and scheduler' if settings.ICC_TASKS_EMBEDDED else 'web role'})"
         )
+        # uvicorn re-raises SIGTERM after its graceful shutdown; as KeyboardInterrupt (which uvicorn.run
+        # swallows) it lets the finally-block drain the embedded worker, as Ctrl-C already does.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
             uvicorn.run(
                 "iccapp.asgi:application",

@@ -48,6 +48,16 @@ def test_a_paginated_list_of_100_users_costs_at_most_3_queries(staff_client):
     assert len(seen) == User.objects.count(), "cursor pages cover every user exactly once"
 
 
+def test_the_fast_list_matches_the_serializer(staff_client, admin_persona):
+    from apps.users.api.serializers import UserSerializer
+    from apps.users.api.views import UserViewSet
+
+    listed = staff_client.get(USERS).json()["results"]
+    detail = staff_client.get(f"{USERS}{admin_persona.user.pk}/").json()
+    assert listed[0] == detail
+    assert set(UserViewSet.values_fields()) == set(UserSerializer(admin_persona.user).data.keys())
+
+
 def test_filters_narrow_the_list(staff_client):
     User.objects.bulk_create([User(username="alpha-one"), User(username="beta-two")])
     names = [u["username"] for u in staff_client.get(USERS, {"username": "alpha"}).json()["results"]]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 
 from apps.core import context
@@ -17,12 +19,36 @@ def client_ip(request: HttpRequest) -> str:
 
 
 class RequestIdMiddleware:
-    """Accepts X-Request-ID (or makes one), exposes it on the request, the logs and the response."""
+    """Accepts X-Request-ID (or makes one), exposes it on the request, the logs and the response.
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+    Both sync- and async-capable, so under ASGI it adds no thread hop to the middleware chain.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self.__acall__(request)
+        self.begin(request)
+        response = self.get_response(request)
+        response[REQUEST_ID_HEADER] = request.request_id  # type: ignore[attr-defined]
+        return response
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        self.begin(request)
+        response = await self.get_response(request)
+        response[REQUEST_ID_HEADER] = request.request_id  # type: ignore[attr-defined]
+        return response
+
+    @staticmethod
+    def begin(request: HttpRequest) -> None:
         request_id = context.accept_request_id(request.headers.get(REQUEST_ID_HEADER))
         request.request_id = request_id  # type: ignore[attr-defined]
         path = request.path
@@ -33,6 +59,3 @@ class RequestIdMiddleware:
             user_agent=request.headers.get("User-Agent", "")[:512],
             source=source,
         )
-        response = self.get_response(request)
-        response[REQUEST_ID_HEADER] = request_id
-        return response

@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 from django_filters import rest_framework as filters
 from rest_framework.permissions import BasePermission
 
-from apps.core.api.viewsets import CreateListRetrieveUpdateViewSet
+from apps.core.api.viewsets import CreateListRetrieveUpdateViewSet, ValuesListMixin
 from apps.users import selectors
 from apps.users.api.serializers import UserSerializer
 from apps.users.models import User
@@ -32,7 +32,7 @@ class UserFilter(filters.FilterSet):
         fields = ("username", "email", "is_active", "is_staff")
 
 
-class UserViewSet(CreateListRetrieveUpdateViewSet):
+class UserViewSet(ValuesListMixin, CreateListRetrieveUpdateViewSet):
     serializer_class = UserSerializer
     filterset_class = UserFilter
     permission_classes = [*CreateListRetrieveUpdateViewSet.permission_classes, StaffWrites]

@@ -16,10 +16,13 @@ app.autodiscover_tasks()
 
 @app.on_after_finalize.connect
 def _periodic(sender: Celery, **_: object) -> None:
+    from celery.schedules import crontab
     from django.conf import settings
 
     sender.conf.beat_schedule = {
         "core.heartbeat": {"task": "core.heartbeat", "schedule": float(settings.ICC_HEARTBEAT_SECONDS)},
+        "audit.verify_chain": {"task": "audit.verify_chain", "schedule": float(settings.AUDIT_VERIFY_SECONDS)},
+        "audit.write_checkpoint": {"task": "audit.write_checkpoint", "schedule": crontab(minute=5, hour=0)},
     }
 
 

@@ -108,6 +108,11 @@ def _settings() -> dict[str, Any]:  # noqa: PLR0915 - one linear read of the env
     s["PROMETHEUS_URL"] = env.url("PROMETHEUS_URL", "", schemes=("http", "https"), secret=False)
     s["SECURE_COOKIES"] = env.boolean("SECURE_COOKIES", False)
     s["ICC_HEARTBEAT_SECONDS"] = env.integer("ICC_HEARTBEAT_SECONDS", 15, minimum=1, maximum=3600)
+    s["AUDIT_SIGNING_KEY"] = env.string("AUDIT_SIGNING_KEY", secret=True)
+    if s["AUDIT_SIGNING_KEY"] and len(s["AUDIT_SIGNING_KEY"]) < 32:
+        raise EnvError("AUDIT_SIGNING_KEY: must be at least 32 characters long")
+    s["AUDIT_CHECKPOINT_DIR"] = Path(env.string("AUDIT_CHECKPOINT_DIR", str(data_dir / "audit-checkpoints")))
+    s["AUDIT_VERIFY_SECONDS"] = env.integer("AUDIT_VERIFY_SECONDS", 3600, minimum=60)
     s["ICC_ENV_SOURCES"] = dict(env.used)
     return s
 
@@ -139,6 +144,9 @@ LOG_FORMAT: str = _from_env["LOG_FORMAT"]
 PROMETHEUS_URL: str = _from_env["PROMETHEUS_URL"]
 SECURE_COOKIES: bool = _from_env["SECURE_COOKIES"]
 ICC_HEARTBEAT_SECONDS: int = _from_env["ICC_HEARTBEAT_SECONDS"]
+AUDIT_SIGNING_KEY: str = _from_env["AUDIT_SIGNING_KEY"]
+AUDIT_CHECKPOINT_DIR: Path = _from_env["AUDIT_CHECKPOINT_DIR"]
+AUDIT_VERIFY_SECONDS: int = _from_env["AUDIT_VERIFY_SECONDS"]
 ICC_ENV_SOURCES: dict[str, str] = _from_env["ICC_ENV_SOURCES"]
 
 INSTALLED_APPS = [
@@ -173,6 +181,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "apps.core.middleware.RequestUserMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",

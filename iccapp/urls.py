@@ -13,6 +13,7 @@ admin.site.index_title = "Intelligent Command Center"
 
 api_v1: list[URLPattern | URLResolver] = [
     path("", include("apps.users.api.urls")),
+    path("", include("apps.audit.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="v1:schema"), name="swagger-ui"),
     path("redoc/", SpectacularRedocView.as_view(url_name="v1:schema"), name="redoc"),
@@ -24,6 +25,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password/", auth_views.PasswordChangeView.as_view(success_url="/"), name="password_change"),
+    path("audit/", include("apps.audit.urls")),
     path("", include("django_prometheus.urls")),
     path("", include("apps.core.urls")),
 ]

@@ -52,6 +52,19 @@ ensure_redis
 ensure_venv requirements-dev.txt
 export PATH="$VENV/bin:$PATH"
 
+# The Django checks connect to DATABASE_URL's database itself (pytest uses test_<name>): create it.
+python - <<'PY'
+import os, urllib.parse as u, psycopg
+from psycopg import sql
+url = u.urlsplit(os.environ["DATABASE_URL"])
+name = url.path.lstrip("/") or "icc"
+admin = url._replace(path="/postgres").geturl().replace("postgres://", "postgresql://", 1)
+with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+    if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        print(f"created database {name}")
+PY
+
 log "ruff"
 ruff check .
 ruff format --check .

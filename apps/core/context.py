@@ -6,6 +6,7 @@ import re
 import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -19,6 +20,7 @@ class RequestContext:
     user_agent: str = ""
     source: str = ""  # api / portal / admin / task / watcher / cli
     task: str = ""
+    user: Any = None  # the request's (lazy) user, set after authentication; None outside requests
     extra: dict[str, str] = field(default_factory=dict)
 
 

@@ -59,3 +59,26 @@ class RequestIdMiddleware:
             user_agent=request.headers.get("User-Agent", "")[:512],
             source=source,
         )
+
+
+class RequestUserMiddleware:
+    """After authentication: expose the (still lazy) user to services through the request context."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self.__acall__(request)
+        context.bind(user=getattr(request, "user", None))
+        return self.get_response(request)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        context.bind(user=getattr(request, "user", None))
+        return await self.get_response(request)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery.signals import before_task_publish, task_postrun, task_prerun
+from django.dispatch import Signal
 
 from apps.core import context
 
@@ -24,3 +25,7 @@ def _start_task_context(task: Any = None, **_: Any) -> None:
 @task_postrun.connect
 def _end_task_context(**_: Any) -> None:
     context.start()
+
+
+# Sent by the API when a request is refused (403/404 for lack of rights); the audit app records it.
+access_denied = Signal()

@@ -8,11 +8,27 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from apps.audit.redaction import diff
+from apps.audit.services import audit_record
 from apps.core.errors import ConflictError, DomainError
 from apps.core.events import publish
 from apps.users.models import User
 
+AUDITED_FIELDS = (
+    "username",
+    "email",
+    "first_name",
+    "last_name",
+    "display_name",
+    "is_active",
+    "is_staff",
+    "is_superuser",
+)
 UPDATABLE_FIELDS = ("email", "first_name", "last_name", "display_name", "is_active", "is_staff")
+
+
+def _snapshot(user: User) -> dict[str, Any]:
+    return {name: getattr(user, name) for name in AUDITED_FIELDS}
 
 
 def user_create(
@@ -38,6 +54,11 @@ def user_create(
         user.set_password(password)
     with transaction.atomic():
         user.save()
+        audit_record(
+            action="users.user.create",
+            target=user,
+            changes=diff({}, _snapshot(user) | {"password": "set" if password else None}),
+        )
         publish("dashboard", {"reason": "user.created"})
     return user
 
@@ -48,9 +69,11 @@ def user_update(*, user: User, **changes: Any) -> User:
     if unknown:
         raise DomainError(f"cannot change {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
     with transaction.atomic():
+        before = _snapshot(user)
         for name, value in changes.items():
             setattr(user, name, value)
         user.save(update_fields=[*changes, "updated_at"])
+        audit_record(action="users.user.update", target=user, changes=diff(before, _snapshot(user)))
         if "is_active" in changes:
             publish("dashboard", {"reason": "user.updated"})
     return user

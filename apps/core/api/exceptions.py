@@ -76,6 +76,23 @@ def exception_handler(exc: Exception, ctx: dict[str, Any]) -> Response | None:
         codes = exc.get_codes()
         code = codes if isinstance(codes, str) else "error"
         response.data = _body(response.status_code, code, str(exc.detail))
+    if isinstance(exc, (exceptions.PermissionDenied, exceptions.NotAuthenticated)):
+        _announce_denied(exc, ctx)
     if response.status_code == status.HTTP_401_UNAUTHORIZED or response.status_code >= 500:
         logger.info("API error %s: %s", response.status_code, response.data["error"]["message"])
     return response
+
+
+def _announce_denied(exc: exceptions.APIException, ctx: dict[str, Any]) -> None:
+    from apps.core.signals import access_denied
+
+    view, request = ctx.get("view"), ctx.get("request")
+    basename = getattr(view, "basename", None) or type(view).__name__
+    action = getattr(view, "action", None) or (request.method.lower() if request else "request")
+    access_denied.send(
+        sender=type(view),
+        action=f"api.{basename}.{action}",
+        target_id=str((ctx.get("kwargs") or {}).get("pk", "")),
+        message=str(exc.detail),
+        path=request.path if request else "",
+    )

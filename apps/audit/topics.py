@@ -1,0 +1,41 @@
+"""Live topics of the audit trail: the tail of new events, and each object's history panel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.template.loader import render_to_string
+
+from apps.core import topics
+
+
+def _staff(user: Any, name: str) -> bool:
+    """Rule: until scoped access control lands, only active staff read the audit trail."""
+    return bool(user.is_authenticated and user.is_active and user.is_staff)
+
+
+def _render_tail(user: Any, name: str, payload: dict[str, Any]) -> str:
+    from apps.audit.selectors import audit_events
+
+    seqs = payload.get("seqs") or []
+    if not seqs:
+        return '<div id="audit-live-status" hx-swap-oob="true" class="icc-live">live</div>'
+    events = list(audit_events(viewer=user).filter(seq__in=seqs).order_by("seq"))
+    return render_to_string("audit/_live_rows.html", {"events": events})
+
+
+def _render_history(user: Any, name: str, payload: dict[str, Any]) -> str:
+    from apps.audit.selectors import object_history
+
+    _, target_type, target_id = name.split(".", 2)
+    target_type = target_type.replace("-", ".")
+    events = object_history(viewer=user, target_type=target_type, target_id=target_id)
+    return render_to_string(
+        "audit/_history.html",
+        {"events": events, "panel_id": name.replace(".", "-"), "oob": True, "target_type": target_type,
+         "target_id": target_id},
+    )  # fmt: skip
+
+
+topics.register("audit", authorize=_staff, render=_render_tail)
+topics.register("history", authorize=_staff, render=_render_history)

@@ -415,3 +415,27 @@ async def test_the_live_tail_and_the_history_panel_show_a_new_event(admin_person
     assert connected
     assert "not allowed to follow audit" in await outsider.receive_from(timeout=5)
     await outsider.disconnect()
+
+
+def test_the_admin_offers_no_edit_or_delete(client, admin_persona):
+    client.login(username=admin_persona.username, password=admin_persona.password)
+    event = make_events(1)[0]
+    assert client.get("/admin/audit/auditevent/").status_code == 200
+    page = client.get(f"/admin/audit/auditevent/{event.seq}/change/")
+    assert page.status_code == 200
+    assert "Save" not in page.content.decode()
+    assert client.post(f"/admin/audit/auditevent/{event.seq}/delete/", {"post": "yes"}).status_code == 403
+    assert client.get("/admin/audit/auditevent/add/").status_code == 403
+    assert AuditEvent.objects.filter(seq=event.seq).exists()
+
+
+def test_verification_results_reach_metrics(client):
+    from apps.audit.tasks import audit_verify_chain
+
+    make_events(3)
+    summary = audit_verify_chain()
+    assert summary["ok"] is True
+    assert summary["checked"] == 3
+    text = client.get("/metrics").content.decode()
+    assert "icc_audit_chain_valid 1.0" in text
+    assert "icc_audit_chain_verified_events 3.0" in text

@@ -9,4 +9,4 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit trail"
 
     def ready(self) -> None:
-        from apps.audit import signals, topics  # noqa: F401 - login signals and live topics
+        from apps.audit import metrics, signals, topics  # noqa: F401 - metrics, login signals, live topics

@@ -130,6 +130,7 @@ def audit_record_many(items: Iterable[EventInput]) -> list[AuditEvent]:
         AuditEvent.objects.bulk_create(events, batch_size=1000)
         AuditChainHead.objects.filter(pk=1).update(seq=seq, hash=prev)
         _publish(events)
+        transaction.on_commit(lambda: _count(events))
     return events
 
 
@@ -176,6 +177,13 @@ def audit_record_outcome(*, outcome: str, **kwargs: Any) -> AuditEvent | None:
     except Exception:
         logger.exception("could not record %s audit event %s", outcome, kwargs.get("action"))
         return None
+
+
+def _count(events: list[AuditEvent]) -> None:
+    from apps.audit.metrics import EVENTS
+
+    for event in events:
+        EVENTS.labels(outcome=event.outcome).inc()
 
 
 def _publish(events: list[AuditEvent]) -> None:

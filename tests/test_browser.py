@@ -236,3 +236,28 @@ def test_dashboard_reconnects_and_catches_up_after_a_server_restart(
     finally:
         if restarted is not None:
             stop_process(restarted)
+
+
+def test_audit_page_tails_new_events_live(icc_server: RunningServer, admin_persona: Persona, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    from apps.users.services import user_create
+
+    frames: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda p: frames.append(str(p))))
+    page.goto(f"{icc_server.url}/accounts/login/?next=/audit/")
+    log_in(page, admin_persona.username, admin_persona.password)
+    expect(page.locator("h1")).to_have_text("Audit trail")
+    expect(page.locator("#audit-rows")).to_contain_text("users.session.login")
+    deadline = time.monotonic() + 15
+    while not any("audit-live-status" in f for f in frames):
+        assert time.monotonic() < deadline, f"no websocket snapshot within 15 s; frames: {frames}"
+        page.wait_for_timeout(100)
+
+    outside_playwright(lambda: user_create(username="audited-live", password="pw-audited-live-Horse-42"))
+
+    first_row = page.locator("#audit-rows tr").first
+    expect(first_row).to_contain_text("users.user.create", timeout=10_000)
+    expect(first_row).to_contain_text("audited-live")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "audit-live.png"), full_page=True)

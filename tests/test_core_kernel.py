@@ -70,7 +70,7 @@ def test_topic_names_are_validated():
 @pytest.mark.django_db(transaction=True)
 def test_publish_waits_for_commit(monkeypatch):
     sent: list[str] = []
-    monkeypatch.setattr("apps.core.events.send_now", lambda topic, payload: sent.append(topic))
+    monkeypatch.setattr("apps.core.events.send_many", lambda items: sent.extend(topic for topic, _ in items))
     with transaction.atomic():
         publish("dashboard")
         assert sent == []

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from django.db import transaction
 from django.db.models import Model
 from django.utils import timezone
@@ -23,7 +24,7 @@ from apps.audit.chain import GENESIS_HASH, event_hash
 from apps.audit.models import ActorKind, AuditChainHead, AuditEvent, Outcome, Source
 from apps.audit.redaction import redact
 from apps.core import context
-from apps.core.events import publish
+from apps.core.events import publish_many
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +113,24 @@ def _lock_head() -> AuditChainHead:
     return head
 
 
+COPY_THRESHOLD = 20
+
+
+def _insert(events: list[AuditEvent], rows: list[dict[str, Any]]) -> None:
+    """INSERT small appends; COPY large ones on PostgreSQL (several times faster per row)."""
+    connection = transaction.get_connection()
+    if connection.vendor != "postgresql" or len(rows) < COPY_THRESHOLD:
+        AuditEvent.objects.bulk_create(events, batch_size=1000)
+        return
+    columns = [str(field.column) for field in AuditEvent._meta.concrete_fields]
+    names = [field.attname for field in AuditEvent._meta.concrete_fields]
+    json_fields = {"changes", "metadata"}
+    statement = f"COPY {AuditEvent._meta.db_table} ({', '.join(columns)}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row([orjson.dumps(row[n]).decode() if n in json_fields else row[n] for n in names])
+
+
 def audit_record_many(items: Iterable[EventInput]) -> list[AuditEvent]:
     """Append events to the chain in one transaction under one lock; returns them with seq and hash."""
     rows = [_row(item) for item in items]
@@ -127,7 +146,7 @@ def audit_record_many(items: Iterable[EventInput]) -> list[AuditEvent]:
             row.update(seq=seq, time=now, prev_hash=prev)
             row["hash"] = prev = event_hash(row)
             events.append(AuditEvent(**row))
-        AuditEvent.objects.bulk_create(events, batch_size=1000)
+        _insert(events, rows)
         AuditChainHead.objects.filter(pk=1).update(seq=seq, hash=prev)
         _publish(events)
         transaction.on_commit(lambda: _count(events))
@@ -186,13 +205,21 @@ def _count(events: list[AuditEvent]) -> None:
         EVENTS.labels(outcome=event.outcome).inc()
 
 
+MAX_HISTORY_TOPICS = 20
+
+
 def _publish(events: list[AuditEvent]) -> None:
-    publish("audit", {"seqs": [e.seq for e in events[-50:]]})
-    for event in events[-50:]:
-        if event.target_type and event.target_id:
-            topic = history_topic(event.target_type, event.target_id)
-            if topic:
-                publish(topic, {"seq": event.seq})
+    """One message for the live tail, one per distinct object (bounded) for history panels."""
+    items: list[tuple[str, dict[str, Any]]] = [("audit", {"seqs": [e.seq for e in events[-50:]]})]
+    seen: set[str] = set()
+    for event in reversed(events):
+        if len(seen) >= MAX_HISTORY_TOPICS:
+            break
+        topic = history_topic(event.target_type, event.target_id) if event.target_id else None
+        if topic and topic not in seen:
+            seen.add(topic)
+            items.append((topic, {"seq": event.seq}))
+    publish_many(items)
 
 
 def history_topic(target_type: str, target_id: str) -> str | None:

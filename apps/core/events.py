@@ -7,6 +7,7 @@ so what a viewer sees is always filtered by their own rights.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from typing import Any, TypedDict
@@ -35,18 +36,35 @@ def group_for(topic: str) -> str:
 
 def send_now(topic: str, payload: dict[str, Any]) -> None:
     """Send to the topic's group immediately (use :func:`publish` inside transactions)."""
+    send_many([(topic, payload)])
+
+
+def send_many(items: list[tuple[str, dict[str, Any]]]) -> None:
+    """Send several events in one round of the event loop (one Redis connection, sends in parallel)."""
     layer = get_channel_layer()
-    if layer is None:
+    if layer is None or not items:
         return
-    message: TopicEvent = {"type": "topic.event", "topic": topic, "payload": payload}
+
+    async def send_all() -> None:
+        messages = [
+            (group_for(topic), TopicEvent(type="topic.event", topic=topic, payload=payload)) for topic, payload in items
+        ]
+        await asyncio.gather(*(layer.group_send(group, message) for group, message in messages))
+
     try:
-        async_to_sync(layer.group_send)(group_for(topic), message)
+        async_to_sync(send_all)()
     except Exception:  # a live view missing one update must never fail the write that caused it
-        logger.exception("live update to topic %s failed", topic)
+        logger.exception("live update to %d topic(s) failed", len(items))
 
 
 def publish(topic: str, payload: dict[str, Any] | None = None, *, using: str | None = None) -> None:
     """Publish ``payload`` to ``topic`` once the current transaction commits (at once outside one)."""
-    group_for(topic)  # validate early, inside the caller's code path
-    data = dict(payload or {})
-    transaction.on_commit(lambda: send_now(topic, data), using=using)
+    publish_many([(topic, payload or {})], using=using)
+
+
+def publish_many(items: list[tuple[str, dict[str, Any]]], *, using: str | None = None) -> None:
+    """Publish several events after commit, sent together."""
+    for topic, _ in items:
+        group_for(topic)  # validate early, inside the caller's code path
+    data = [(topic, dict(payload)) for topic, payload in items]
+    transaction.on_commit(lambda: send_many(data), using=using)

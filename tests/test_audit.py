@@ -243,6 +243,7 @@ def test_logins_logouts_and_failed_logins_are_recorded(client, viewer_persona):
     assert events[0].client_ip == "127.0.0.1"
     assert events[1].actor_name == viewer_persona.username
     assert "wrong" not in json.dumps([e.metadata for e in events] + [e.changes for e in events])
+    assert verify_chain().ok, "events with IPs, user agents and JSON survive the database round trip"
 
 
 def test_admin_changes_are_recorded_with_diffs(client, admin_persona, viewer_persona):

@@ -20,18 +20,17 @@ HASHED_FIELDS = (
 )  # fmt: skip
 
 
-def _canonical_time(value: datetime) -> str:
-    if value.tzinfo is None:
-        raise ValueError("audit times must be timezone-aware")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def canonical_bytes(event: Mapping[str, Any]) -> bytes:
-    """A stable byte serialization: fixed field list, sorted keys in JSON values, UTC microsecond times."""
+    """A stable byte serialization: fixed field list, sorted keys, UTC microsecond times (RFC 3339, ``Z``)."""
     record = {name: event.get(name) for name in HASHED_FIELDS}
-    record["time"] = _canonical_time(event["time"])
-    record["client_ip"] = record["client_ip"] or ""
-    return orjson.dumps(record, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    when = record["time"]
+    if not isinstance(when, datetime) or when.tzinfo is None:
+        raise ValueError("audit times must be timezone-aware datetimes")
+    if when.tzinfo is not UTC:
+        record["time"] = when.astimezone(UTC)
+    if record["client_ip"] is None:
+        record["client_ip"] = ""
+    return orjson.dumps(record, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z)
 
 
 def event_hash(event: Mapping[str, Any]) -> str:

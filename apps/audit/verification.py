@@ -11,8 +11,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from django.utils import timezone
 
 from apps.audit.chain import GENESIS_HASH, HASHED_FIELDS, VerifyResult, verify
@@ -22,13 +24,32 @@ VERIFY_RESULT_KEY = "icc:audit:last-verify"
 _FIELDS = (*HASHED_FIELDS, "hash")
 
 
+BATCH = 10_000
+
+
 def _rows(since_seq: int | None, until_seq: int | None) -> Iterator[dict[str, Any]]:
-    queryset = AuditEvent.objects.order_by("seq")
-    if since_seq is not None:
-        queryset = queryset.filter(seq__gte=since_seq)
-    if until_seq is not None:
-        queryset = queryset.filter(seq__lte=until_seq)
-    yield from queryset.values(*_FIELDS).iterator(chunk_size=5000)
+    """Events in seq order, read in keyset batches with plain SQL (the ORM's per-row work halves the rate)."""
+    table = AuditEvent._meta.db_table
+    sql = f"SELECT {', '.join(_FIELDS)} FROM {table} WHERE seq > %s AND seq <= %s ORDER BY seq LIMIT {BATCH}"  # noqa: S608
+    last = (since_seq or 1) - 1
+    upper = until_seq if until_seq is not None else 2**62
+    json_columns = [_FIELDS.index("changes"), _FIELDS.index("metadata")]
+    ip_column = _FIELDS.index("client_ip")
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [last, upper])
+            batch = cursor.fetchall()
+        for values in batch:
+            row = list(values)
+            for index in json_columns:
+                if isinstance(row[index], (str, bytes)):
+                    row[index] = orjson.loads(row[index])
+            if row[ip_column] is not None:
+                row[ip_column] = str(row[ip_column])
+            yield dict(zip(_FIELDS, row, strict=True))
+        if len(batch) < BATCH:
+            return
+        last = batch[-1][0]
 
 
 def verify_chain(*, since: datetime | None = None, until: datetime | None = None) -> VerifyResult:

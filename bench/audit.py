@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import functools
 import io
 import json
 import os
@@ -197,7 +198,8 @@ def no_live_publish() -> Iterator[None]:
     """Replace the on-commit Channels publish of ``services._publish`` by a no-op (for the breakdown only)."""
     from apps.audit import services
 
-    with mock.patch.object(services, "publish", return_value=None):
+    name = "publish_many" if hasattr(services, "publish_many") else "publish"
+    with mock.patch.object(services, name, return_value=None):
         yield
 
 
@@ -254,6 +256,29 @@ def bench_single(n: int, rng: random.Random, *, publish: bool = True) -> float:
     return rate(n, elapsed)
 
 
+def bench_commit_floor(n: int) -> float:
+    """Raw psycopg, one transaction per row: lock the head, INSERT one row into a scratch table, UPDATE, commit."""
+    cols = columns()
+    insert = f"INSERT INTO audit_event_floor ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))})"
+    with raw_connect() as conn:
+        conn.execute("CREATE TABLE audit_event_floor (LIKE audit_event INCLUDING ALL)")
+        values = list(conn.execute(f"SELECT {', '.join(cols)} FROM audit_event ORDER BY seq DESC LIMIT 1").fetchone())
+        values[14] = orjson.dumps(values[14]).decode()
+        values[19] = orjson.dumps(values[19]).decode()
+        conn.commit()
+        start = time.perf_counter()
+        for i in range(n):
+            values[0], values[21] = i, f"{i:064x}"
+            conn.execute("SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE")
+            conn.execute(insert, values)
+            conn.execute("UPDATE audit_chain_head SET seq = seq WHERE id = 1")
+            conn.commit()
+        elapsed = time.perf_counter() - start
+        conn.execute("DROP TABLE audit_event_floor")
+        conn.commit()
+    return rate(n, elapsed)
+
+
 # --- 2. batched path
 
 
@@ -280,45 +305,17 @@ def bench_batched(
     return rate(done, elapsed), first, head_seq()
 
 
-def copy_append(items: list[Any]) -> int:
-    """A COPY-based variant of ``audit_record_many`` (same rows, lock, hashes and publish): the suggestion."""
-    from django.db import connection, transaction
-    from django.utils import timezone
-
-    from apps.audit.chain import event_hash
-    from apps.audit.models import AuditChainHead
-    from apps.audit.services import _lock_head, _publish, _row
-
-    rows = [_row(item) for item in items]
-    getter = itemgetter(*columns())
-    with transaction.atomic(savepoint=False):
-        head = _lock_head()
-        seq, prev = head.seq, head.hash
-        now = timezone.now()
-        with connection.cursor() as cursor, cursor.cursor.copy(copy_sql("audit_event")) as copy:
-            for row in rows:
-                seq += 1
-                row.update(seq=seq, time=now, prev_hash=prev)
-                row["hash"] = prev = event_hash(row)
-                values = list(getter(row))
-                values[14] = orjson.dumps(values[14]).decode()  # changes
-                values[19] = orjson.dumps(values[19]).decode()  # metadata
-                copy.write_row(values)
-        AuditChainHead.objects.filter(pk=1).update(seq=seq, hash=prev)
-        _publish([SimpleNamespace(**row) for row in rows[-50:]])
-    return len(rows)
-
-
 # --- 3. anchor: raw COPY of the same rows
 
 
-def bench_copy_anchor(first: int, last: int, batch: int) -> tuple[float, int]:
-    """COPY the rows ``first..last`` (read back, values precomputed) into a LIKE copy of audit_event."""
+def bench_copy_anchor(first: int, last: int, batch: int) -> tuple[float, float, int]:
+    """COPY the rows ``first..last`` (read back, values precomputed) into a LIKE copy of audit_event.
+
+    Returns rows/s with all of audit_event's indexes, rows/s without the ``hash`` ``varchar_pattern_ops``
+    (``*_like``) index Django adds for a unique CharField, and the row count.
+    """
     cols = columns()
     with raw_connect() as conn:
-        conn.execute("DROP TABLE IF EXISTS audit_event_scratch")
-        conn.execute("CREATE TABLE audit_event_scratch (LIKE audit_event INCLUDING ALL)")
-        conn.commit()
         rows = []
         for row in conn.execute(
             f"SELECT {', '.join(cols)} FROM audit_event WHERE seq BETWEEN %s AND %s ORDER BY seq", (first, last)
@@ -329,16 +326,97 @@ def bench_copy_anchor(first: int, last: int, batch: int) -> tuple[float, int]:
             rows.append(values)
         conn.commit()
         sql = copy_sql("audit_event_scratch")
-        start = time.perf_counter()
-        for i in range(0, len(rows), batch):
-            with conn.cursor() as cursor, cursor.copy(sql) as copy:
-                for values in rows[i : i + batch]:
-                    copy.write_row(values)
+        rates = []
+        for drop_like in (False, True):
+            conn.execute("DROP TABLE IF EXISTS audit_event_scratch")
+            conn.execute("CREATE TABLE audit_event_scratch (LIKE audit_event INCLUDING ALL)")
+            if drop_like:
+                like = conn.execute(
+                    "SELECT indexname FROM pg_indexes WHERE tablename = 'audit_event_scratch' AND indexdef LIKE"
+                    " '%(hash varchar_pattern_ops)%'"
+                ).fetchone()
+                if like:
+                    conn.execute(f'DROP INDEX "{like[0]}"')
             conn.commit()
-        elapsed = time.perf_counter() - start
+            start = time.perf_counter()
+            for i in range(0, len(rows), batch):
+                with conn.cursor() as cursor, cursor.copy(sql) as copy:
+                    for values in rows[i : i + batch]:
+                        copy.write_row(values)
+                conn.commit()
+            rates.append(rate(len(rows), time.perf_counter() - start))
         conn.execute("DROP TABLE audit_event_scratch")
         conn.commit()
-    return rate(len(rows), elapsed), len(rows)
+    return rates[0], rates[1], len(rows)
+
+
+@contextmanager
+def cached_is_secret() -> Iterator[None]:
+    """A suggested change, patched in for the measurement only: ``redaction.is_secret`` with the regex result
+    cached per field name (``redact`` runs the secret-name regex on every key of every event)."""
+    from apps.audit import redaction
+
+    @functools.lru_cache(maxsize=4096)
+    def name_is_secret(name: str) -> bool:
+        return bool(redaction.SECRET_NAME.search(name))
+
+    def is_secret(name: str, extra: Any = ()) -> bool:
+        return name in tuple(extra) or name_is_secret(name)
+
+    with mock.patch.object(redaction, "is_secret", is_secret):
+        yield
+
+
+@contextmanager
+def insert_path() -> Iterator[None]:
+    """audit_record_many with its COPY switched off (every batch through bulk_create's INSERT), for comparison."""
+    from apps.audit import services
+
+    if hasattr(services, "COPY_THRESHOLD"):
+        with mock.patch.object(services, "COPY_THRESHOLD", 10**12):
+            yield
+    else:  # code before 192ae09: INSERT only
+        yield
+
+
+def publish_costs(rng: random.Random, batch: int) -> dict[str, float]:
+    """The live messages ``_publish`` sends for one batch: as the code sends them, and awaited one after another."""
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+    from django.db import transaction
+
+    from apps.audit import services
+    from apps.core import events as core_events
+
+    sample = []
+    for seq in range(1, batch + 1):
+        tid = rng.randrange(1, TARGETS + 1)
+        sample.append(SimpleNamespace(seq=seq, target_type="users.user", target_id=str(tid), outcome="success"))
+    captured: list[tuple[str, dict[str, Any]]] = []
+
+    def capture(first: Any, second: Any = None, **kwargs: Any) -> None:  # publish_many(items) or publish(t, p)
+        captured.extend(first if isinstance(first, list) else [(first, second or {})])
+
+    name = "publish_many" if hasattr(services, "publish_many") else "publish"
+    with mock.patch.object(services, name, capture):
+        services._publish(sample)
+    start = time.perf_counter()
+    for _ in range(5):
+        with transaction.atomic():
+            services._publish(sample)
+    as_coded = (time.perf_counter() - start) / 5 * 1000
+    layer = get_channel_layer()
+
+    async def one_by_one() -> None:
+        for topic, payload in captured:
+            message = {"type": "topic.event", "topic": topic, "payload": payload}
+            await layer.group_send(core_events.group_for(topic), message)
+
+    start = time.perf_counter()
+    for _ in range(5):
+        async_to_sync(one_by_one)()
+    sequential = (time.perf_counter() - start) / 5 * 1000
+    return {"publish_messages": len(captured), "publish_ms_per_batch": as_coded, "publish_seq_ms_per_batch": sequential}
 
 
 # --- breakdown of the batched path
@@ -374,20 +452,13 @@ def breakdown(rng: random.Random, batches: int, batch: int, profile: bool) -> di
 
     with no_live_publish():
         out["batched_no_publish_events_per_s"] = bench_batched(n, batch, rng)[0]
-    out["copy_append_events_per_s"] = bench_batched(n, batch, rng, copy_append)[0]
-    with no_live_publish():
-        out["copy_append_no_publish_events_per_s"] = bench_batched(n, batch, rng, copy_append)[0]
-    # The live publish alone: what _publish costs per batch (51 Channels group_send calls, on commit).
-    from django.db import transaction
-
-    from apps.audit.services import _publish
-
-    sample = [SimpleNamespace(seq=i, target_type="users.user", target_id=str(i)) for i in range(1, 51)]
-    start = time.perf_counter()
-    for _ in range(5):
-        with transaction.atomic():
-            _publish(sample)
-    out["publish_ms_per_batch"] = (time.perf_counter() - start) / 5 * 1000
+        with cached_is_secret():
+            out["batched_no_publish_cached_events_per_s"] = bench_batched(n, batch, rng)[0]
+    with insert_path():
+        out["insert_path_events_per_s"] = bench_batched(n, batch, rng)[0]
+        with no_live_publish():
+            out["insert_path_no_publish_events_per_s"] = bench_batched(n, batch, rng)[0]
+    out.update(publish_costs(rng, batch))
     if profile:
         context.start(source="watcher")
         items = event_inputs(rng, 5000)
@@ -464,6 +535,20 @@ def load_rows(total_rows: int, rng: random.Random) -> tuple[float, int]:
         conn.commit()
     print()
     return rate(added, elapsed), added
+
+
+def settle() -> float:
+    """VACUUM (ANALYZE) and CHECKPOINT after the bulk load, so the reads below do not pay for setting hint bits
+    on a freshly loaded table or run during the checkpoint the load's WAL triggers: the trail verification and
+    the History panel read settled data in production."""
+    start = time.perf_counter()
+    with psycopg.connect(database_url(), autocommit=True, connect_timeout=5) as conn:
+        conn.execute("VACUUM (ANALYZE) audit_event")
+        try:
+            conn.execute("CHECKPOINT")
+        except psycopg.errors.InsufficientPrivilege:
+            print("   (CHECKPOINT needs superuser or pg_checkpoint: skipped)")
+    return time.perf_counter() - start
 
 
 # --- 4. verification
@@ -593,8 +678,10 @@ def main() -> int:
         print(f"1. single-event path: {single_n:,} x audit_record() in autocommit")
         results["single_events_per_s"] = bench_single(single_n, rng)
         results["single_no_publish_events_per_s"] = bench_single(max(single_n // 3, 100), rng, publish=False)
+        results["single_floor_tx_per_s"] = bench_commit_floor(max(single_n // 3, 100))
         print(f"   {results['single_events_per_s']:,.0f} events/s ({results['single_no_publish_events_per_s']:,.0f}"
-              " without the live publish)")  # fmt: skip
+              f" without the live publish; raw psycopg lock+INSERT+UPDATE+commit floor"
+              f" {results['single_floor_tx_per_s']:,.0f}/s)")  # fmt: skip
 
         print(f"2. batched path: audit_record_many(), {batched_n:,} events in batches of 1,000 and 5,000")
         results["batched_events_per_s"], first, last = bench_batched(batched_n, 1000, rng)
@@ -605,24 +692,31 @@ def main() -> int:
         print(
             f"3. anchor: COPY of the same {last - first + 1:,} rows into a LIKE copy of audit_event, batches of 1,000"
         )
-        results["copy_rows_per_s"], _ = bench_copy_anchor(first, last, 1000)
-        results["ratio_batched_copy"] = rate(int(results["batched_events_per_s"]), results["copy_rows_per_s"])
-        print(f"   {results['copy_rows_per_s']:,.0f} rows/s, batched/COPY = {results['ratio_batched_copy']:.3f}")
+        results["copy_rows_per_s"], results["copy_no_like_index_rows_per_s"], _ = bench_copy_anchor(first, last, 1000)
+        results["ratio_batched_copy"] = results["batched_events_per_s"] / results["copy_rows_per_s"]
+        print(f"   {results['copy_rows_per_s']:,.0f} rows/s, batched/COPY = {results['ratio_batched_copy']:.3f};"
+              f" {results['copy_no_like_index_rows_per_s']:,.0f} rows/s without the hash *_like index")  # fmt: skip
 
         print(f"   breakdown of the batched path ({breakdown_batches} batches of 1,000 per variant)")
         parts = breakdown(rng, breakdown_batches, 1000, args.profile)
         results.update(parts)
         print(
             f"   per event: _row {parts['row_us']:.1f} us, event_hash {parts['hash_us']:.1f} us,"
-            f" AuditEvent() {parts['model_init_us']:.1f} us; _publish {parts['publish_ms_per_batch']:.1f} ms/batch"
+            f" AuditEvent() {parts['model_init_us']:.1f} us"
         )
-        print(f"   audit_record_many without live publish {parts['batched_no_publish_events_per_s']:,.0f} events/s;"
-              f" COPY variant {parts['copy_append_events_per_s']:,.0f} events/s,"
-              f" without live publish {parts['copy_append_no_publish_events_per_s']:,.0f} events/s")  # fmt: skip
+        print(f"   live publish of one batch: {parts['publish_messages']:.0f} messages,"
+              f" {parts['publish_ms_per_batch']:.1f} ms as coded, {parts['publish_seq_ms_per_batch']:.1f} ms"
+              " awaited one by one in one event loop")  # fmt: skip
+        print(f"   audit_record_many without live publish {parts['batched_no_publish_events_per_s']:,.0f} events/s"
+              f" ({parts['batched_no_publish_cached_events_per_s']:,.0f} with a cached is_secret);"
+              f" INSERT path (COPY off) {parts['insert_path_events_per_s']:,.0f} events/s,"
+              f" without live publish {parts['insert_path_no_publish_events_per_s']:,.0f} events/s")  # fmt: skip
 
         print(f"load: audit_event to {args.rows:,} rows (generated, chained, COPY in chunks of {LOAD_CHUNK:,})")
         results["load_rows_per_s"], added = load_rows(args.rows, rng)
         print(f"   {added:,} rows at {results['load_rows_per_s']:,.0f} rows/s (hashing + COPY, one process)")
+        results["settle_s"] = settle()
+        print(f"   VACUUM (ANALYZE) + CHECKPOINT in {results['settle_s']:.1f} s (steady state before reading)")
 
         print("4. chain verification")
         mem_rows = min(args.rows, 200_000)
@@ -677,15 +771,21 @@ def main() -> int:
         "single_no_publish_events_per_s": rounded["single_no_publish_events_per_s"],
         "batched_5000_events_per_s": rounded["batched_5000_events_per_s"],
         "batched_no_publish_events_per_s": rounded["batched_no_publish_events_per_s"],
-        "copy_append_events_per_s": rounded["copy_append_events_per_s"],
-        "copy_append_no_publish_events_per_s": rounded["copy_append_no_publish_events_per_s"],
+        "batched_no_publish_cached_events_per_s": rounded["batched_no_publish_cached_events_per_s"],
+        "insert_path_events_per_s": rounded["insert_path_events_per_s"],
+        "insert_path_no_publish_events_per_s": rounded["insert_path_no_publish_events_per_s"],
+        "copy_no_like_index_rows_per_s": rounded["copy_no_like_index_rows_per_s"],
+        "publish_messages_per_batch": results["publish_messages"],
         "publish_ms_per_batch": round(results["publish_ms_per_batch"], 2),
+        "publish_seq_ms_per_batch": round(results["publish_seq_ms_per_batch"], 2),
+        "single_floor_tx_per_s": rounded["single_floor_tx_per_s"],
         "row_us_per_event": round(results["row_us"], 2),
         "hash_us_per_event": round(results["hash_us"], 2),
         "model_init_us_per_event": round(results["model_init_us"], 2),
         "fetch_db_rows_per_s": rounded["fetch_db_rows_per_s"],
         "verify_ok": results["verify_ok"] and results["verify_mem_ok"],
         "load_rows_per_s": rounded["load_rows_per_s"],
+        "settle_s": round(results["settle_s"], 1),
         "history_max_ms": round(results["history_max_ms"], 2),
         "table_total_mib": results["table_total_mib"],
         "table_heap_mib": results["table_heap_mib"],

@@ -21,7 +21,8 @@ HASHED_FIELDS = (
 
 
 def canonical_bytes(event: Mapping[str, Any]) -> bytes:
-    """A stable byte serialization: fixed field list, sorted keys, UTC microsecond times (RFC 3339, ``Z``)."""
+    """A stable byte serialization: fixed field list, sorted keys, UTC RFC 3339 times (orjson's ``Z`` form,
+    microseconds shown when non-zero)."""
     record = {name: event.get(name) for name in HASHED_FIELDS}
     when = record["time"]
     if not isinstance(when, datetime) or when.tzinfo is None:

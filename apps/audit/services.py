@@ -11,6 +11,7 @@ batch under one lock (high-volume system events). Denied and failed attempts are
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,9 @@ from apps.core import context
 from apps.core.events import publish_many
 
 logger = logging.getLogger(__name__)
+
+
+_SOURCES = frozenset(Source.values)  # Django rebuilds .values on every access
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,7 @@ def _row(item: EventInput) -> dict[str, Any]:
     metadata = dict(item.metadata)
     if ctx.task:
         metadata.setdefault("task", ctx.task)
-    source = ctx.source if ctx.source in Source.values else (Source.TASK if ctx.task else Source.CLI)
+    source = ctx.source if ctx.source in _SOURCES else (Source.TASK if ctx.task else Source.CLI)
     return {
         "actor_kind": actor.kind,
         "actor_id": actor.id[:64],
@@ -201,8 +205,8 @@ def audit_record_outcome(*, outcome: str, **kwargs: Any) -> AuditEvent | None:
 def _count(events: list[AuditEvent]) -> None:
     from apps.audit.metrics import EVENTS
 
-    for event in events:
-        EVENTS.labels(outcome=event.outcome).inc()
+    for outcome, count in Counter(event.outcome for event in events).items():
+        EVENTS.labels(outcome=outcome).inc(count)
 
 
 MAX_HISTORY_TOPICS = 20

@@ -7,7 +7,6 @@ so what a viewer sees is always filtered by their own rights.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from typing import Any, TypedDict
@@ -49,7 +48,9 @@ def send_many(items: list[tuple[str, dict[str, Any]]]) -> None:
         messages = [
             (group_for(topic), TopicEvent(type="topic.event", topic=topic, payload=payload)) for topic, payload in items
         ]
-        await asyncio.gather(*(layer.group_send(group, message) for group, message in messages))
+        # One after another on this loop's connection: concurrent sends would each open a connection.
+        for group, message in messages:
+            await layer.group_send(group, message)
 
     try:
         async_to_sync(send_all)()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -14,8 +15,13 @@ SECRET_NAME = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=4096)
+def _secret_name(name: str) -> bool:
+    return bool(SECRET_NAME.search(name))
+
+
 def is_secret(name: str, extra: Iterable[str] = ()) -> bool:
-    return name in set(extra) or bool(SECRET_NAME.search(name))
+    return _secret_name(name) or name in extra
 
 
 def redact(value: Any, extra: Iterable[str] = ()) -> Any:

@@ -91,9 +91,14 @@ class Persona:
 def make_user(db):  # type: ignore[no-untyped-def]
     from apps.users.services import user_create
 
-    def make(username: str, *, staff: bool = False, superuser: bool = False) -> Persona:
+    def make(username: str, *, staff: bool = False, superuser: bool = False, role: str | None = None) -> Persona:
+        """A user; ``role`` adds a global role binding (viewer, operator, admin)."""
+        from apps.users.models import RoleBinding
+
         password = f"pw-{username}-Correct-Horse-42"
         user = user_create(username=username, password=password, is_staff=staff, is_superuser=superuser)
+        if role:
+            RoleBinding.objects.create(user=user, role=role)
         return Persona(username, password, user)
 
     return make
@@ -106,7 +111,14 @@ def admin_persona(make_user) -> Persona:  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def viewer_persona(make_user) -> Persona:  # type: ignore[no-untyped-def]
-    return make_user("vic-viewer")
+    """Reads everything (a global viewer binding), may change nothing."""
+    return make_user("vic-viewer", role="viewer")
+
+
+@pytest.fixture
+def outsider_persona(make_user) -> Persona:  # type: ignore[no-untyped-def]
+    """Logged in, no role binding at all."""
+    return make_user("olga-outsider")
 
 
 def server_env(**extra: str) -> dict[str, str]:

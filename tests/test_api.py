@@ -71,13 +71,33 @@ def test_an_out_of_range_limit_names_the_parameter(staff_client, limit):
     assert "limit" in response.json()["error"]["fields"]
 
 
-def test_a_non_staff_user_sees_only_themself_and_cannot_create(client, viewer_persona, admin_persona):
-    client.login(username=viewer_persona.username, password=viewer_persona.password)
+def test_an_outsider_sees_only_themself_and_cannot_create(client, outsider_persona, admin_persona):
+    client.login(username=outsider_persona.username, password=outsider_persona.password)
     names = [u["username"] for u in client.get(USERS).json()["results"]]
-    assert names == [viewer_persona.username]
-    assert client.get(f"{USERS}{admin_persona.user.pk}/").status_code == 404
+    assert names == [outsider_persona.username]
+    assert client.get(f"{USERS}{admin_persona.user.pk}/").status_code == 404, "invisible objects are not found"
     assert post(client, {"username": "sneaky"}).status_code == 403
     assert not User.objects.filter(username="sneaky").exists()
+
+
+def test_a_global_viewer_reads_everyone_but_changes_nothing(client, viewer_persona, admin_persona):
+    client.login(username=viewer_persona.username, password=viewer_persona.password)
+    names = {u["username"] for u in client.get(USERS).json()["results"]}
+    assert names == {viewer_persona.username, admin_persona.username}
+    url = f"{USERS}{admin_persona.user.pk}/"
+    assert client.get(url).status_code == 200
+    response = client.patch(url, {"display_name": "pwned"}, content_type="application/json")
+    assert response.status_code == 403, "visible but not allowed is a 403"
+    assert post(client, {"username": "sneaky"}).status_code == 403
+
+
+def test_a_global_admin_binding_allows_managing_users(client, make_user):
+    boss = make_user("bea-admin", role="admin")
+    client.login(username=boss.username, password=boss.password)
+    assert post(client, {"username": "hired"}).status_code == 201
+    hired = User.objects.get(username="hired")
+    response = client.patch(f"{USERS}{hired.pk}/", {"display_name": "Hired"}, content_type="application/json")
+    assert response.status_code == 200
 
 
 def test_create_then_read_back_without_the_password(staff_client):

@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from apps.audit.models import AuditEvent
+from apps.core.access import Action, restrict
 
 
 @admin.register(AuditEvent)
@@ -18,6 +19,9 @@ class AuditEventAdmin(admin.ModelAdmin):
     date_hierarchy = None
     show_full_result_count = False  # no COUNT(*) over the whole trail
     readonly_fields = [f.name for f in AuditEvent._meta.fields]
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return restrict(request.user, Action.READ, super().get_queryset(request))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -11,6 +11,7 @@ from django.http import HttpRequest
 
 from apps.audit.redaction import diff
 from apps.audit.services import audit_record
+from apps.core.access import Action, restrict
 
 
 def _model_action(obj: Model, verb: str) -> str:
@@ -21,6 +22,10 @@ class AuditedModelAdmin(admin.ModelAdmin):
     """Record admin adds, changes and deletions (inside the admin's own transaction)."""
 
     audit_secret_fields: tuple[str, ...] = ()
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        """The admin lists only what the user may read (the same restrict() as everywhere)."""
+        return restrict(request.user, Action.READ, super().get_queryset(request))
 
     def save_model(self, request: HttpRequest, obj: Any, form: ModelForm, change: bool) -> None:
         before = {name: form.initial.get(name) for name in form.changed_data} if change else {}

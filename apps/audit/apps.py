@@ -10,3 +10,11 @@ class AuditConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.audit import metrics, signals, topics  # noqa: F401 - metrics, login signals, live topics
+        from apps.audit.models import AuditEvent
+        from apps.core.access import ScopedModel, register_scoped
+
+        # Events are read where their scope is readable; everyone also reads the events they caused.
+        register_scoped(AuditEvent, ScopedModel(
+            cluster="scope_cluster", namespace="scope_namespace", application="scope_application",
+            visible_to_self="actor_id",
+        ))  # fmt: skip

@@ -9,6 +9,7 @@ from django import forms
 from django.db.models import Q, QuerySet
 
 from apps.audit.models import ActorKind, AuditEvent, Outcome, Source
+from apps.core.access import Action, restrict
 from apps.core.errors import DomainError
 
 PAGING_PARAMS = frozenset({"cursor", "limit", "before", "page_size"})
@@ -50,10 +51,8 @@ def parse_filters(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def audit_events(*, viewer: Any, filters: Mapping[str, Any] | None = None) -> QuerySet[AuditEvent]:
-    """Events the viewer may read (staff only until scoped access control lands), filtered."""
-    queryset = AuditEvent.objects.all()
-    if not (viewer and viewer.is_authenticated and viewer.is_active and viewer.is_staff):
-        return queryset.none()
+    """Events the viewer may read (their readable scopes, and their own actions), filtered."""
+    queryset = restrict(viewer, Action.READ, AuditEvent.objects.all())
     f = dict(filters or {})
     if "actor" in f:
         queryset = queryset.filter(Q(actor_name__iexact=f["actor"]) | Q(actor_id=f["actor"]))

@@ -7,11 +7,12 @@ from typing import Any
 from django.template.loader import render_to_string
 
 from apps.core import topics
+from apps.core.access import Action, is_platform_superuser, scopes_for
 
 
 def _staff(user: Any, name: str) -> bool:
-    """Rule: until scoped access control lands, only active staff read the audit trail."""
-    return bool(user.is_authenticated and user.is_active and user.is_staff)
+    """Rule: whoever may read somewhere may follow the trail; each push shows only events they may read."""
+    return is_platform_superuser(user) or bool(scopes_for(user, Action.READ))
 
 
 def _render_tail(user: Any, name: str, payload: dict[str, Any]) -> str:

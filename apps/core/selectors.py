@@ -8,6 +8,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 
+from apps.core.access import Action, restrict
+
 
 def heartbeat_age_seconds() -> float | None:
     from apps.core.tasks import HEARTBEAT_KEY
@@ -18,12 +20,12 @@ def heartbeat_age_seconds() -> float | None:
     return max(0.0, time.time() - float(beat["worker_at"]))
 
 
-def dashboard_counters() -> list[dict[str, Any]]:
-    """The dashboard's counters. Each later issue adds its own (clusters, applications, ...)."""
+def dashboard_counters(viewer: Any) -> list[dict[str, Any]]:
+    """The dashboard's counters, each counting only what the viewer may see."""
     age = heartbeat_age_seconds()
-    user_model = get_user_model()
+    users = restrict(viewer, Action.READ, get_user_model().objects.filter(is_active=True))
     return [
-        {"key": "users", "label": "Users", "value": user_model.objects.filter(is_active=True).count()},
+        {"key": "users", "label": "Users", "value": users.count()},
         {
             "key": "worker",
             "label": "Worker heartbeat",

@@ -47,7 +47,7 @@ def authenticated(user: AnyUser, name: str) -> bool:
 def _render_dashboard(user: AnyUser, name: str, payload: dict[str, Any]) -> str:
     from apps.core.selectors import dashboard_counters
 
-    return render_to_string("core/_dashboard_counters.html", {"counters": dashboard_counters(), "oob": True})
+    return render_to_string("core/_dashboard_counters.html", {"counters": dashboard_counters(user), "oob": True})
 
 
 register("dashboard", authorize=authenticated, render=_render_dashboard)

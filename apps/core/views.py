@@ -23,14 +23,16 @@ AREAS: dict[str, dict[str, str]] = {
 @login_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "core/dashboard.html", {"counters": dashboard_counters(), "live_topics": "dashboard"})
+    return render(
+        request, "core/dashboard.html", {"counters": dashboard_counters(request.user), "live_topics": "dashboard"}
+    )
 
 
 @login_required
 @require_GET
 def dashboard_counters_fragment(request: HttpRequest) -> HttpResponse:
     """The counters alone, for a page that re-fetches after its websocket reconnects."""
-    return render(request, "core/_dashboard_counters.html", {"counters": dashboard_counters()})
+    return render(request, "core/_dashboard_counters.html", {"counters": dashboard_counters(request.user)})
 
 
 @login_required

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from apps.core.access import Action, restrict
 from apps.users.models import User
 
 
 def user_list(*, viewer: User) -> QuerySet[User]:
-    if viewer.is_staff or viewer.is_superuser:
-        return User.objects.all()
-    return User.objects.filter(pk=viewer.pk)
+    """Users the viewer may read: everyone with a global read grant, else themself."""
+    return restrict(viewer, Action.READ, User.objects.all())

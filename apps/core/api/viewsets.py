@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import QuerySet
 from rest_framework import mixins, viewsets
+from rest_framework.permissions import IsAuthenticated
+
+from apps.core.api.permissions import ActionMixin, ScopedActionPermission
 
 
-class RestrictedViewSetMixin:
-    """Subclasses implement ``get_restricted_queryset(user)``; there is no unrestricted path."""
+class RestrictedViewSetMixin(ActionMixin):
+    """Subclasses implement ``get_restricted_queryset(user)`` with :func:`apps.core.access.restrict`;
+    there is no unrestricted path. Objects outside it are 404; actions the role lacks are 403."""
+
+    permission_classes: Sequence[Any] = (IsAuthenticated, ScopedActionPermission)
 
     def get_restricted_queryset(self, user: Any) -> QuerySet[Any]:
         raise NotImplementedError(f"{type(self).__name__} must restrict its queryset to the user")

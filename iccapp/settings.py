@@ -108,6 +108,7 @@ def _settings() -> dict[str, Any]:  # noqa: PLR0915 - one linear read of the env
     s["PROMETHEUS_URL"] = env.url("PROMETHEUS_URL", "", schemes=("http", "https"), secret=False)
     s["SECURE_COOKIES"] = env.boolean("SECURE_COOKIES", False)
     s["ICC_HEARTBEAT_SECONDS"] = env.integer("ICC_HEARTBEAT_SECONDS", 15, minimum=1, maximum=3600)
+    s["SESSION_IDLE_TIMEOUT"] = env.integer("SESSION_IDLE_TIMEOUT", 3600, minimum=60, maximum=30 * 86400)
     s["AUDIT_SIGNING_KEY"] = env.string("AUDIT_SIGNING_KEY", secret=True)
     if s["AUDIT_SIGNING_KEY"] and len(s["AUDIT_SIGNING_KEY"]) < 32:
         raise EnvError("AUDIT_SIGNING_KEY: must be at least 32 characters long")
@@ -144,6 +145,7 @@ LOG_FORMAT: str = _from_env["LOG_FORMAT"]
 PROMETHEUS_URL: str = _from_env["PROMETHEUS_URL"]
 SECURE_COOKIES: bool = _from_env["SECURE_COOKIES"]
 ICC_HEARTBEAT_SECONDS: int = _from_env["ICC_HEARTBEAT_SECONDS"]
+SESSION_IDLE_TIMEOUT: int = _from_env["SESSION_IDLE_TIMEOUT"]
 AUDIT_SIGNING_KEY: str = _from_env["AUDIT_SIGNING_KEY"]
 AUDIT_CHECKPOINT_DIR: Path = _from_env["AUDIT_CHECKPOINT_DIR"]
 AUDIT_VERIFY_SECONDS: int = _from_env["AUDIT_VERIFY_SECONDS"]
@@ -182,6 +184,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "apps.core.middleware.RequestUserMiddleware",
+    "apps.users.middleware.SessionIdleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -237,6 +240,7 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"  # Redis in front, database behind
+SESSION_COOKIE_AGE = SESSION_IDLE_TIMEOUT  # idle timeout, renewed by apps.users.middleware.SessionIdleMiddleware
 SESSION_COOKIE_SECURE = SECURE_COOKIES
 CSRF_COOKIE_SECURE = SECURE_COOKIES
 SESSION_COOKIE_HTTPONLY = True

@@ -86,3 +86,54 @@ def test_admin_is_branded_icc(client, admin_persona):
 def test_non_staff_cannot_enter_the_admin(client, viewer_persona):
     client.login(username=viewer_persona.username, password=viewer_persona.password)
     assert client.get("/admin/").status_code == 302
+
+
+def test_login_is_throttled_after_five_failures(client, viewer_persona):
+    from apps.audit.models import AuditEvent
+
+    for _ in range(5):
+        response = client.post("/accounts/login/", {"username": viewer_persona.username, "password": "nope"})
+        assert "Please enter a correct username" in response.content.decode()
+    response = client.post(
+        "/accounts/login/", {"username": viewer_persona.username, "password": viewer_persona.password}
+    )
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Too many failed logins" in html
+    assert "Try again in 30 seconds" in html or "Try again in 29 seconds" in html
+    assert "_auth_user_id" not in client.session, "even the right password waits out the lock"
+    assert AuditEvent.objects.filter(outcome="denied", message__startswith="login throttled").count() == 1
+    assert AuditEvent.objects.filter(outcome="failed", action="users.session.login").count() == 5
+
+
+def test_throttling_also_counts_per_address(client, make_user):
+    for i in range(5):
+        client.post("/accounts/login/", {"username": f"ghost-{i}", "password": "nope"})
+    other = make_user("fresh-account", role="viewer")
+    response = client.post("/accounts/login/", {"username": other.username, "password": other.password})
+    assert "Too many failed logins" in response.content.decode()
+
+
+def test_the_delay_grows_with_more_failures(monkeypatch):
+    import time as time_module
+
+    from apps.users import throttle
+
+    now = [1_000_000.0]
+    monkeypatch.setattr(time_module, "time", lambda: now[0])
+    for _ in range(5):
+        throttle.record_failure("dana", "10.9.9.9")
+    assert throttle.retry_after("dana", "") == 30
+    now[0] += 31
+    assert throttle.retry_after("dana", "") == 0
+    throttle.record_failure("dana", "")
+    assert throttle.retry_after("dana", "") == 60
+    throttle.record_success("dana")
+    assert throttle.retry_after("dana", "") == 0
+
+
+def test_sessions_carry_the_idle_timeout(client, viewer_persona, settings):
+    client.login(username=viewer_persona.username, password=viewer_persona.password)
+    client.get("/")
+    assert client.session.get_expiry_age() <= settings.SESSION_IDLE_TIMEOUT
+    assert "_icc_seen" in client.session

@@ -195,7 +195,7 @@ def test_api_lists_show_exactly_what_restrict_allows(personas, persona):
         ("scoped_viewer", 200, 200, 404, 403),
         ("outsider", 200, 200, 404, 403),
         ("expired", 200, 200, 404, 403),
-        ("anonymous", 403, 403, 403, 403),
+        ("anonymous", 401, 401, 401, 401),
     ],
 )
 def test_users_api_matrix(personas, persona, list_status, own_status, other_status, create_status):

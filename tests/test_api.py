@@ -26,9 +26,10 @@ def post(client, data, content_type="application/json"):
 
 
 def test_anonymous_requests_are_refused_not_crashed(client):
-    assert client.get(USERS).status_code == 403
+    assert client.get(USERS).status_code == 401
     response = post(client, {"username": "x"})
-    assert response.status_code == 403
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Bearer"
     assert response.json()["error"]["code"] == "not_authenticated"
 
 

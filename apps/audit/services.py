@@ -70,6 +70,10 @@ def current_actor() -> Actor:
     ctx = context.current()
     user = ctx.user
     if user is not None and getattr(user, "is_authenticated", False):
+        token = getattr(user, "_icc_token", None)
+        if token is not None:
+            kind = ActorKind.SERVICE_ACCOUNT if user.is_service_account else ActorKind.TOKEN
+            return Actor(kind, str(user.pk), f"{user.get_username()} (token {token.prefix})")
         return Actor(ActorKind.USER, str(user.pk), user.get_username())
     if ctx.task:
         return Actor(ActorKind.SYSTEM, ctx.task, f"task {ctx.task}")

@@ -81,6 +81,18 @@ class Scope:
             return namespace == self.namespace
         return application == self.application
 
+    def contains(self, other: Scope) -> bool:
+        """Rule: a scope contains another when everything the other covers, it covers too."""
+        if self.kind == ScopeKind.GLOBAL:
+            return True
+        if other.kind == ScopeKind.GLOBAL or other.cluster != self.cluster:
+            return False
+        if self.kind == ScopeKind.CLUSTER:
+            return True
+        if self.kind == ScopeKind.NAMESPACE:
+            return other.kind == ScopeKind.NAMESPACE and other.namespace == self.namespace
+        return other.kind == ScopeKind.APPLICATION and other.application == self.application
+
     def label(self) -> str:
         if self.kind == ScopeKind.GLOBAL:
             return "global"
@@ -125,6 +137,16 @@ def register_grants_provider(provider: Callable[[Any], list[Grant]]) -> None:
     _grants_provider = provider
 
 
+def narrow(owner_grants: list[Grant], limits: list[Grant]) -> list[Grant]:
+    """Rule: a limited token keeps each of its limits only while some grant of its owner allows at least
+    that role at a scope containing the limit's scope — never more than the owner has, now."""
+    return [
+        (role, scope)
+        for role, scope in limits
+        if any(ROLE_RANK[Role(r)] >= ROLE_RANK[Role(role)] and s.contains(scope) for r, s in owner_grants)
+    ]
+
+
 def grants(user: Any) -> list[Grant]:
     """The user's effective grants, computed once per user object (so once per request)."""
     if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
@@ -132,12 +154,18 @@ def grants(user: Any) -> list[Grant]:
     cached = getattr(user, "_icc_grants", None)
     if cached is None:
         cached = _grants_provider(user) if _grants_provider else []
+        limits = getattr(user, "_icc_token_limits", None)
+        if limits:  # a limited superuser token is bounded by its limits alone
+            cached = list(limits) if user.is_superuser else narrow(cached, limits)
         with contextlib.suppress(AttributeError):  # objects that refuse attributes: recompute next time
             user._icc_grants = cached
     return list(cached)
 
 
 def is_platform_superuser(user: Any) -> bool:
+    """Rule: an active superuser, unless acting through a token limited to some grants."""
+    if getattr(user, "_icc_token_limits", None):
+        return False
     return bool(getattr(user, "is_authenticated", False) and user.is_active and user.is_superuser)
 
 

@@ -11,12 +11,13 @@ class UsersConfig(AppConfig):
     def ready(self) -> None:
         from apps.core.access import ScopedModel, register_grants_provider, register_scoped
         from apps.users.grants import user_grants
-        from apps.users.models import RoleBinding, Team, User
+        from apps.users.models import ApiToken, RoleBinding, Team, User
 
         register_grants_provider(user_grants)
         # Users, teams and bindings are global objects: global grants reach them; everyone reads themself.
         register_scoped(User, ScopedModel(visible_to_self="pk"))
         register_scoped(Team, ScopedModel(visible_to_self="members"))
+        register_scoped(ApiToken, ScopedModel(visible_to_self="user"))
         register_scoped(RoleBinding, ScopedModel(
             cluster="scope_cluster", namespace="scope_namespace", application="scope_application",
             visible_to_self="user",

@@ -9,9 +9,13 @@ from apps.core.access import Role, Scope, ScopeKind
 
 
 class User(AbstractUser):
-    """A person using ICC. Teams, role bindings and tokens attach to it in the access-control issue."""
+    """A person, or a service account (a non-human identity owned by a team, acting only by API token)."""
 
     display_name = models.CharField(max_length=150, blank=True)
+    is_service_account = models.BooleanField(default=False)
+    owner_team = models.ForeignKey(
+        "users.Team", null=True, blank=True, on_delete=models.PROTECT, related_name="service_accounts"
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta(AbstractUser.Meta):
@@ -72,3 +76,26 @@ class RoleBinding(models.Model):
     @property
     def scope(self) -> Scope:
         return Scope(self.scope_kind, self.scope_cluster, self.scope_namespace, self.scope_application)
+
+
+class ApiToken(models.Model):
+    """A bearer token. Only a SHA-256 hash is stored; ``prefix`` finds the row without the secret.
+
+    ``restrictions`` optionally narrows it to some (role, scope) grants; the effective rights are always
+    the intersection with the owner's current grants, so a token never has more than its owner.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, unique=True)
+    token_hash = models.CharField(max_length=64)
+    restrictions = models.JSONField(default=list, blank=True)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_ip = models.GenericIPAddressField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"

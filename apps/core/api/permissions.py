@@ -9,6 +9,7 @@ from rest_framework.permissions import BasePermission
 from apps.core.access import Action, Scope, can, can_at
 
 READ_ACTIONS = frozenset({"list", "retrieve", "metadata", None})
+OWN = "own"  # an action any signed-in user may take on what they can see (their own tokens, say)
 
 
 class ScopedActionPermission(BasePermission):
@@ -19,13 +20,15 @@ class ScopedActionPermission(BasePermission):
     message = "Your role does not allow this action here."
 
     def has_permission(self, request: Any, view: Any) -> bool:
+        if view.required_action() == OWN:
+            return True
         if view.action == "create":
             return can_at(request.user, view.required_action(), view.create_scope(request))
         return True
 
     def has_object_permission(self, request: Any, view: Any, obj: Any) -> bool:
         action = view.required_action()
-        return action == Action.READ or can(request.user, action, obj)
+        return action in (Action.READ, OWN) or can(request.user, action, obj)
 
 
 class ActionMixin:

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from rest_framework.routers import SimpleRouter
 
+from apps.users.api.tokens import ApiTokenViewSet
 from apps.users.api.views import UserViewSet
 
 router = SimpleRouter()
 router.register("users", UserViewSet, basename="user")
+router.register("tokens", ApiTokenViewSet, basename="token")
 urlpatterns = router.urls

@@ -111,3 +111,18 @@ async def test_a_deactivated_user_stops_receiving(viewer_persona, monkeypatch):
     again, connected, code = await connect("/ws/?topics=dashboard", cookie)
     assert not connected and code == 4401, "an inactive user's session no longer authenticates"
     await again.disconnect()
+
+
+async def test_subscriptions_outside_ones_scopes_are_refused(outsider_persona, viewer_persona):
+    from apps.audit.services import history_topic
+
+    cookie = await sync_to_async(session_cookie)(outsider_persona)
+    mine = history_topic("users.user", str(outsider_persona.user.pk))
+    theirs = history_topic("users.user", str(viewer_persona.user.pk))
+    communicator, connected, _ = await connect(f"/ws/?topics={mine},{theirs},audit", cookie)
+    assert connected
+    messages = [await communicator.receive_from(timeout=5) for _ in range(3)]
+    assert any(f'id="{mine.replace(".", "-")}"' in m for m in messages), "one's own history may be followed"
+    assert any(f"not allowed to follow {theirs}" in m for m in messages)
+    assert any("not allowed to follow audit" in m for m in messages)
+    await communicator.disconnect()

@@ -7,7 +7,7 @@ from typing import Any
 from django.template.loader import render_to_string
 
 from apps.core import topics
-from apps.core.access import Action, is_platform_superuser, scopes_for
+from apps.core.access import Action, is_platform_superuser, restrict, scopes_for
 
 
 def _staff(user: Any, name: str) -> bool:
@@ -38,5 +38,17 @@ def _render_history(user: Any, name: str, payload: dict[str, Any]) -> str:
     )  # fmt: skip
 
 
+def _may_read_target(user: Any, name: str) -> bool:
+    """Rule: an object's history may be followed by whoever may read that object."""
+    from django.apps import apps
+
+    try:
+        _, target_type, target_id = name.split(".", 2)
+        model = apps.get_model(target_type.replace("-", "."))
+    except (ValueError, LookupError):
+        return False
+    return restrict(user, Action.READ, model._default_manager.filter(pk=target_id)).exists()
+
+
 topics.register("audit", authorize=_staff, render=_render_tail)
-topics.register("history", authorize=_staff, render=_render_history)
+topics.register("history", authorize=_may_read_target, render=_render_history)

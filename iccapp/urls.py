@@ -32,6 +32,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password/", auth_views.PasswordChangeView.as_view(success_url="/"), name="password_change"),
     path("audit/", include("apps.audit.urls")),
+    path("settings/", include("apps.users.urls")),
     path("", include("django_prometheus.urls")),
     path("", include("apps.core.urls")),
 ]

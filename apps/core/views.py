@@ -16,7 +16,6 @@ AREAS: dict[str, dict[str, str]] = {
     "cron": {"title": "Cron", "empty": "No scheduled jobs yet."},
     "compliance": {"title": "Compliance", "empty": "No policies yet."},
     "traffic": {"title": "Traffic", "empty": "No traffic samples received yet."},
-    "settings": {"title": "Settings", "empty": ""},
 }
 
 

@@ -65,3 +65,55 @@ def production_mixed_with_development(app_configs: Any = None, **_: Any) -> list
     if postgres and settings.DEBUG:
         problems.append(Warning("DEBUG is on with a PostgreSQL database.", hint="Set DEBUG=false.", id="icc.W002"))
     return problems
+
+
+# --- OpenID Connect (apps.users.oidc) -------------------------------------------------------------------
+OIDC_EXPLICIT_ENDPOINTS = ("OIDC_OP_AUTHORIZATION_ENDPOINT", "OIDC_OP_TOKEN_ENDPOINT", "OIDC_OP_USER_ENDPOINT")
+
+
+@register(Tags.security, deploy=False)
+def oidc_configuration(app_configs: Any = None, **_: Any) -> list[Error]:
+    """A half-configured OpenID Connect login fails at the first user; say which setting is missing now."""
+    problems: list[Error] = []
+    client_set = [name for name in ("OIDC_RP_CLIENT_ID", "OIDC_RP_CLIENT_SECRET") if getattr(settings, name)]
+    if not settings.OIDC_ENABLED:
+        if client_set:
+            problems.append(
+                Error(
+                    f"{', '.join(client_set)} is set but OpenID Connect has no provider.",
+                    hint="Set OIDC_ISSUER (discovery) or OIDC_OP_AUTHORIZATION_ENDPOINT and the other endpoints.",
+                    id="icc.E010",
+                )
+            )
+        if settings.OIDC_ONLY:
+            problems.append(
+                Error(
+                    "OIDC_ONLY is on but OpenID Connect is not configured: only superusers could log in.",
+                    hint="Set OIDC_ISSUER, OIDC_RP_CLIENT_ID and OIDC_RP_CLIENT_SECRET, or unset OIDC_ONLY.",
+                    id="icc.E011",
+                )
+            )
+        return problems
+    for name in ("OIDC_RP_CLIENT_ID", "OIDC_RP_CLIENT_SECRET"):
+        if name not in client_set:
+            problems.append(
+                Error(
+                    f"OpenID Connect is configured but {name} is not set.",
+                    hint=f"Set {name} (or {name}_FILE for the secret) to the client registered at the provider.",
+                    id="icc.E012",
+                )
+            )
+    if not settings.OIDC_ISSUER:
+        missing = [name for name in OIDC_EXPLICIT_ENDPOINTS if not getattr(settings, name)]
+        if settings.OIDC_RP_SIGN_ALGO[:2] in {"RS", "ES"} and not settings.OIDC_OP_JWKS_ENDPOINT:
+            missing.append("OIDC_OP_JWKS_ENDPOINT")
+        if missing:
+            problems.append(
+                Error(
+                    f"OpenID Connect endpoints are explicit (no OIDC_ISSUER) but {', '.join(missing)} "
+                    f"{'is' if len(missing) == 1 else 'are'} not set.",
+                    hint="Set OIDC_ISSUER to use the provider's discovery document, or set every endpoint.",
+                    id="icc.E013",
+                )
+            )
+    return problems

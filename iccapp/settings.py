@@ -21,6 +21,60 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = Env()
 
 
+# --- OpenID Connect (apps.users.oidc) -------------------------------------------------------------------
+OIDC_ENDPOINT_VARS = (
+    "OIDC_OP_AUTHORIZATION_ENDPOINT",
+    "OIDC_OP_TOKEN_ENDPOINT",
+    "OIDC_OP_USER_ENDPOINT",
+    "OIDC_OP_JWKS_ENDPOINT",
+    "OIDC_OP_END_SESSION_ENDPOINT",
+)
+OIDC_SIGN_ALGOS = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "HS256", "HS384", "HS512")
+
+
+def _oidc_group_roles(value: str) -> dict[str, str]:
+    """``OIDC_GROUP_ROLES="icc-admins=admin,icc-ops=operator"``: group name -> ICC role, strictly."""
+    roles = ("viewer", "operator", "admin")
+    mapping: dict[str, str] = {}
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        group, sep, role = (piece.strip() for piece in item.rpartition("="))
+        if not sep or not group or not role:
+            raise EnvError(f"OIDC_GROUP_ROLES: {item!r} is not group=role (e.g. icc-admins=admin)")
+        if role not in roles:
+            raise EnvError(f"OIDC_GROUP_ROLES: role {role!r} of group {group!r} is not one of {', '.join(roles)}")
+        if group in mapping:
+            raise EnvError(f"OIDC_GROUP_ROLES: group {group!r} is mapped twice")
+        mapping[group] = role
+    return mapping
+
+
+def _oidc_settings() -> dict[str, Any]:
+    """Read every OIDC_* variable (iccapp.checks reports partial configurations); enabled by an issuer or
+    an explicit authorization endpoint. Endpoints left empty are discovered from the issuer at first use."""
+    o: dict[str, Any] = {}
+    o["OIDC_ISSUER"] = env.url("OIDC_ISSUER", "", schemes=("http", "https"), secret=False).rstrip("/")
+    for name in OIDC_ENDPOINT_VARS:
+        o[name] = env.url(name, "", schemes=("http", "https"), secret=False)
+    o["OIDC_ENABLED"] = bool(o["OIDC_ISSUER"] or o["OIDC_OP_AUTHORIZATION_ENDPOINT"])
+    o["OIDC_RP_CLIENT_ID"] = env.string("OIDC_RP_CLIENT_ID")
+    o["OIDC_RP_CLIENT_SECRET"] = env.string("OIDC_RP_CLIENT_SECRET", secret=True)
+    o["OIDC_RP_SIGN_ALGO"] = env.string("OIDC_RP_SIGN_ALGO", "RS256", choices=OIDC_SIGN_ALGOS)
+    o["OIDC_RP_SCOPES"] = env.string("OIDC_RP_SCOPES", "openid email profile groups")
+    if "openid" not in o["OIDC_RP_SCOPES"].split():
+        raise EnvError(f"OIDC_RP_SCOPES: {o['OIDC_RP_SCOPES']!r} must include openid")
+    o["OIDC_USERNAME_CLAIM"] = env.string("OIDC_USERNAME_CLAIM", "preferred_username")
+    o["OIDC_GROUPS_CLAIM"] = env.string("OIDC_GROUPS_CLAIM", "groups")
+    o["OIDC_GROUP_ROLES"] = _oidc_group_roles(env.string("OIDC_GROUP_ROLES"))
+    o["OIDC_ONLY"] = env.boolean("OIDC_ONLY", False)
+    o["OIDC_TIMEOUT"] = env.integer("OIDC_TIMEOUT", 10, minimum=1, maximum=120)
+    return o
+
+
+# --- end OpenID Connect ---------------------------------------------------------------------------------
+
+
 def _settings() -> dict[str, Any]:  # noqa: PLR0915 - one linear read of the environment
     s: dict[str, Any] = {}
     data_dir = Path(env.string("ICC_DATA_DIR", str(BASE_DIR / "var"))).resolve()
@@ -114,6 +168,7 @@ def _settings() -> dict[str, Any]:  # noqa: PLR0915 - one linear read of the env
         raise EnvError("AUDIT_SIGNING_KEY: must be at least 32 characters long")
     s["AUDIT_CHECKPOINT_DIR"] = Path(env.string("AUDIT_CHECKPOINT_DIR", str(data_dir / "audit-checkpoints")))
     s["AUDIT_VERIFY_SECONDS"] = env.integer("AUDIT_VERIFY_SECONDS", 3600, minimum=60)
+    s.update(_oidc_settings())  # OpenID Connect, see _oidc_settings
     s["ICC_ENV_SOURCES"] = dict(env.used)
     return s
 
@@ -151,6 +206,31 @@ AUDIT_CHECKPOINT_DIR: Path = _from_env["AUDIT_CHECKPOINT_DIR"]
 AUDIT_VERIFY_SECONDS: int = _from_env["AUDIT_VERIFY_SECONDS"]
 ICC_ENV_SOURCES: dict[str, str] = _from_env["ICC_ENV_SOURCES"]
 
+# --- OpenID Connect (apps.users.oidc): mozilla-django-oidc reads these names --------------------------
+OIDC_ENABLED: bool = _from_env["OIDC_ENABLED"]
+OIDC_ISSUER: str = _from_env["OIDC_ISSUER"]
+OIDC_OP_AUTHORIZATION_ENDPOINT: str = _from_env["OIDC_OP_AUTHORIZATION_ENDPOINT"]
+OIDC_OP_TOKEN_ENDPOINT: str = _from_env["OIDC_OP_TOKEN_ENDPOINT"]
+OIDC_OP_USER_ENDPOINT: str = _from_env["OIDC_OP_USER_ENDPOINT"]
+OIDC_OP_JWKS_ENDPOINT: str = _from_env["OIDC_OP_JWKS_ENDPOINT"]
+OIDC_OP_END_SESSION_ENDPOINT: str = _from_env["OIDC_OP_END_SESSION_ENDPOINT"]
+OIDC_RP_CLIENT_ID: str = _from_env["OIDC_RP_CLIENT_ID"]
+OIDC_RP_CLIENT_SECRET: str = _from_env["OIDC_RP_CLIENT_SECRET"]
+OIDC_RP_SIGN_ALGO: str = _from_env["OIDC_RP_SIGN_ALGO"]
+OIDC_RP_SCOPES: str = _from_env["OIDC_RP_SCOPES"]
+OIDC_USERNAME_CLAIM: str = _from_env["OIDC_USERNAME_CLAIM"]
+OIDC_GROUPS_CLAIM: str = _from_env["OIDC_GROUPS_CLAIM"]
+OIDC_GROUP_ROLES: dict[str, str] = _from_env["OIDC_GROUP_ROLES"]
+OIDC_ONLY: bool = _from_env["OIDC_ONLY"]
+OIDC_TIMEOUT: int = _from_env["OIDC_TIMEOUT"]
+OIDC_USE_PKCE = True
+OIDC_STORE_ID_TOKEN = True  # the logout view sends it to the provider as id_token_hint
+OIDC_CREATE_USER = True
+OIDC_AUTHENTICATE_CLASS = "apps.users.oidc.ICCAuthenticationRequestView"
+OIDC_OP_LOGOUT_URL_METHOD = "apps.users.oidc.provider_logout_url"
+LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?sso=failed"
+# --- end OpenID Connect ---------------------------------------------------------------------------------
+
 INSTALLED_APPS = [
     "django_prometheus",
     "django.contrib.admin",
@@ -174,6 +254,11 @@ INSTALLED_APPS = [
     "apps.traffic",
     "iccapp",
 ]
+# --- OpenID Connect: a password backend that honours OIDC_ONLY, then the OIDC code-flow backend.
+if OIDC_ENABLED:
+    INSTALLED_APPS.append("mozilla_django_oidc")
+    AUTHENTICATION_BACKENDS = ["apps.users.oidc.LocalPasswordBackend", "apps.users.oidc.ICCOIDCBackend"]
+# --- end OpenID Connect
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from apps.users.forms import ThrottledAuthenticationForm
+from apps.users.oidc import LoginView
 
 admin.site.site_header = "ICC administration"
 admin.site.site_title = "ICC admin"
@@ -26,7 +27,7 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
     path(
         "accounts/login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True, authentication_form=ThrottledAuthenticationForm),
+        LoginView.as_view(),  # Django's, plus single sign-on and OIDC_ONLY (apps.users.oidc)
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -36,6 +37,16 @@ urlpatterns = [
     path("", include("django_prometheus.urls")),
     path("", include("apps.core.urls")),
 ]
+
+# --- OpenID Connect: the code flow under /oidc/; logout also ends the provider's session (apps.users.oidc).
+if settings.OIDC_ENABLED:
+    from mozilla_django_oidc.views import OIDCLogoutView
+
+    urlpatterns[:0] = [
+        path("accounts/logout/", OIDCLogoutView.as_view(), name="logout"),
+        path("oidc/", include("mozilla_django_oidc.urls")),
+    ]
+# --- end OpenID Connect
 
 handler403 = "apps.core.views.error_403"
 handler404 = "apps.core.views.error_404"

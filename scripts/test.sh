@@ -46,11 +46,13 @@ ensure_redis() {
   log "Redis did not come up on $host:$port"; exit 1
 }
 
-apt_install chromium git
+apt_install chromium git nodejs npm
 ensure_postgres
 ensure_redis
 ensure_venv requirements-dev.txt
 export PATH="$VENV/bin:$PATH"
+# The OpenID Connect provider the login tests start (tests/oidc, npm oidc-provider).
+npm ci --prefix tests/oidc --no-audit --no-fund
 
 # The Django checks connect to DATABASE_URL's database itself (pytest uses test_<name>): create it.
 python - <<'PY'

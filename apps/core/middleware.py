@@ -18,10 +18,10 @@ def client_ip(request: HttpRequest) -> str:
     return str(request.META.get("REMOTE_ADDR") or "")
 
 
-class RequestIdMiddleware:
-    """Accepts X-Request-ID (or makes one), exposes it on the request, the logs and the response.
+class HybridMiddleware:
+    """Base for ICC middleware: sync- and async-capable, so under ASGI it adds no thread hop.
 
-    Both sync- and async-capable, so under ASGI it adds no thread hop to the middleware chain.
+    Subclasses implement ``before(request)`` and/or ``after(request, response)`` (both plain functions).
     """
 
     sync_capable = True
@@ -36,19 +36,28 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self.__acall__(request)
-        self.begin(request)
+        self.before(request)
         response = self.get_response(request)
-        response[REQUEST_ID_HEADER] = request.request_id  # type: ignore[attr-defined]
+        self.after(request, response)
         return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
-        self.begin(request)
+        self.before(request)
         response = await self.get_response(request)
-        response[REQUEST_ID_HEADER] = request.request_id  # type: ignore[attr-defined]
+        self.after(request, response)
         return response
 
-    @staticmethod
-    def begin(request: HttpRequest) -> None:
+    def before(self, request: HttpRequest) -> None:
+        return None
+
+    def after(self, request: HttpRequest, response: HttpResponse) -> None:
+        return None
+
+
+class RequestIdMiddleware(HybridMiddleware):
+    """Accepts X-Request-ID (or makes one), exposes it on the request, the logs and the response."""
+
+    def before(self, request: HttpRequest) -> None:
         request_id = context.accept_request_id(request.headers.get(REQUEST_ID_HEADER))
         request.request_id = request_id  # type: ignore[attr-defined]
         path = request.path
@@ -60,25 +69,12 @@ class RequestIdMiddleware:
             source=source,
         )
 
+    def after(self, request: HttpRequest, response: HttpResponse) -> None:
+        response[REQUEST_ID_HEADER] = request.request_id  # type: ignore[attr-defined]
 
-class RequestUserMiddleware:
+
+class RequestUserMiddleware(HybridMiddleware):
     """After authentication: expose the (still lazy) user to services through the request context."""
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request: HttpRequest) -> Any:
-        if self.is_async:
-            return self.__acall__(request)
+    def before(self, request: HttpRequest) -> None:
         context.bind(user=getattr(request, "user", None))
-        return self.get_response(request)
-
-    async def __acall__(self, request: HttpRequest) -> HttpResponse:
-        context.bind(user=getattr(request, "user", None))
-        return await self.get_response(request)

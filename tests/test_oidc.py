@@ -1,0 +1,421 @@
+"""OpenID Connect login against a real provider (npm ``oidc-provider``, tests/oidc/provider.js).
+
+The provider runs on ``localhost`` and ICC on ``127.0.0.1`` (cookies ignore ports). Its accounts file is
+read on every lookup, so a test changes someone's groups at the "identity provider" between two logins.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from html import unescape
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urljoin, urlsplit
+
+import pytest
+import requests
+
+from tests.conftest import ARTIFACTS, ROOT, RunningServer, free_port, require, server_env, stop_process, wait_ready
+
+OIDC_DIR = ROOT / "tests" / "oidc"
+CLIENT_ID = "icc-test"
+CLIENT_SECRET = "icc-test-client-secret-0123456789"
+GROUP_ROLES = "icc-admins=admin,icc-ops=operator"
+ALICE = {
+    "preferred_username": "alice",
+    "email": "alice@example.test",
+    "name": "Alice Liddell",
+    "given_name": "Alice",
+    "family_name": "Liddell",
+    "groups": ["icc-admins", "icc-ops", "unmapped-group"],
+}
+
+
+@dataclass
+class Provider:
+    issuer: str
+    accounts_file: Path
+    icc_port: int
+    process: subprocess.Popen[bytes]
+
+    def set_account(self, login: str, claims: dict[str, Any]) -> None:
+        accounts = json.loads(self.accounts_file.read_text())
+        accounts[login] = claims
+        self.accounts_file.write_text(json.dumps(accounts))
+
+
+@pytest.fixture(scope="session")
+def provider_installed() -> None:
+    """node and npm present; ``npm ci --prefix tests/oidc`` run when node_modules is missing."""
+    require(bool(shutil.which("node") and shutil.which("npm")), "node and npm are not installed (apt nodejs npm)")
+    if not (OIDC_DIR / "node_modules" / "oidc-provider").exists():
+        subprocess.run(
+            ["npm", "ci", "--prefix", str(OIDC_DIR), "--no-audit", "--no-fund"], check=True, timeout=600, cwd=ROOT
+        )
+
+
+@pytest.fixture
+def oidc_provider(provider_installed: None, tmp_path: Path) -> Iterator[Provider]:
+    port, icc_port = free_port(), free_port()
+    accounts_file = tmp_path / "accounts.json"
+    accounts_file.write_text(json.dumps({"alice": ALICE}))
+    config = {
+        "port": port,
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "redirect_uris": [f"http://127.0.0.1:{icc_port}/oidc/callback/"],
+        "post_logout_redirect_uris": [f"http://127.0.0.1:{icc_port}/accounts/login/"],
+        "accounts_file": str(accounts_file),
+    }
+    config_file = tmp_path / "provider.json"
+    config_file.write_text(json.dumps(config))
+    log_path = tmp_path / "provider.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            ["node", str(OIDC_DIR / "provider.js"), str(config_file)], cwd=OIDC_DIR, stdout=log, stderr=log
+        )
+    issuer = f"http://localhost:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, log_path.read_text()
+            try:
+                if requests.get(f"{issuer}/.well-known/openid-configuration", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, f"oidc-provider did not start: {log_path.read_text()}"
+            time.sleep(0.2)
+        yield Provider(issuer, accounts_file, icc_port, process)
+    finally:
+        stop_process(process)
+
+
+@contextmanager
+def running_icc(tmp_path: Path, static: Path, port: int, **extra: str) -> Iterator[RunningServer]:
+    """A real ICC web process (as ``icc_server``) with extra environment."""
+    data_dir = tmp_path / f"data-{port}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "static").symlink_to(static, target_is_directory=True)
+    log_path = tmp_path / f"server-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "run", "--port", str(port)],
+            cwd=ROOT,
+            env=server_env(ICC_DATA_DIR=str(data_dir), **extra),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = RunningServer(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        wait_ready(server.url, process)
+        yield server
+    except Exception:
+        print(server.log(), file=sys.stderr)
+        raise
+    finally:
+        stop_process(process)
+
+
+def oidc_env(issuer: str) -> dict[str, str]:
+    return {
+        "OIDC_ISSUER": issuer,
+        "OIDC_RP_CLIENT_ID": CLIENT_ID,
+        "OIDC_RP_CLIENT_SECRET": CLIENT_SECRET,
+        "OIDC_GROUP_ROLES": GROUP_ROLES,
+    }
+
+
+@pytest.fixture
+def icc_oidc(transactional_db, tmp_path, collected_static, oidc_provider) -> Iterator[RunningServer]:  # type: ignore[no-untyped-def]
+    with running_icc(tmp_path, collected_static, oidc_provider.icc_port, **oidc_env(oidc_provider.issuer)) as server:
+        yield server
+
+
+def form_of(html: str) -> tuple[str, dict[str, str]]:
+    """The first form's action and its named inputs' values."""
+    form = re.search(r"<form[^>]*action=\"([^\"]+)\"[^>]*>(.*?)</form>", html, re.S)
+    assert form, html
+    fields = {}
+    for tag in re.findall(r"<input[^>]*>", form[2]):
+        name, value = re.search(r'name="([^"]*)"', tag), re.search(r'value="([^"]*)"', tag)
+        if name:
+            fields[name[1]] = unescape(value[1]) if value else ""
+    return unescape(form[1]), fields
+
+
+def sso_login(server: RunningServer, login: str) -> requests.Session:
+    """The whole redirect dance, headless: ICC -> provider's login form -> (consent) -> ICC callback."""
+    session = requests.Session()
+    response = session.get(f"{server.url}/oidc/authenticate/", timeout=10)
+    assert "/interaction/" in response.url, response.text
+    action, fields = form_of(response.text)
+    response = session.post(
+        urljoin(response.url, action), data={**fields, "login": login, "password": "anything"}, timeout=10
+    )
+    if "/interaction/" in response.url:  # a consent prompt, should the provider ask
+        action, fields = form_of(response.text)
+        response = session.post(urljoin(response.url, action), data=fields, timeout=10)
+    assert response.url.startswith(server.url), response.url
+    assert "sso=failed" not in response.url, server.log()
+    assert "sessionid" in session.cookies.get_dict(domain="127.0.0.1") or session.cookies.get("sessionid")
+    return session
+
+
+def test_sso_login_creates_the_user_and_maps_groups_to_roles(icc_oidc, oidc_provider):
+    from apps.audit.models import AuditEvent
+    from apps.core.access import GLOBAL, grants
+    from apps.users.models import RoleBinding, Team, User
+
+    session = sso_login(icc_oidc, "alice")
+    me = session.get(f"{icc_oidc.url}/api/v1/role-bindings/", timeout=10)
+    assert me.status_code == 200, me.text
+
+    user = User.objects.get(username="alice")  # preferred_username, not a hash of the email
+    assert (user.email, user.first_name, user.last_name, user.display_name) == (
+        "alice@example.test",
+        "Alice",
+        "Liddell",
+        "Alice Liddell",
+    )
+    assert not user.has_usable_password()
+    assert set(user.teams.values_list("name", "source")) == {("icc-admins", "oidc"), ("icc-ops", "oidc")}
+    assert not Team.objects.filter(name="unmapped-group").exists()  # only mapped groups become teams
+    admins = RoleBinding.objects.get(team__name="icc-admins")
+    assert (admins.role, admins.scope_kind, admins.source) == ("admin", "global", "oidc")
+    assert RoleBinding.objects.get(team__name="icc-ops").role == "operator"
+    assert ("admin", GLOBAL) in grants(user)
+    actions = set(AuditEvent.objects.values_list("action", flat=True))
+    assert {"users.user.create", "users.team.create", "users.team.membership", "users.rolebinding.create"} <= actions
+    assert "users.session.login" in actions
+
+    # An admin may create users over the API (session auth needs the CSRF token).
+    created = session.post(
+        f"{icc_oidc.url}/api/v1/users/",
+        json={"username": "bob-by-alice", "email": "bob@example.test"},
+        headers={"X-CSRFToken": session.cookies["csrftoken"], "Referer": icc_oidc.url},
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+
+    # Logout ends the provider's session too (RP-initiated logout with the ID token as hint).
+    logout = session.post(
+        f"{icc_oidc.url}/accounts/logout/",
+        headers={"X-CSRFToken": session.cookies["csrftoken"], "Referer": icc_oidc.url},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert logout.status_code == 302
+    location = urlsplit(logout.headers["Location"])
+    assert f"{location.scheme}://{location.netloc}" == oidc_provider.issuer
+    query = parse_qs(location.query)
+    assert query["id_token_hint"] and query["post_logout_redirect_uri"] == [f"{icc_oidc.url}/accounts/login/"]
+    assert session.get(f"{icc_oidc.url}/api/v1/role-bindings/", timeout=10).status_code in {401, 403}
+
+
+def test_leaving_a_group_at_the_provider_removes_rights_at_next_login(icc_oidc, oidc_provider):
+    from apps.audit.models import AuditEvent
+    from apps.core.access import GLOBAL, grants
+    from apps.users.models import User
+
+    sso_login(icc_oidc, "alice")
+    assert ("admin", GLOBAL) in grants(User.objects.get(username="alice"))
+
+    oidc_provider.set_account("alice", {**ALICE, "groups": ["icc-ops"]})
+    session = sso_login(icc_oidc, "alice")
+
+    user = User.objects.get(username="alice")
+    assert list(user.teams.values_list("name", flat=True)) == ["icc-ops"]
+    assert grants(user) == [("operator", GLOBAL)]
+    removed = (
+        AuditEvent.objects.filter(action="users.team.membership", target_display="icc-admins").order_by("pk").last()
+    )
+    assert removed is not None and removed.changes["member"] == {"before": "alice", "after": None}
+    refused = session.post(
+        f"{icc_oidc.url}/api/v1/users/",
+        json={"username": "carol-by-alice"},
+        headers={"X-CSRFToken": session.cookies["csrftoken"], "Referer": icc_oidc.url},
+        timeout=10,
+    )
+    assert refused.status_code == 403, refused.text
+
+
+def test_explicit_endpoints_work_without_discovery(transactional_db, tmp_path, collected_static, oidc_provider):
+    from apps.core.access import grants
+    from apps.users.models import User
+
+    document = requests.get(f"{oidc_provider.issuer}/.well-known/openid-configuration", timeout=10).json()
+    env = {
+        "OIDC_OP_AUTHORIZATION_ENDPOINT": document["authorization_endpoint"],
+        "OIDC_OP_TOKEN_ENDPOINT": document["token_endpoint"],
+        "OIDC_OP_USER_ENDPOINT": document["userinfo_endpoint"],
+        "OIDC_OP_JWKS_ENDPOINT": document["jwks_uri"],
+        "OIDC_RP_CLIENT_ID": CLIENT_ID,
+        "OIDC_RP_CLIENT_SECRET": CLIENT_SECRET,
+        "OIDC_GROUP_ROLES": "icc-ops=viewer",
+    }
+    oidc_provider.set_account("alice", {**ALICE, "preferred_username": "", "groups": ["icc-ops"]})
+    with running_icc(tmp_path, collected_static, oidc_provider.icc_port, **env) as server:
+        session = sso_login(server, "alice")
+        # No end_session endpoint configured (and no discovery): logout stays local.
+        logout = session.post(
+            f"{server.url}/accounts/logout/",
+            headers={"X-CSRFToken": session.cookies["csrftoken"], "Referer": server.url},
+            allow_redirects=False,
+            timeout=10,
+        )
+        assert logout.headers["Location"] == "/accounts/login/"
+    user = User.objects.get(username="alice@example.test")  # no preferred_username: the email
+    assert [role for role, _ in grants(user)] == ["viewer"]
+
+
+@pytest.mark.browser
+def test_sso_login_in_chromium(icc_oidc, oidc_provider):
+    from tests.test_browser import CHROMIUM_ARGS, chromium_path, outside_playwright
+
+    path = chromium_path()
+    require(path is not None, "Chromium is not installed (apt-get install -y --no-install-recommends chromium)")
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(path), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+            page.set_default_timeout(15_000)
+            page.goto(f"{icc_oidc.url}/")
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "oidc-login-page.png"))
+            page.get_by_text("Log in with single sign-on").click()
+            page.wait_for_url(re.compile(r"^http://localhost:\d+/interaction/"))
+            page.fill("input[name=login]", "alice")
+            page.fill("input[name=password]", "anything")
+            page.click("button[type=submit]")
+            page.wait_for_url(re.compile(rf"^{re.escape(icc_oidc.url)}/"))
+            expect(page.locator("body")).to_contain_text("alice")
+            page.screenshot(path=str(ARTIFACTS / "oidc-login.png"), full_page=True)
+
+            # Logging out of ICC ends the provider's session too: it asks, then returns to ICC's login page.
+            page.get_by_role("button", name="Log out").click()
+            page.wait_for_url(re.compile(r"^http://localhost:\d+/session/end"))
+            page.get_by_role("button", name=re.compile("sign me out", re.I)).click()
+            page.wait_for_url(f"{icc_oidc.url}/accounts/login/")
+            expect(page.get_by_text("Log in with single sign-on")).to_be_visible()
+        finally:
+            browser.close()
+
+    def admin_binding() -> bool:
+        from apps.users.models import User
+
+        return User.objects.get(username="alice").teams.filter(name="icc-admins", role_bindings__role="admin").exists()
+
+    assert outside_playwright(admin_binding)
+
+
+def test_oidc_only_refuses_local_passwords_except_for_superusers(transactional_db, tmp_path, collected_static):
+    from apps.users.oidc import REFUSED_MESSAGE
+    from apps.users.services import user_create
+
+    password = "pw-local-Correct-Horse-42"
+    user_create(username="lou-local", password=password)
+    user_create(username="sue-super", password=password, is_superuser=True)
+    env = oidc_env("http://localhost:9")  # discovery happens at first use: no provider needed to start
+    with running_icc(tmp_path, collected_static, free_port(), OIDC_ONLY="true", **env) as server:
+        session = requests.Session()
+        page = session.get(f"{server.url}/accounts/login/", timeout=10)
+        assert "Log in with single sign-on" in page.text
+        assert 'name="password"' not in page.text
+        page = session.get(f"{server.url}/accounts/login/?local=1", timeout=10)
+        assert 'name="password"' in page.text
+
+        def log_in(username: str) -> requests.Response:
+            return session.post(
+                f"{server.url}/accounts/login/",
+                data={
+                    "username": username,
+                    "password": password,
+                    "csrfmiddlewaretoken": session.cookies["csrftoken"],
+                },
+                headers={"Referer": f"{server.url}/accounts/login/"},
+                allow_redirects=False,
+                timeout=10,
+            )
+
+        refused = log_in("lou-local")
+        assert refused.status_code == 200
+        assert unescape(refused.text).count(REFUSED_MESSAGE) == 1
+        assert log_in("sue-super").status_code == 302  # break-glass: superusers keep their password
+
+        # The provider is down: the SSO button says so instead of failing with an error page.
+        down = requests.get(f"{server.url}/oidc/authenticate/", timeout=30)
+        assert down.url.endswith("/accounts/login/?sso=unavailable")
+        assert "The single sign-on provider cannot be reached right now." in down.text
+
+
+def check(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    base = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "ICC_DATA_DIR": str(tmp_path)}
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"OIDC_ISSUER": "https://idp.example"}, "OIDC_RP_CLIENT_ID is not set"),
+        ({"OIDC_ISSUER": "https://idp.example", "OIDC_RP_CLIENT_ID": "icc"}, "OIDC_RP_CLIENT_SECRET is not set"),
+        (
+            {"OIDC_OP_AUTHORIZATION_ENDPOINT": "https://idp.example/auth", "OIDC_RP_CLIENT_ID": "icc",
+             "OIDC_RP_CLIENT_SECRET": "s"},
+            "OIDC_OP_TOKEN_ENDPOINT, OIDC_OP_USER_ENDPOINT, OIDC_OP_JWKS_ENDPOINT are not set",
+        ),
+        ({"OIDC_RP_CLIENT_ID": "icc"}, "OIDC_RP_CLIENT_ID is set but OpenID Connect has no provider"),
+        ({"OIDC_ONLY": "true"}, "OIDC_ONLY is on but OpenID Connect is not configured"),
+    ],
+)  # fmt: skip
+def test_a_partial_oidc_configuration_fails_the_system_check(env, message, tmp_path):
+    result = check(env, tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("OIDC_GROUP_ROLES", "icc-admins=emperor", "OIDC_GROUP_ROLES: role 'emperor' of group 'icc-admins' is not"),
+        ("OIDC_GROUP_ROLES", "icc-admins", "OIDC_GROUP_ROLES: 'icc-admins' is not group=role"),
+        ("OIDC_GROUP_ROLES", "a=admin,a=viewer", "OIDC_GROUP_ROLES: group 'a' is mapped twice"),
+        ("OIDC_ISSUER", "idp.example", "OIDC_ISSUER: scheme '(none)' is not one of http, https"),
+        ("OIDC_OP_TOKEN_ENDPOINT", "ftp://idp.example/t", "OIDC_OP_TOKEN_ENDPOINT: scheme 'ftp'"),
+        ("OIDC_RP_SIGN_ALGO", "none", "OIDC_RP_SIGN_ALGO: 'none' is not one of"),
+        ("OIDC_ONLY", "perhaps", "OIDC_ONLY: 'perhaps' is not a boolean"),
+    ],
+)
+def test_a_malformed_oidc_setting_stops_start_up_naming_it(variable, value, message, tmp_path):
+    result = check({variable: value}, tmp_path)
+    assert result.returncode == 78, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_client_secret_may_come_from_a_file(tmp_path):
+    secret = tmp_path / "oidc-secret"
+    secret.write_text("from-a-file\n")
+    env = {"OIDC_ISSUER": "https://idp.example", "OIDC_RP_CLIENT_ID": "icc", "OIDC_RP_CLIENT_SECRET_FILE": str(secret)}
+    result = check(env, tmp_path)
+    assert result.returncode == 0, result.stderr

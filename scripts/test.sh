@@ -46,7 +46,11 @@ ensure_redis() {
   log "Redis did not come up on $host:$port"; exit 1
 }
 
-apt_install chromium git nodejs npm
+apt_install chromium git
+# Node.js for the test OpenID Connect provider: Debian's packages only where node/npm are missing (a
+# machine may carry a newer Node.js whose bundled npm conflicts with Debian's npm package).
+command -v node >/dev/null || apt_install nodejs
+command -v npm >/dev/null || apt_install npm
 ensure_postgres
 ensure_redis
 ensure_venv requirements-dev.txt

@@ -77,3 +77,32 @@ def user_update(*, user: User, **changes: Any) -> User:
         if "is_active" in changes:
             publish("dashboard", {"reason": "user.updated"})
     return user
+
+
+def service_account_create(*, by: User, username: str, team_name: str, display_name: str = "") -> User:
+    """A non-human identity owned by a team; it acts only through API tokens (no password, no login).
+
+    Rule: only those who may configure globally create service accounts (their rights come from bindings
+    like anyone's)."""
+    from apps.core.access import GLOBAL, Action, can_at
+    from apps.core.errors import ForbiddenError
+    from apps.users.models import Team
+
+    if not can_at(by, Action.CONFIGURE, GLOBAL):
+        raise ForbiddenError("only global admins create service accounts")
+    team = Team.objects.filter(name=team_name).first()
+    if team is None:
+        raise DomainError(f"no team {team_name!r}", field="team")
+    if User.objects.filter(username__iexact=username).exists():
+        raise ConflictError(f"a user named {username!r} already exists", field="username")
+    with transaction.atomic():
+        account = User(username=username, display_name=display_name, is_service_account=True, owner_team=team)
+        account.set_unusable_password()
+        account.full_clean(exclude=["password"])
+        account.save()
+        audit_record(
+            action="users.serviceaccount.create",
+            target=account,
+            changes=diff({}, {"username": username, "team": team.name, "display_name": display_name}),
+        )
+    return account

@@ -223,3 +223,5 @@ def test_portal_pages_need_a_login_and_never_fail(personas, persona):
             assert response["Location"].startswith("/accounts/login/")
         else:
             assert response.status_code == 200, (page, persona, response.status_code)
+            if response.get("Content-Type", "").startswith("text/html") and "fragments" not in page:
+                assert "What can I do here?" in response.content.decode(), page

@@ -17,7 +17,18 @@ NAVIGATION = (
 )
 
 
+def my_rights(user: Any) -> list[str]:
+    """Human-readable grants: ``admin at global``, ``viewer at cluster c1``."""
+    from apps.core.access import grants, is_platform_superuser
+
+    if is_platform_superuser(user):
+        return ["platform superuser: everything, everywhere"]
+    return sorted({f"{role} at {scope.label()}" for role, scope in grants(user)}) or ["no role bindings yet"]
+
+
 def portal(request: HttpRequest) -> dict[str, Any]:
     path = request.path
     active = next((key for key, _, url in NAVIGATION[1:] if path.startswith(url)), "dashboard" if path == "/" else "")
-    return {"navigation": NAVIGATION, "active_area": active}
+    user = getattr(request, "user", None)
+    # A callable: templates evaluate it only on pages that show it (no query on API or fragment responses).
+    return {"navigation": NAVIGATION, "active_area": active, "my_rights": lambda: my_rights(user)}

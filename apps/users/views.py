@@ -21,10 +21,9 @@ from apps.users.tokens import token_create, token_revoke
 
 
 def rights_summary(user: Any) -> list[str]:
-    """Human-readable grants: ``admin at global``, ``viewer at cluster c1``."""
-    if is_platform_superuser(user):
-        return ["platform superuser: everything, everywhere"]
-    return sorted({f"{role} at {scope.label()}" for role, scope in grants(user)}) or ["no role bindings yet"]
+    from apps.core.context_processors import my_rights
+
+    return my_rights(user)
 
 
 @login_required

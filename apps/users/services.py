@@ -12,7 +12,7 @@ from apps.audit.redaction import diff
 from apps.audit.services import audit_record
 from apps.core.errors import ConflictError, DomainError
 from apps.core.events import publish
-from apps.users.models import User
+from apps.users.models import Team, User
 
 AUDITED_FIELDS = (
     "username",
@@ -106,3 +106,39 @@ def service_account_create(*, by: User, username: str, team_name: str, display_n
             changes=diff({}, {"username": username, "team": team.name, "display_name": display_name}),
         )
     return account
+
+
+def team_create(*, by: User, name: str, display_name: str = "") -> Team:
+    """Rule: teams are global objects; only those who may configure globally create them."""
+    from apps.core.access import GLOBAL, Action, can_at
+    from apps.core.errors import ForbiddenError
+
+    if not can_at(by, Action.CONFIGURE, GLOBAL):
+        raise ForbiddenError("only global admins create teams")
+    if Team.objects.filter(name=name).exists():
+        raise ConflictError(f"a team named {name!r} already exists", field="name")
+    with transaction.atomic():
+        team = Team.objects.create(name=name, display_name=display_name)
+        audit_record(action="users.team.create", target=team, changes=diff({}, {"name": name}))
+    return team
+
+
+def team_set_members(*, by: User, team: Team, usernames: list[str]) -> Team:
+    """Replace the members of a local team (teams from single sign-on follow the provider's groups)."""
+    from apps.core.access import GLOBAL, Action, can_at
+    from apps.core.errors import ForbiddenError
+
+    if not can_at(by, Action.CONFIGURE, GLOBAL):
+        raise ForbiddenError("only global admins manage team members")
+    if team.source != "local":
+        raise DomainError("this team follows single-sign-on groups; change membership at the provider", field="members")
+    users = list(User.objects.filter(username__in=usernames))
+    missing = sorted(set(usernames) - {u.username for u in users})
+    if missing:
+        raise DomainError(f"no user {missing[0]!r}", field="members")
+    with transaction.atomic():
+        before = sorted(team.members.values_list("username", flat=True))
+        team.members.set(users)
+        after = sorted(u.username for u in users)
+        audit_record(action="users.team.members", target=team, changes=diff({"members": before}, {"members": after}))
+    return team

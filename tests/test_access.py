@@ -235,3 +235,20 @@ def test_portal_pages_need_a_login_and_never_fail(personas, persona):
             assert response.status_code == 200, (page, persona, response.status_code)
             if response.get("Content-Type", "").startswith("text/html") and "fragments" not in page:
                 assert "What can I do here?" in response.content.decode(), page
+
+
+def test_the_admin_follows_icc_roles_for_staff(make_user, outsider_persona):
+    reader = make_user("staff-reader", staff=True, role="viewer")
+    client = client_for({"r": reader}, "r")
+    assert client.get("/admin/users/user/").status_code == 200
+    page = client.get(f"/admin/users/user/{outsider_persona.user.pk}/change/")
+    assert page.status_code == 200
+    assert 'name="_save"' not in page.content.decode(), "a viewer sees, but cannot save"
+    assert client.get("/admin/users/user/add/").status_code == 403
+    assert client.get("/admin/audit/auditevent/").status_code == 200
+
+    nobody = make_user("staff-nobody", staff=True)
+    assert client_for({"n": nobody}, "n").get("/admin/users/user/").status_code == 403
+
+    boss = make_user("staff-admin", staff=True, role="admin")
+    assert client_for({"b": boss}, "b").get("/admin/users/user/add/").status_code == 200

@@ -8,7 +8,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from apps.audit.models import AuditEvent
-from apps.core.access import Action, restrict
+from apps.core.access import Action, is_platform_superuser, restrict, scopes_for
 
 
 @admin.register(AuditEvent)
@@ -22,6 +22,12 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return restrict(request.user, Action.READ, super().get_queryset(request))
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return is_platform_superuser(request.user) or bool(scopes_for(request.user, Action.READ))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -11,7 +11,7 @@ from django.http import HttpRequest
 
 from apps.audit.redaction import diff
 from apps.audit.services import audit_record
-from apps.core.access import Action, restrict
+from apps.core.access import GLOBAL, Action, can, can_at, is_platform_superuser, restrict, scopes_for
 
 
 def _model_action(obj: Model, verb: str) -> str:
@@ -26,6 +26,28 @@ class AuditedModelAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> Any:
         """The admin lists only what the user may read (the same restrict() as everywhere)."""
         return restrict(request.user, Action.READ, super().get_queryset(request))
+
+    # Rule: in the admin (open to staff), ICC roles decide, not Django's model permissions: reading
+    # needs a read grant somewhere; adding needs configure at global; changing or deleting an object
+    # needs configure on that object.
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return is_platform_superuser(request.user) or bool(scopes_for(request.user, Action.READ))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is None:
+            return self.has_module_permission(request)
+        return can(request.user, Action.READ, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return can_at(request.user, Action.CONFIGURE, GLOBAL)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is None:
+            return bool(scopes_for(request.user, Action.CONFIGURE)) or is_platform_superuser(request.user)
+        return can(request.user, Action.CONFIGURE, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_change_permission(request, obj)
 
     def save_model(self, request: HttpRequest, obj: Any, form: ModelForm, change: bool) -> None:
         before = {name: form.initial.get(name) for name in form.changed_data} if change else {}

@@ -228,6 +228,16 @@ def test_a_denied_api_action_leaves_a_denied_event(client, viewer_persona):
     assert event.source == "api"
 
 
+def test_a_hidden_object_is_a_404_recorded_as_denied(client, outsider_persona, admin_persona):
+    client.login(username=outsider_persona.username, password=outsider_persona.password)
+    assert client.get(f"/api/v1/users/{admin_persona.user.pk}/").status_code == 404
+    event = AuditEvent.objects.get(outcome="denied")
+    assert event.action == "api.user.retrieve"
+    assert event.target_id == str(admin_persona.user.pk)
+    assert client.get("/api/v1/users/999999/").status_code == 404
+    assert AuditEvent.objects.filter(outcome="denied").count() == 1, "a truly missing object is no refusal"
+
+
 def test_logins_logouts_and_failed_logins_are_recorded(client, viewer_persona):
     client.post("/accounts/login/", {"username": viewer_persona.username, "password": "wrong"},
                 headers={"User-Agent": "pytest-agent"})  # fmt: skip

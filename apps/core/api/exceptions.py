@@ -76,7 +76,9 @@ def exception_handler(exc: Exception, ctx: dict[str, Any]) -> Response | None:
         codes = exc.get_codes()
         code = codes if isinstance(codes, str) else "error"
         response.data = _body(response.status_code, code, str(exc.detail))
-    if isinstance(exc, (exceptions.PermissionDenied, exceptions.NotAuthenticated)):
+    if isinstance(exc, (exceptions.PermissionDenied, exceptions.NotAuthenticated)) or (
+        isinstance(exc, exceptions.NotFound) and _exists_but_hidden(ctx)
+    ):
         _announce_denied(exc, ctx)
     if response.status_code == status.HTTP_401_UNAUTHORIZED or response.status_code >= 500:
         logger.info("API error %s: %s", response.status_code, response.data["error"]["message"])
@@ -96,3 +98,16 @@ def _announce_denied(exc: exceptions.APIException, ctx: dict[str, Any]) -> None:
         message=str(exc.detail),
         path=request.path if request else "",
     )
+
+
+def _exists_but_hidden(ctx: dict[str, Any]) -> bool:
+    """A 404 for an object that exists is a refusal in disguise (restrict() hid it): audit it as denied."""
+    view, pk = ctx.get("view"), (ctx.get("kwargs") or {}).get("pk")
+    serializer_class = getattr(view, "serializer_class", None)
+    model = getattr(getattr(serializer_class, "Meta", None), "model", None)
+    if model is None or pk is None:
+        return False
+    try:
+        return bool(model._default_manager.filter(pk=pk).exists())
+    except (ValueError, TypeError):
+        return False

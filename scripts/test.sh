@@ -55,6 +55,10 @@ ensure_postgres
 ensure_redis
 ensure_venv requirements-dev.txt
 export PATH="$VENV/bin:$PATH"
+# A real kube-apiserver (v1.20.2, built from Debian's source package; cached outside the repo, so only
+# the first run on a machine pays the ~4-7 minute build).
+log "Kubernetes binaries"
+./scripts/kube-binaries.sh
 # The OpenID Connect provider the login tests start (tests/oidc, npm oidc-provider).
 npm ci --prefix tests/oidc --no-audit --no-fund
 

@@ -161,7 +161,7 @@ def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) 
             if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
                 return
         except requests.RequestException:
-            pass
+            pass  # not listening yet: poll again until the timeout
         time.sleep(0.25)
     raise SystemExit(f"{base}/readyz did not return 200 within {timeout:.0f} s")
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -191,21 +192,22 @@ def collected_static(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data_dir / "static"
 
 
-@pytest.fixture
-def icc_server(transactional_db, tmp_path, collected_static) -> Iterator[RunningServer]:  # type: ignore[no-untyped-def]
-    """A real ICC web process (uvicorn via ``manage.py run``) on the test database and Redis."""
-    port = free_port()
-    log_path = tmp_path / "server.log"
-    data_dir = tmp_path / "data"
+@contextmanager
+def running_icc(
+    tmp_path: Path, static: Path, port: int, *, data_name: str | None = None, **extra: str
+) -> Iterator[RunningServer]:
+    """A real ICC web process (uvicorn via ``manage.py run``) on the test database and Redis, with
+    ``extra`` environment; its data dir links the session's collected static files."""
+    data_dir = tmp_path / (data_name or f"data-{port}")
     data_dir.mkdir(parents=True, exist_ok=True)
     if not (data_dir / "static").exists():
-        (data_dir / "static").symlink_to(collected_static, target_is_directory=True)
-    env = server_env(ICC_DATA_DIR=str(data_dir))
+        (data_dir / "static").symlink_to(static, target_is_directory=True)
+    log_path = tmp_path / f"server-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "manage.py", "run", "--port", str(port)],
             cwd=ROOT,
-            env=env,
+            env=server_env(ICC_DATA_DIR=str(data_dir), **extra),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -218,3 +220,10 @@ def icc_server(transactional_db, tmp_path, collected_static) -> Iterator[Running
         raise
     finally:
         stop_process(process)
+
+
+@pytest.fixture
+def icc_server(transactional_db, tmp_path, collected_static) -> Iterator[RunningServer]:  # type: ignore[no-untyped-def]
+    """A real ICC web process on the test database and Redis."""
+    with running_icc(tmp_path, collected_static, free_port(), data_name="data") as server:
+        yield server

@@ -7,14 +7,11 @@ read on every lookup, so a test changes someone's groups at the "identity provid
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from html import unescape
 from pathlib import Path
@@ -24,7 +21,16 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import pytest
 import requests
 
-from tests.conftest import ARTIFACTS, ROOT, RunningServer, free_port, require, server_env, stop_process, wait_ready
+from tests.conftest import (
+    ARTIFACTS,
+    ROOT,
+    RunningServer,
+    free_port,
+    require,
+    running_icc,
+    stop_process,
+)
+from tests.test_settings_env import start
 
 OIDC_DIR = ROOT / "tests" / "oidc"
 CLIENT_ID = "icc-test"
@@ -92,36 +98,10 @@ def oidc_provider(provider_installed: None, tmp_path: Path) -> Iterator[Provider
                 if requests.get(f"{issuer}/.well-known/openid-configuration", timeout=2).status_code == 200:
                     break
             except requests.RequestException:
-                pass
+                pass  # not listening yet: poll again until the deadline
             assert time.monotonic() < deadline, f"oidc-provider did not start: {log_path.read_text()}"
             time.sleep(0.2)
         yield Provider(issuer, accounts_file, icc_port, process)
-    finally:
-        stop_process(process)
-
-
-@contextmanager
-def running_icc(tmp_path: Path, static: Path, port: int, **extra: str) -> Iterator[RunningServer]:
-    """A real ICC web process (as ``icc_server``) with extra environment."""
-    data_dir = tmp_path / f"data-{port}"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    (data_dir / "static").symlink_to(static, target_is_directory=True)
-    log_path = tmp_path / f"server-{port}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "run", "--port", str(port)],
-            cwd=ROOT,
-            env=server_env(ICC_DATA_DIR=str(data_dir), **extra),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = RunningServer(f"http://127.0.0.1:{port}", process, log_path)
-    try:
-        wait_ready(server.url, process)
-        yield server
-    except Exception:
-        print(server.log(), file=sys.stderr)
-        raise
     finally:
         stop_process(process)
 
@@ -360,17 +340,7 @@ def test_oidc_only_refuses_local_passwords_except_for_superusers(transactional_d
         assert "The single sign-on provider cannot be reached right now." in down.text
 
 
-def check(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    base = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "ICC_DATA_DIR": str(tmp_path)}
-    return subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+check = start  # manage.py check in a clean environment plus ``env`` (tests/test_settings_env.py)
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ def _periodic(sender: Celery, **_: object) -> None:
         "core.heartbeat": {"task": "core.heartbeat", "schedule": float(settings.ICC_HEARTBEAT_SECONDS)},
         "audit.verify_chain": {"task": "audit.verify_chain", "schedule": float(settings.AUDIT_VERIFY_SECONDS)},
         "audit.write_checkpoint": {"task": "audit.write_checkpoint", "schedule": crontab(minute=5, hour=0)},
+        "clusters.sync_due": {"task": "clusters.sync_due", "schedule": 30.0},
     }
 
 

@@ -54,6 +54,15 @@ def production_mixed_with_development(app_configs: Any = None, **_: Any) -> list
                 id="icc.E004",
             )
         )
+    if postgres and settings.ICC_ENCRYPTION_KEYS_SOURCE == "generated":
+        problems.append(
+            Error(
+                "DATABASE_URL is PostgreSQL but the credentials encryption key is generated per machine.",
+                hint="Replicas must share keys: set ICC_ENCRYPTION_KEYS or ICC_ENCRYPTION_KEYS_FILE (Fernet keys, "
+                "newest first).",
+                id="icc.E005",
+            )
+        )
     if postgres and "InMemory" in layer:
         problems.append(
             Warning(

@@ -8,6 +8,7 @@ embedded Celery worker and scheduler inside the ``run`` process. Production sets
 
 from __future__ import annotations
 
+import base64
 import secrets
 import sys
 from pathlib import Path
@@ -75,7 +76,7 @@ def _oidc_settings() -> dict[str, Any]:
 # --- end OpenID Connect ---------------------------------------------------------------------------------
 
 
-def _settings() -> dict[str, Any]:  # noqa: PLR0915 - one linear read of the environment
+def _settings() -> dict[str, Any]:  # noqa: PLR0912, PLR0915 - one linear read of the environment
     s: dict[str, Any] = {}
     data_dir = Path(env.string("ICC_DATA_DIR", str(BASE_DIR / "var"))).resolve()
     s["ICC_DATA_DIR"] = data_dir
@@ -94,6 +95,30 @@ def _settings() -> dict[str, Any]:  # noqa: PLR0915 - one linear read of the env
             key_file.write_text(secrets.token_urlsafe(50), encoding="utf-8")
         secret_key = key_file.read_text(encoding="utf-8").strip()
     s["SECRET_KEY"] = secret_key
+
+    # --- encryption keys for stored credentials (Fernet; the first encrypts, all decrypt: list a new key
+    # first to rotate). Explicit, or (single-machine default) generated once into the data dir.
+    keys = [k.strip() for k in env.string("ICC_ENCRYPTION_KEYS", secret=True).split(",") if k.strip()]
+    s["ICC_ENCRYPTION_KEYS_SOURCE"] = "env" if keys else "generated"
+    if not keys:
+        key_file = data_dir / "encryption_key"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if not key_file.exists():
+            key_file.touch(mode=0o600)
+            key_file.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(), encoding="utf-8")
+        keys = [key_file.read_text(encoding="utf-8").strip()]
+    for position, key in enumerate(keys, 1):
+        try:
+            valid = len(base64.urlsafe_b64decode(key.encode())) == 32
+        except (ValueError, TypeError):
+            valid = False
+        if not valid:
+            raise EnvError(
+                f"ICC_ENCRYPTION_KEYS: key {position} is not a Fernet key (32 url-safe base64-encoded bytes; "
+                "make one with: python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())')"
+            )
+    s["ICC_ENCRYPTION_KEYS"] = keys
 
     s["ALLOWED_HOSTS"] = env.csv("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
     s["CSRF_TRUSTED_ORIGINS"] = env.csv("CSRF_TRUSTED_ORIGINS", [], item=origin)
@@ -168,6 +193,12 @@ def _settings() -> dict[str, Any]:  # noqa: PLR0915 - one linear read of the env
         raise EnvError("AUDIT_SIGNING_KEY: must be at least 32 characters long")
     s["AUDIT_CHECKPOINT_DIR"] = Path(env.string("AUDIT_CHECKPOINT_DIR", str(data_dir / "audit-checkpoints")))
     s["AUDIT_VERIFY_SECONDS"] = env.integer("AUDIT_VERIFY_SECONDS", 3600, minimum=60)
+    # --- clusters
+    s["KUBE_REQUEST_TIMEOUT"] = env.number("KUBE_REQUEST_TIMEOUT", 10.0, minimum=1)
+    s["CLUSTER_SYNC_SECONDS"] = env.integer("CLUSTER_SYNC_SECONDS", 300, minimum=10, maximum=86400)
+    s["CLUSTER_WATCH_LEASE_SECONDS"] = env.integer("CLUSTER_WATCH_LEASE_SECONDS", 15, minimum=3, maximum=600)
+    s["CLUSTER_WARNING_EVENTS_KEEP"] = env.integer("CLUSTER_WARNING_EVENTS_KEEP", 500, minimum=10, maximum=100000)
+    s["ICC_WATCHER_EMBEDDED"] = env.boolean("ICC_WATCHER_EMBEDDED", s["ICC_TASKS_EMBEDDED"])
     s.update(_oidc_settings())  # OpenID Connect, see _oidc_settings
     s["ICC_ENV_SOURCES"] = dict(env.used)
     return s
@@ -183,6 +214,13 @@ ICC_DATA_DIR: Path = _from_env["ICC_DATA_DIR"]
 DEBUG: bool = _from_env["DEBUG"]
 ICC_SECRET_KEY_SOURCE: str = _from_env["ICC_SECRET_KEY_SOURCE"]
 SECRET_KEY: str = _from_env["SECRET_KEY"]
+ICC_ENCRYPTION_KEYS_SOURCE: str = _from_env["ICC_ENCRYPTION_KEYS_SOURCE"]
+ICC_ENCRYPTION_KEYS: list[str] = _from_env["ICC_ENCRYPTION_KEYS"]
+KUBE_REQUEST_TIMEOUT: float = _from_env["KUBE_REQUEST_TIMEOUT"]
+CLUSTER_SYNC_SECONDS: int = _from_env["CLUSTER_SYNC_SECONDS"]
+CLUSTER_WATCH_LEASE_SECONDS: int = _from_env["CLUSTER_WATCH_LEASE_SECONDS"]
+CLUSTER_WARNING_EVENTS_KEEP: int = _from_env["CLUSTER_WARNING_EVENTS_KEEP"]
+ICC_WATCHER_EMBEDDED: bool = _from_env["ICC_WATCHER_EMBEDDED"]
 ALLOWED_HOSTS: list[str] = _from_env["ALLOWED_HOSTS"]
 CSRF_TRUSTED_ORIGINS: list[str] = _from_env["CSRF_TRUSTED_ORIGINS"]
 DATABASES: dict[str, Any] = _from_env["DATABASES"]

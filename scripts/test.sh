@@ -9,6 +9,8 @@ export DATABASE_URL="${DATABASE_URL:-$DEFAULT_DB}"
 export REDIS_URL="${REDIS_URL:-redis://${REDIS_HOST:-127.0.0.1}:${REDIS_PORT:-6379}/15}"
 # A fixed key for the test database only (pyproject.toml's pytest env uses the same default).
 export SECRET_KEY="${SECRET_KEY:-test-only-key-0123456789abcdefghijklmnopqrstuvwxyz-not-for-production}"
+# A test-only Fernet key for stored cluster credentials (the suite's own clusters exist only in tests).
+export ICC_ENCRYPTION_KEYS="${ICC_ENCRYPTION_KEYS:-dGVzdC1vbmx5LWZlcm5ldC1rZXktbm90LWZvci1wcmQ=}"
 
 url_part() { python3 -c 'import sys,urllib.parse as u; p=u.urlsplit(sys.argv[1]); print(p.hostname or "127.0.0.1", p.port or int(sys.argv[2]))' "$1" "$2"; }
 reachable() { python3 -c 'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 2).close()' "$1" "$2" 2>/dev/null; }

@@ -133,6 +133,7 @@ def server_env(**extra: str) -> dict[str, str]:
         DATABASE_URL=f"postgres://{user}{password}@{host}/{db['NAME']}",
         REDIS_URL=settings.REDIS_URL,
         SECRET_KEY=settings.SECRET_KEY,
+        ICC_ENCRYPTION_KEYS=",".join(settings.ICC_ENCRYPTION_KEYS),
         LOG_FORMAT="text",
         PYTHONUNBUFFERED="1",
     )

@@ -37,6 +37,7 @@ def test_in_memory_layer_with_several_web_processes():
 
 def test_postgres_with_a_generated_secret_key():
     assert "icc.E004" in ids(ICC_SECRET_KEY_SOURCE="generated")
+    assert "icc.E005" in ids(ICC_ENCRYPTION_KEYS_SOURCE="generated")
 
 
 def test_postgres_with_debug_or_in_memory_layer_warns():

@@ -137,8 +137,23 @@ def test_a_production_configuration_passes_the_system_check(tmp_path):
             "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/icc",
             "REDIS_URL": "redis://127.0.0.1:6379/15",
             "SECRET_KEY": GOOD_KEY,
+            "ICC_ENCRYPTION_KEYS": "dGVzdC1vbmx5LWZlcm5ldC1rZXktbm90LWZvci1wcmQ=",
             "WEB_CONCURRENCY": "4",
         },
         tmp_path,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_a_bad_encryption_key_is_refused_naming_the_variable(tmp_path):
+    result = start({"ICC_ENCRYPTION_KEYS": "not-a-fernet-key"}, tmp_path)
+    assert result.returncode == 78
+    assert "ICC_ENCRYPTION_KEYS: key 1 is not a Fernet key" in result.stderr
+
+
+def test_without_encryption_keys_one_is_generated_privately(tmp_path):
+    result = start({}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    key_file = tmp_path / "encryption_key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert len(key_file.read_text().strip()) == 44

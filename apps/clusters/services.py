@@ -1,0 +1,415 @@
+"""Writes on clusters and actions on their workloads. Each one is audited in the same transaction.
+
+Registration tests the connection first and says precisely what is wrong: unreachable, TLS verification
+failed, 401 (credentials rejected) or 403 naming the verbs and resources ICC lacks (asked of the API server
+with SelfSubjectAccessReview). Credentials are encrypted before they touch the database and never appear in
+answers, logs or audit events (the audit records only *that* they changed).
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.audit.services import audit_record
+from apps.clusters import credentials as creds
+from apps.clusters import gateway as gateways
+from apps.clusters.crypto import decrypt, encrypt
+from apps.clusters.kinds import workload_path
+from apps.clusters.models import AuthMode, Cluster, ClusterStatus, Pod, Workload
+from apps.core.errors import ConflictError, DomainError
+from apps.core.events import publish
+from apps.core.tasking import enqueue_on_commit
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Permission:
+    verbs: tuple[str, ...]
+    resource: str
+    group: str = ""
+    subresource: str = ""
+
+    def label(self) -> str:
+        name = f"{self.group}/{self.resource}" if self.group else self.resource
+        return f"{', '.join(self.verbs)} {name}" + (f"/{self.subresource}" if self.subresource else "")
+
+
+# Rule: ICC must be able to list and watch everything it observes; acting (scale, restart, logs, machine
+# identity) is optional — a read-only registration works and shows what it cannot do.
+REQUIRED = (
+    Permission(("list", "watch"), "namespaces"),
+    Permission(("list", "watch"), "nodes"),
+    Permission(("list", "watch"), "pods"),
+    Permission(("list", "watch"), "events"),
+    Permission(("list", "watch"), "deployments", "apps"),
+    Permission(("list", "watch"), "statefulsets", "apps"),
+    Permission(("list", "watch"), "daemonsets", "apps"),
+)
+OPTIONAL = (
+    Permission(("get", "update"), "deployments", "apps", "scale"),
+    Permission(("get", "update"), "statefulsets", "apps", "scale"),
+    Permission(("patch",), "deployments", "apps"),
+    Permission(("patch",), "statefulsets", "apps"),
+    Permission(("patch",), "daemonsets", "apps"),
+    Permission(("get",), "pods", "", "log"),
+    Permission(("create",), "tokenreviews", "authentication.k8s.io"),
+)
+
+
+def _missing(gateway: gateways.Gateway, permissions: tuple[Permission, ...]) -> list[str]:
+    checks = [(p, verb) for p in permissions for verb in p.verbs]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        allowed = list(
+            pool.map(
+                lambda c: gateway.access_review(c[1], c[0].resource, group=c[0].group, subresource=c[0].subresource),
+                checks,
+            )
+        )
+    lacking: dict[Permission, list[str]] = {}
+    for (permission, verb), ok in zip(checks, allowed, strict=True):
+        if not ok:
+            lacking.setdefault(permission, []).append(verb)
+    return [Permission(tuple(verbs), p.resource, p.group, p.subresource).label() for p, verbs in lacking.items()]
+
+
+@dataclass
+class Probe:
+    server_version: str
+    missing_optional: list[str]
+
+
+def probe(credentials: creds.Credentials, *, field: str) -> Probe:
+    """Connect and check permissions; raise a DomainError (400) naming ``field`` and what is wrong."""
+    gateway = gateways.Gateway(credentials, timeout=8)
+    try:
+        version = gateway.version()
+        missing = _missing(gateway, REQUIRED)
+        if missing:
+            raise gateways.Forbidden(
+                "403 Forbidden — ICC lacks these permissions: "
+                + "; ".join(missing)
+                + " (grant them with a ClusterRole; see README)",
+                kube_status=403,
+            )
+        optional = _missing(gateway, OPTIONAL)
+    except gateways.KubeError as exc:
+        target = "api_url" if isinstance(exc, gateways.Unreachable) and field != "kubeconfig" else field
+        raise DomainError(exc.message, field=target, code=exc.code) from None
+    return Probe(server_version=str(version.get("gitVersion") or ""), missing_optional=optional)
+
+
+def build_credentials(
+    *,
+    auth_mode: str,
+    api_url: str = "",
+    token: str = "",
+    ca_data: str = "",
+    kubeconfig: str = "",
+    context: str = "",
+    allow_insecure: bool = False,
+) -> tuple[creds.Credentials, str, str]:
+    """(credentials, the field to blame for connection problems, the kubeconfig context used)."""
+    if auth_mode == AuthMode.KUBECONFIG:
+        if not kubeconfig.strip():
+            raise DomainError("upload a kubeconfig", field="kubeconfig")
+        credentials, chosen = creds.from_kubeconfig(kubeconfig, context=context, allow_insecure=allow_insecure)
+        return credentials, "kubeconfig", chosen
+    if auth_mode == AuthMode.TOKEN:
+        return (
+            creds.from_token(server=api_url, token=token, ca_data=ca_data, allow_insecure=allow_insecure),
+            "token",
+            "",
+        )
+    if auth_mode == AuthMode.IN_CLUSTER:
+        return creds.in_cluster(), "auth_mode", ""
+    raise DomainError(f"unknown auth mode {auth_mode!r}; one of {', '.join(AuthMode.values)}", field="auth_mode")
+
+
+def _scope(cluster: Cluster) -> dict[str, str]:
+    return {"cluster": str(cluster.pk)}
+
+
+def cluster_register(
+    *, name: str, description: str = "", sync_interval_seconds: int | None = None, **connection: Any
+) -> Cluster:
+    """Register a cluster after testing the connection; its first full sync runs right after commit."""
+    name = (name or "").strip()
+    if Cluster.objects.filter(name=name).exists():
+        raise ConflictError(f"a cluster named {name!r} already exists", field="name")
+    credentials, blame, context = build_credentials(**connection)
+    result = probe(credentials, field=blame)
+    with transaction.atomic():
+        cluster = Cluster.objects.create(
+            name=name,
+            description=description,
+            api_url=credentials.server,
+            auth_mode=connection["auth_mode"],
+            kubeconfig_context=context,
+            credentials=encrypt(credentials.to_dict()),
+            allow_insecure=bool(connection.get("allow_insecure")),
+            server_version=result.server_version,
+            missing_permissions=result.missing_optional,
+            sync_interval_seconds=sync_interval_seconds or _default_interval(),
+            status=ClusterStatus.PENDING,
+            created_by=_current_user(),
+        )
+        audit_record(
+            action="clusters.cluster.register",
+            target=cluster,
+            changes={
+                "name": [None, name],
+                "api_url": [None, cluster.api_url],
+                "auth_mode": [None, cluster.auth_mode],
+                "credentials": [None, "set"],
+            },
+            metadata={"server_version": result.server_version, "missing_permissions": result.missing_optional},
+            scope=_scope(cluster),
+        )
+        schedule_sync(cluster)
+        publish("clusters", {"cluster": cluster.pk})
+        publish("dashboard", {"reason": "cluster.registered"})
+    return cluster
+
+
+def _default_interval() -> int:
+    from django.conf import settings
+
+    return int(settings.CLUSTER_SYNC_SECONDS)
+
+
+def _current_user() -> Any:
+    from apps.core import context
+
+    user = context.current().user
+    return user if user is not None and getattr(user, "is_authenticated", False) else None
+
+
+def schedule_sync(cluster: Cluster) -> None:
+    from apps.clusters.tasks import full_sync_task
+
+    enqueue_on_commit(full_sync_task, cluster.pk)
+
+
+def cluster_update(
+    cluster: Cluster,
+    *,
+    description: str | None = None,
+    sync_interval_seconds: int | None = None,
+    connection: dict[str, Any] | None = None,
+) -> Cluster:
+    """Change the description or sync interval, or replace the credentials (tested before they are kept)."""
+    changes: dict[str, Any] = {}
+    probe_result = None
+    new_credentials = None
+    context = cluster.kubeconfig_context
+    if connection:
+        new_credentials, blame, context = build_credentials(**connection)
+        probe_result = probe(new_credentials, field=blame)
+    with transaction.atomic():
+        cluster = Cluster.objects.select_for_update().get(pk=cluster.pk)
+        if description is not None and description != cluster.description:
+            changes["description"] = [cluster.description, description]
+            cluster.description = description
+        if sync_interval_seconds is not None and sync_interval_seconds != cluster.sync_interval_seconds:
+            if sync_interval_seconds < 10:
+                raise DomainError("at least 10 seconds", field="sync_interval_seconds")
+            changes["sync_interval_seconds"] = [cluster.sync_interval_seconds, sync_interval_seconds]
+            cluster.sync_interval_seconds = sync_interval_seconds
+        if new_credentials is not None and probe_result is not None and connection is not None:
+            changes["credentials"] = ["set", "replaced"]
+            if new_credentials.server != cluster.api_url:
+                changes["api_url"] = [cluster.api_url, new_credentials.server]
+            if connection["auth_mode"] != cluster.auth_mode:
+                changes["auth_mode"] = [cluster.auth_mode, connection["auth_mode"]]
+            cluster.api_url = new_credentials.server
+            cluster.auth_mode = connection["auth_mode"]
+            cluster.kubeconfig_context = context
+            cluster.allow_insecure = bool(connection.get("allow_insecure"))
+            cluster.credentials = encrypt(new_credentials.to_dict())
+            cluster.server_version = probe_result.server_version
+            cluster.missing_permissions = probe_result.missing_optional
+        if not changes:
+            return cluster
+        cluster.save()
+        audit_record(action="clusters.cluster.update", target=cluster, changes=changes, scope=_scope(cluster))
+        if "credentials" in changes:
+            gateways.forget(cluster.pk)
+            schedule_sync(cluster)
+        publish(f"cluster.{cluster.pk}", {"reason": "updated"})
+        publish("clusters", {"cluster": cluster.pk})
+    return cluster
+
+
+def cluster_set_paused(cluster: Cluster, *, paused: bool, reason: str = "") -> Cluster:
+    """Pause (stop syncing and watching; keep the observed data) or resume a cluster."""
+    with transaction.atomic():
+        cluster = Cluster.objects.select_for_update().get(pk=cluster.pk)
+        if cluster.paused == paused:
+            return cluster
+        cluster.paused = paused
+        cluster.status = ClusterStatus.PAUSED if paused else ClusterStatus.PENDING
+        cluster.save(update_fields=["paused", "status", "updated_at"])
+        audit_record(
+            action="clusters.cluster.pause" if paused else "clusters.cluster.resume",
+            target=cluster,
+            message=reason,
+            changes={"paused": [not paused, paused]},
+            scope=_scope(cluster),
+        )
+        if not paused:
+            schedule_sync(cluster)
+        publish(f"cluster.{cluster.pk}", {"reason": "paused" if paused else "resumed"})
+        publish("clusters", {"cluster": cluster.pk})
+    return cluster
+
+
+def cluster_delete(cluster: Cluster, *, confirm: str, reason: str = "") -> None:
+    """Remove a cluster and everything observed in it. ``confirm`` must repeat the cluster's name."""
+    if confirm != cluster.name:
+        raise DomainError(f"type the cluster's name ({cluster.name}) to confirm", field="confirm")
+    with transaction.atomic():
+        counts = {
+            "workloads": cluster.workloads.count(),
+            "pods": cluster.pods.count(),
+            "applications": cluster.applications.count(),
+        }
+        audit_record(
+            action="clusters.cluster.delete",
+            target=cluster,
+            message=reason,
+            changes={"name": [cluster.name, None]},
+            metadata={"removed": counts},
+            scope=_scope(cluster),
+        )
+        pk = cluster.pk
+        cluster.delete()
+        publish("clusters", {"cluster": pk})
+        publish("dashboard", {"reason": "cluster.deleted"})
+    gateways.forget(pk)
+
+
+def rotate_credentials() -> int:
+    """Re-encrypt every cluster's credentials with the newest key (after adding one to ICC_ENCRYPTION_KEYS)."""
+    from apps.clusters.crypto import rotate
+
+    count = 0
+    with transaction.atomic():
+        for cluster in Cluster.objects.select_for_update():
+            decrypt(cluster.credentials)  # a clear error when no key reads it
+            cluster.credentials = rotate(cluster.credentials)
+            cluster.save(update_fields=["credentials", "updated_at"])
+            count += 1
+        audit_record(action="clusters.credentials.rotate", message=f"{count} clusters re-encrypted")
+    return count
+
+
+# --- actions on workloads and pods ----------------------------------------------------------------------
+
+
+def _reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise DomainError("say why (it goes into the audit trail)", field="reason")
+    if len(reason) > 500:
+        raise DomainError("at most 500 characters", field="reason")
+    return reason
+
+
+def _workload_scope(workload: Workload) -> dict[str, str]:
+    return {
+        "cluster": str(workload.cluster_id),
+        "namespace": workload.namespace,
+        "application": workload.application.name,
+    }
+
+
+def workload_scale(workload: Workload, *, replicas: int, reason: str, resource_version: str = "") -> dict[str, Any]:
+    """Set a workload's replicas through the scale subresource with a resourceVersion precondition (the
+    caller's, or the one just read): a concurrent change answers 409 instead of being overwritten."""
+    reason = _reason(reason)
+    if workload.kind == "DaemonSet":
+        raise DomainError("a DaemonSet runs one pod per node; it cannot be scaled", field="replicas")
+    if not isinstance(replicas, int) or replicas < 0 or replicas > 10000:
+        raise DomainError("a whole number from 0 to 10000", field="replicas")
+    gateway = gateways.for_cluster(workload.cluster)
+    path = workload_path(workload.kind, workload.namespace, workload.name)
+    current = gateway.get_scale(path)
+    previous = int((current.get("spec") or {}).get("replicas") or 0)
+    precondition = resource_version or str((current.get("metadata") or {}).get("resourceVersion") or "")
+    outcome = "success"
+    try:
+        result = gateway.put_scale(path, current, replicas, precondition)
+    except gateways.Conflict:
+        outcome = "failure"
+        raise ConflictError(
+            f"{workload} changed since resourceVersion {precondition}; read it again and retry",
+            field="resource_version",
+        ) from None
+    finally:
+        with transaction.atomic():
+            audit_record(
+                action="clusters.workload.scale",
+                target=workload,
+                outcome=outcome,
+                message=reason,
+                changes={"replicas": [previous, replicas]},
+                metadata={"resource_version": precondition},
+                scope=_workload_scope(workload),
+            )
+    return {"replicas": replicas, "previous": previous, "resource_version": result["metadata"]["resourceVersion"]}
+
+
+def workload_restart(workload: Workload, *, reason: str) -> dict[str, Any]:
+    """A rollout restart, as ``kubectl rollout restart`` does: stamp the pod template with the time."""
+    reason = _reason(reason)
+    gateway = gateways.for_cluster(workload.cluster)
+    stamp = timezone.now().isoformat()
+    patch = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}}
+    result = gateway.patch(workload_path(workload.kind, workload.namespace, workload.name), patch)
+    with transaction.atomic():
+        audit_record(
+            action="clusters.workload.restart",
+            target=workload,
+            message=reason,
+            changes={"restartedAt": [None, stamp]},
+            scope=_workload_scope(workload),
+        )
+    return {"restarted_at": stamp, "generation": (result.get("metadata") or {}).get("generation")}
+
+
+def pod_logs(pod: Pod, *, container: str = "", tail_lines: int = 100) -> list[str]:
+    """The last ``tail_lines`` lines of a container's log (reading logs is audited: they may hold data)."""
+    names = [c.get("name") for c in pod.containers]
+    if container and container not in names:
+        raise DomainError(
+            f"no container {container!r} in {pod}; it has {', '.join(map(str, names))}", field="container"
+        )
+    if not 1 <= tail_lines <= 10000:
+        raise DomainError("from 1 to 10000", field="tail_lines")
+    container = container or str(names[0] if names else "")
+    response = gateways.for_cluster(pod.cluster).pod_log(
+        pod.namespace, pod.name, container=container, tail_lines=tail_lines
+    )
+    try:
+        text = response.read().decode(errors="replace")
+    finally:
+        response.release_conn()
+    with transaction.atomic():
+        audit_record(
+            action="clusters.pod.logs",
+            target=pod,
+            metadata={"container": container, "tail_lines": tail_lines},
+            scope={
+                "cluster": str(pod.cluster_id),
+                "namespace": pod.namespace,
+                "application": pod.application.name if pod.application else "",
+            },
+        )
+    return text.splitlines()

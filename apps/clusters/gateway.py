@@ -131,7 +131,7 @@ def _network_error(exc: Exception, server: str) -> KubeError:
                 reason = reason.split(marker, 1)[1].split("')", 1)[0].split('")', 1)[0].rstrip(")'\" ")
                 break
         return TLSFailure(f"TLS verification of {server} failed: {reason}")
-    if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError)):
+    if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError)) and not isinstance(exc, NewConnectionError):
         return Unreachable(f"{server} did not answer in time ({exc.__class__.__name__})")
     text = str(getattr(exc, "reason", None) or exc)
     if "Connection refused" in text or "Errno 111" in text:

@@ -100,7 +100,11 @@ def probe(credentials: creds.Credentials, *, field: str) -> Probe:
             )
         optional = _missing(gateway, OPTIONAL)
     except gateways.KubeError as exc:
-        target = "api_url" if isinstance(exc, gateways.Unreachable) and field != "kubeconfig" else field
+        target = field
+        if field == "token" and isinstance(exc, gateways.Unreachable):
+            target = "api_url"
+        elif field == "token" and isinstance(exc, gateways.TLSFailure):
+            target = "ca_data"
         raise DomainError(exc.message, field=target, code=exc.code) from None
     return Probe(server_version=str(version.get("gitVersion") or ""), missing_optional=optional)
 

@@ -176,6 +176,12 @@ def test_worker_runs_the_celery_worker_and_beat_runs_once() -> None:
     assert beat["spec"]["template"]["spec"]["containers"][0]["command"][:4] == ["celery", "-A", "iccapp", "beat"]
 
 
+def test_the_watcher_runs_icc_watch_with_a_standby_replica() -> None:
+    watcher = deployment("icc-watcher")
+    assert watcher["spec"]["replicas"] >= 2  # leases: one holder per cluster, the other takes over
+    assert watcher["spec"]["template"]["spec"]["containers"][0]["command"] == ["python", "manage.py", "icc_watch"]
+
+
 def test_autoscalers_target_existing_deployments_that_leave_replicas_to_them() -> None:
     hpas = objects_of("HorizontalPodAutoscaler")
     targets = {hpa["spec"]["scaleTargetRef"]["name"]: hpa for hpa in hpas}
@@ -195,16 +201,19 @@ def test_the_migration_job_migrates() -> None:
 def test_the_secret_example_holds_placeholders_only() -> None:
     (secret,) = objects_of("Secret")
     values = {**secret.get("stringData", {}), **secret.get("data", {})}
-    assert {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"} <= values.keys()
+    assert {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "ICC_ENCRYPTION_KEYS"} <= values.keys()
     for key, value in values.items():
         assert "REPLACE_ME" in value, f"{key} looks like a real value"
 
 
-def test_the_cluster_role_reads_and_only_scales() -> None:
+def test_the_cluster_role_reads_scales_and_restarts_only() -> None:
     (role,) = objects_of("ClusterRole")
     allowed_writes = {
-        ("apps", "deployments/scale"): {"patch"},
-        ("apps", "statefulsets/scale"): {"patch"},
+        ("apps", "deployments/scale"): {"update", "patch"},
+        ("apps", "statefulsets/scale"): {"update", "patch"},
+        ("apps", "deployments"): {"patch"},  # rollout restart: a pod-template annotation
+        ("apps", "statefulsets"): {"patch"},
+        ("apps", "daemonsets"): {"patch"},
         ("authentication.k8s.io", "tokenreviews"): {"create"},
         ("authorization.k8s.io", "selfsubjectaccessreviews"): {"create"},
     }

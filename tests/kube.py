@@ -1,4 +1,7 @@
-"""A real Kubernetes control plane (v1.20.2) for tests: etcd, kube-apiserver and kube-controller-manager.
+"""A real Kubernetes control plane (v1.20.2) for tests: etcd, kube-apiserver, controller-manager and scheduler.
+
+The one simulated piece is the node: ``tests.kube_node.FakeNode`` (a kwok-like kubelet) registers a Ready Node,
+runs the pods bound to it (status only) and serves their logs; the session fixture exposes it as ``cluster.node``.
 
 Use it by importing the fixture into a test module (pytest registers fixtures found in a module's namespace)::
 
@@ -33,6 +36,7 @@ import pytest
 import requests
 
 from tests.conftest import ROOT, free_port, require
+from tests.kube_node import FakeNode
 
 KUBE_VERSION = "v1.20.2"
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
@@ -101,6 +105,7 @@ class KubeCluster:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     logs: dict[str, Path] = field(default_factory=dict)
     startup_seconds: float = 0.0
+    node: FakeNode | None = None
 
     def api_client(self, token: str | None = None):  # type: ignore[no-untyped-def]
         """A kubernetes.client.ApiClient for this cluster (admin unless another bearer token is given)."""
@@ -209,8 +214,8 @@ def new_cluster(bin_dir: Path, workdir: Path) -> KubeCluster:
     )
 
 
-def start_cluster(cluster: KubeCluster, *, controller_manager: bool = True) -> None:
-    """Start etcd and kube-apiserver (and kube-controller-manager) on free loopback ports; wait until ready.
+def start_cluster(cluster: KubeCluster, *, controller_manager: bool = True, scheduler: bool = True) -> None:
+    """Start etcd, kube-apiserver (and controller-manager, scheduler) on free loopback ports; wait until ready.
 
     Processes are recorded in ``cluster.processes`` as soon as they start, so a caller can always stop_cluster().
     """
@@ -259,6 +264,9 @@ def start_cluster(cluster: KubeCluster, *, controller_manager: bool = True) -> N
             "--service-account-issuer=https://kubernetes.default.svc",
             "--disable-admission-plugins=ServiceAccount",
             f"--etcd-servers={etcd_url}",
+            # Pod logs are proxied to the (fake) kubelet at the node's InternalIP and kubeletEndpoint port, over
+            # HTTPS without verifying its certificate (no --kubelet-certificate-authority).
+            "--kubelet-preferred-address-types=InternalIP",
         ],
     )
     auth = {"Authorization": f"Bearer {token}"}
@@ -284,31 +292,85 @@ def start_cluster(cluster: KubeCluster, *, controller_manager: bool = True) -> N
                 f"--service-account-private-key-file={sa_key}",
                 f"--root-ca-file={cluster.ca_path}",
                 "--use-service-account-credentials=false",
+                # The default client rate limit (20 qps) makes ~2000 deployments take minutes to get pods.
+                "--kube-api-qps=500",
+                "--kube-api-burst=1000",
             ],
         )
-        # No health port (--port=0 --secure-port=0): give it a moment and make sure it did not die at once.
+    if scheduler:
+        _start(
+            cluster,
+            "kube-scheduler",
+            [
+                f"--kubeconfig={cluster.kubeconfig_path}",
+                "--leader-elect=false",
+                "--port=0",
+                "--secure-port=0",
+                "--kube-api-qps=500",
+                "--kube-api-burst=1000",
+            ],
+        )
+    if controller_manager or scheduler:
+        # No health ports (--port=0 --secure-port=0): give them a moment and make sure none died at once.
         time.sleep(1)
-        _wait(cluster, "kube-controller-manager", lambda: True, timeout=1)
+        _wait(cluster, "kube-controller-manager and kube-scheduler", lambda: True, timeout=1)
+
+
+def start_node(cluster: KubeCluster, name: str = "icc-node-1", capacity: dict[str, str] | None = None) -> FakeNode:
+    """Register a simulated kubelet (tests.kube_node.FakeNode) with the cluster and keep it as ``cluster.node``."""
+    cluster.node = FakeNode(cluster.url, cluster.token, cluster.ca_path, name=name, capacity=capacity).start()
+    return cluster.node
 
 
 def stop_cluster(cluster: KubeCluster) -> None:
-    """Stop exactly the processes this cluster started, newest first."""
+    """Stop the fake node, then exactly the processes this cluster started, newest first."""
+    if cluster.node is not None:
+        cluster.node.stop()
+        cluster.node = None
     for process in reversed(list(cluster.processes.values())):
         _stop(process)
 
 
-@pytest.fixture(scope="session")
-def kube_apiserver() -> Iterator[KubeCluster]:
-    """A real kube-apiserver v1.20.2 (with etcd and kube-controller-manager) for the whole session."""
+class _Session:
+    """The one cluster of a test session, shared by every module that imports the fixture."""
+
+    cluster: KubeCluster | None = None
+    users = 0
+
+
+def _session_cluster() -> KubeCluster:
     bin_dir = kube_bin_dir()
     workdir = Path(tempfile.mkdtemp(prefix="icc-kube-"))
     cluster = new_cluster(bin_dir, workdir)
     started = time.monotonic()
     try:
         start_cluster(cluster)
-        cluster.startup_seconds = time.monotonic() - started
-        print(f"\nkube: cluster ready at {cluster.url} in {cluster.startup_seconds:.1f}s", file=sys.__stderr__)
-        yield cluster
-    finally:
+        start_node(cluster)
+    except BaseException:
         stop_cluster(cluster)
         shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    cluster.startup_seconds = time.monotonic() - started
+    print(f"\nkube: cluster ready at {cluster.url} in {cluster.startup_seconds:.1f}s", file=sys.__stderr__)
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def kube_apiserver() -> Iterator[KubeCluster]:
+    """A real control plane v1.20.2 (etcd, apiserver, controller-manager, scheduler) and a fake node, per session.
+
+    Each module importing this fixture gives pytest a separate fixture definition; they share one cluster,
+    started by the first and stopped (with its temporary directory) by the last teardown.
+    """
+    if _Session.cluster is None:
+        _Session.cluster = _session_cluster()
+    cluster = _Session.cluster
+    _Session.users += 1
+    try:
+        yield cluster
+    finally:
+        _Session.users -= 1
+        if _Session.users == 0:
+            _Session.cluster = None
+            stop_cluster(cluster)
+            shutil.rmtree(cluster.workdir, ignore_errors=True)

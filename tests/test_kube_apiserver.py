@@ -21,7 +21,7 @@ pytestmark = pytest.mark.timeout(45 * 60)
 
 
 @pytest.fixture
-def api(kube_apiserver: KubeCluster) -> Iterator[client.ApiClient]:  # noqa: F811
+def api(kube_apiserver: KubeCluster) -> Iterator[client.ApiClient]:
     """An admin ApiClient built from the fixture's kubeconfig file (which is therefore exercised too)."""
     api_client = config.new_client_from_config(config_file=str(kube_apiserver.kubeconfig_path))
     yield api_client
@@ -56,7 +56,7 @@ def deployment(name: str, replicas: int) -> client.V1Deployment:
     )
 
 
-def test_version_and_readyz(kube_apiserver: KubeCluster, api: client.ApiClient) -> None:  # noqa: F811
+def test_version_and_readyz(kube_apiserver: KubeCluster, api: client.ApiClient) -> None:
     version = client.VersionApi(api).get_code()
     assert (version.major, version.minor.rstrip("+")) == ("1", "20")
     assert kube_apiserver.startup_seconds > 0
@@ -117,7 +117,7 @@ def test_namespace_deletion_completes(api: client.ApiClient) -> None:
     assert excinfo.value.status == 404
 
 
-def test_wrong_token_is_unauthorized(kube_apiserver: KubeCluster) -> None:  # noqa: F811
+def test_wrong_token_is_unauthorized(kube_apiserver: KubeCluster) -> None:
     with kube_apiserver.api_client(token="not-a-valid-token") as api_client, pytest.raises(ApiException) as excinfo:
         client.CoreV1Api(api_client).list_namespace()
     assert excinfo.value.status == 401

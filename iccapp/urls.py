@@ -8,6 +8,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from apps.clusters.urls import applications_urlpatterns
 from apps.users.oidc import LoginView
 
 admin.site.site_header = "ICC administration"
@@ -17,6 +18,7 @@ admin.site.index_title = "Intelligent Command Center"
 api_v1: list[URLPattern | URLResolver] = [
     path("", include("apps.users.api.urls")),
     path("", include("apps.audit.api.urls")),
+    path("", include("apps.clusters.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="v1:schema"), name="swagger-ui"),
     path("redoc/", SpectacularRedocView.as_view(url_name="v1:schema"), name="redoc"),
@@ -33,6 +35,8 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password/", auth_views.PasswordChangeView.as_view(success_url="/"), name="password_change"),
     path("audit/", include("apps.audit.urls")),
+    path("clusters/", include("apps.clusters.urls")),
+    path("applications/", include(applications_urlpatterns)),
     path("settings/", include("apps.users.urls")),
     path("", include("django_prometheus.urls")),
     path("", include("apps.core.urls")),

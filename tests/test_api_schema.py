@@ -13,7 +13,8 @@ from iccapp.wsgi import application
 # Loaded at collection: the schema view touches no database. (schemathesis.pytest.from_fixture does not
 # work with pytest 9 yet.)
 schema = schemathesis.openapi.from_wsgi("/api/v1/schema/?format=json", application).include(
-    path_regex=r"^/api/v1/(users|tokens|role-bindings)/"
+    path_regex=r"^/api/v1/(users|tokens|role-bindings|clusters|namespaces|nodes|applications|workloads|pods"
+    r"|warning-events|identity)/"
 )
 
 

@@ -93,12 +93,13 @@ def test_duplicates_are_refused(make_user, outsider_persona):
     assert RoleBinding.objects.filter(user=outsider_persona.user).count() == 1
 
 
-def test_scoped_bindings_wait_for_clusters_to_exist(make_user, outsider_persona):
+def test_scoped_bindings_name_a_registered_cluster(make_user, outsider_persona):
     admin = make_user("early-admin", role="admin")
-    response = post(client_for(admin), role="viewer", user=outsider_persona.username, scope_kind="cluster",
-                    scope_cluster="c1")  # fmt: skip
-    assert response.status_code == 400
-    assert response.json()["error"]["fields"]["scope_cluster"] == ["no cluster is registered yet"]
+    for unknown in ("c1", "987654"):
+        response = post(client_for(admin), role="viewer", user=outsider_persona.username, scope_kind="cluster",
+                        scope_cluster=unknown)  # fmt: skip
+        assert response.status_code == 400
+        assert response.json()["error"]["fields"]["scope_cluster"] == [f"no registered cluster has id {unknown!r}"]
 
 
 def test_everyone_sees_their_own_bindings(viewer_persona, outsider_persona):

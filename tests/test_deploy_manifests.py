@@ -179,7 +179,7 @@ def test_worker_runs_the_celery_worker_and_beat_runs_once() -> None:
 def test_the_watcher_runs_icc_watch_with_a_standby_replica() -> None:
     watcher = deployment("icc-watcher")
     assert watcher["spec"]["replicas"] >= 2  # leases: one holder per cluster, the other takes over
-    assert watcher["spec"]["template"]["spec"]["containers"][0]["command"] == ["python", "manage.py", "icc_watch"]
+    assert watcher["spec"]["template"]["spec"]["containers"][0]["command"][:3] == ["python", "manage.py", "icc_watch"]
 
 
 def test_autoscalers_target_existing_deployments_that_leave_replicas_to_them() -> None:

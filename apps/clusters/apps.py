@@ -9,6 +9,9 @@ class ClustersConfig(AppConfig):
     verbose_name = "Clusters and workloads"
 
     def ready(self) -> None:
-        from apps.clusters import access
+        from apps.clusters import (
+            access,
+            topics,  # noqa: F401
+        )
 
         access.register()

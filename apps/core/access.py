@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q, QuerySet
 
@@ -174,11 +175,32 @@ def scopes_for(user: Any, action: str) -> list[Scope]:
     return [scope for role, scope in grants(user) if role_allows(role, action)]
 
 
-def _scope_q(spec: ScopedModel, scope: Scope) -> Q | None:
+def _comparable(model: type[models.Model], path: str, value: str) -> bool:
+    """Can ``value`` be compared with the field at ``path`` (``application__cluster_id``)?"""
+    opts = model._meta
+    *relations, last = path.split("__")
+    for name in relations:
+        related = opts.get_field(name).related_model
+        assert related is not None
+        assert not isinstance(related, str)
+        opts = related._meta
+    field = opts.get_field(last)
+    if not isinstance(field, models.Field):
+        return True
+    try:
+        field.get_prep_value(value)
+    except (ValueError, TypeError, ValidationError):
+        return False
+    return True
+
+
+def _scope_q(spec: ScopedModel, scope: Scope, model: type[models.Model]) -> Q | None:
     if scope.kind == ScopeKind.GLOBAL:
         return Q()
     if not spec.cluster:
         return None  # the model has no cluster coordinate: only global grants reach it
+    if not _comparable(model, spec.cluster, scope.cluster):
+        return None  # a binding naming a cluster that is no id (made before clusters existed) reaches nothing
     q = Q(**{spec.cluster: scope.cluster})
     if scope.kind == ScopeKind.NAMESPACE:
         q &= Q(**{spec.namespace: scope.namespace}) if spec.namespace else Q(pk__in=[])
@@ -203,7 +225,7 @@ def restrict(user: Any, action: str, queryset: QuerySet[M]) -> QuerySet[M]:
         return queryset.none()
     condition: Q | None = None
     for scope in scopes_for(user, action):
-        q = _scope_q(spec, scope)
+        q = _scope_q(spec, scope, queryset.model)
         if q is None:
             continue
         if not q:  # global

@@ -3,6 +3,8 @@
 With no broker configured, ``manage.py run`` starts them inside the web process, consuming from
 kombu's in-process ``memory://`` transport. Tasks, retries and periodic schedules behave as they do
 with separate worker and beat roles (minus hard time limits, which need the prefork pool).
+With ICC_WATCHER_EMBEDDED (by default whenever tasks are embedded) it also runs the cluster watcher
+(``manage.py icc_watch``) as threads.
 """
 
 from __future__ import annotations
@@ -72,3 +74,18 @@ def stop(timeout: float = 10.0) -> None:
     worker_state.should_terminate = None
     _state.clear()
     logger.info("embedded worker and scheduler stopped")
+
+
+def start_watcher() -> None:
+    """Start the cluster watcher as threads of this process (idempotent)."""
+    from apps.clusters import watcher
+
+    watcher.start_embedded()
+    logger.info("embedded cluster watcher started")
+
+
+def stop_watcher() -> None:
+    """Stop the watcher's streams and release its leases."""
+    from apps.clusters import watcher
+
+    watcher.stop_embedded()

@@ -31,6 +31,10 @@ class Command(BaseCommand):
             from apps.core import embedded
 
             embedded.start(concurrency=options["embedded_threads"])
+        if settings.ICC_WATCHER_EMBEDDED:
+            from apps.core import embedded
+
+            embedded.start_watcher()
         self.stdout.write(
             f"ICC listening on http://{options['host']}:{options['port']}/ "
             f"({'embedded worker and scheduler' if settings.ICC_TASKS_EMBEDDED else 'web role'})"
@@ -51,6 +55,10 @@ class Command(BaseCommand):
                 ws_max_size=1 << 20,
             )
         finally:
+            if settings.ICC_WATCHER_EMBEDDED:
+                from apps.core import embedded
+
+                embedded.stop_watcher()
             if settings.ICC_TASKS_EMBEDDED:
                 from apps.core import embedded
 

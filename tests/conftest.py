@@ -81,6 +81,16 @@ def _clean_redis_db() -> Iterator[None]:
     client.close()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_request_context() -> None:
+    """Each test starts outside any request: the request context (user, request id) is kept after a
+    response on purpose (for logging), so a test calling services directly after another test's request
+    would otherwise act as that request's user."""
+    from apps.core import context
+
+    context.start()
+
+
 @dataclass
 class Persona:
     username: str

@@ -49,6 +49,8 @@ ensure_redis() {
 }
 
 apt_install chromium git
+# A real Prometheus for the scaler tests (tests/prom.py starts it; Debian does not auto-start it here).
+apt_install prometheus
 # Node.js for the test OpenID Connect provider: Debian's packages only where node/npm are missing (a
 # machine may carry a newer Node.js whose bundled npm conflicts with Debian's npm package).
 command -v node >/dev/null || apt_install nodejs

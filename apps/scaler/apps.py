@@ -6,3 +6,24 @@ from django.apps import AppConfig
 class ScalerConfig(AppConfig):
     name = "apps.scaler"
     label = "scaler"
+    verbose_name = "Scaling"
+
+    def ready(self) -> None:
+        from apps.core.access import ScopedModel, register_scoped
+        from apps.scaler import models as m
+
+        app_scope = ScopedModel(
+            cluster="application__cluster_id", namespace="application__namespace", application="application__name"
+        )
+        for model in (m.ScalingPolicy, m.Decision, m.Signal):
+            register_scoped(model, app_scope)
+        register_scoped(
+            m.ScheduleWindow,
+            ScopedModel(
+                cluster="policy__application__cluster_id",
+                namespace="policy__application__namespace",
+                application="policy__application__name",
+            ),
+        )
+        register_scoped(m.ScalerSettings, ScopedModel())  # global: only global grants reach it
+        from apps.scaler import topics  # noqa: F401 - registers the live topics of the scaling pages

@@ -1,0 +1,153 @@
+"""The scaling page in a real browser (Chromium via Playwright) against a real ICC server.
+
+Path of a live decision: the test's evaluation (real apiserver read, pushed signals) writes the Decision row ->
+after-commit publish (Redis channel layer) -> the server's websocket consumer renders the summary out of band and
+a trigger that re-fetches the timeline -> htmx swaps them in, without a reload. The replay draws its uPlot chart.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from kubernetes import client as k8s
+
+from tests.conftest import ARTIFACTS, Persona, RunningServer, require
+from tests.kube import KubeCluster, kube_apiserver  # noqa: F401
+from tests.test_browser import CHROMIUM_ARGS, chromium_path, log_in
+from tests.test_clusters_portal import deployment, wait_ready
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(45 * 60), pytest.mark.django_db(transaction=True)]
+
+LIVE_BOUND_SECONDS = 10  # from the Decision's commit to its row and the new desired count on the open page
+T = TypeVar("T")
+
+
+def off_loop(work: Callable[[], T]) -> T:
+    """Run database work in another thread (Playwright's sync API runs an event loop in this one, where Django
+    refuses synchronous ORM calls)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(work).result(timeout=60)
+
+
+@pytest.fixture
+def shop(kube_apiserver: KubeCluster, admin_persona: Persona) -> Iterator[dict[str, Any]]:
+    """Application ``shop`` (Deployment ``web``, 2 ready replicas), registered and synced, with a recommend policy."""
+    from apps.clusters import reconcile, services
+    from apps.clusters.models import Application
+    from apps.core import context
+    from apps.scaler import services as scaler_services
+
+    api = kube_apiserver.api_client()
+    core, apps_api = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
+    namespace = f"t-sclive-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace)))
+    try:
+        apps_api.create_namespaced_deployment(namespace, deployment("web", replicas=2, part_of="shop"))
+        wait_ready(apps_api, namespace, "web", 2)
+        context.start()
+        cluster = services.cluster_register(
+            name=f"sclive-{namespace[-8:]}", auth_mode="token", api_url=kube_apiserver.url,
+            token=kube_apiserver.token, ca_data=kube_apiserver.ca_path.read_text(),
+        )  # fmt: skip
+        reconcile.full_sync(cluster.pk)
+        app = Application.objects.get(cluster=cluster, namespace=namespace, name="shop")
+        policy = scaler_services.policy_create(application=app, metrics=[{"name": "cpu", "target": 0.7}],
+                                               mode="recommend", min_replicas=1, max_replicas=10)  # fmt: skip
+        yield {"app": app, "policy": policy}
+    finally:
+        core.delete_namespace(namespace)
+
+
+def _decide(app: Any, policy: Any, value: float) -> Any:
+    from django.db import connection
+
+    from apps.clusters.models import Pod
+    from apps.scaler import evaluation, services
+
+    try:
+        pods = list(Pod.objects.filter(application=app, deleting=False).values_list("name", flat=True))
+        services.record_signals(application=app, metric="cpu", values=[{"pod": p, "value": value} for p in pods])
+        return evaluation.evaluate(policy.pk, "manual")
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def page(icc_server: RunningServer, shop: dict[str, Any]) -> Iterator[Any]:
+    path = chromium_path()
+    require(path is not None, "Chromium is not installed (apt-get install -y --no-install-recommends chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(path), headless=True, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            context.set_default_timeout(15_000)
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
+def test_a_new_decision_appears_live_within_10s_and_the_replay_draws_its_chart(
+    icc_server: RunningServer, admin_persona: Persona, shop: dict[str, Any], page: Any, tmp_path: Path
+) -> None:
+    """A Decision written through the evaluation shows on the open scaling page (timeline row, desired
+    replicas) within LIVE_BOUND_SECONDS, without a reload; then a spike replay draws a uPlot canvas and the
+    comparison table for the three policies."""
+    from playwright.sync_api import expect
+
+    app, policy = shop["app"], shop["policy"]
+    frames: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda p: frames.append(str(p))))
+    url = f"{icc_server.url}/scaling/applications/{app.pk}/"
+    try:
+        page.goto(f"{icc_server.url}/accounts/login/?next=/scaling/applications/{app.pk}/")
+        log_in(page, admin_persona.username, admin_persona.password)
+        expect(page).to_have_url(url)
+        expect(page.locator("h1")).to_have_text("Scaling: shop")
+        expect(page.locator("#scaling-decisions")).to_contain_text("No decisions yet")
+        expect(page.locator("#metrics-unavailable, [data-chart]").first).to_be_visible()  # the lazy panel loaded
+        deadline = time.monotonic() + 15
+        while not any('id="scaling-summary"' in f for f in frames):  # the snapshot on subscribing: live
+            assert time.monotonic() < deadline, f"no websocket snapshot within 15 s; frames: {frames[:3]}"
+            page.wait_for_timeout(100)
+        page.evaluate("window.__iccSamePage = true")
+
+        decision = off_loop(lambda: _decide(app, policy, 1.4))  # 2 pods at twice the target: 4 wanted
+        committed = time.monotonic()
+        assert decision is not None and decision.desired_replicas == 4
+        row = page.locator(f"#decision-{decision.pk}")
+        expect(row).to_be_visible(timeout=LIVE_BOUND_SECONDS * 1000)
+        expect(page.locator('[data-summary-policy="default"] [data-desired]')).to_have_text(
+            "4", timeout=LIVE_BOUND_SECONDS * 1000
+        )
+        elapsed = time.monotonic() - committed
+        expect(row.locator("[data-change]")).to_have_text("2 → 4")
+        expect(row.locator("[data-outcome]")).to_have_attribute("data-outcome", "recommended")
+        assert page.evaluate("window.__iccSamePage") is True, "the page was reloaded"
+        print(f"\nscaling page: decision shown {elapsed:.2f}s after its commit", file=sys.__stderr__)
+
+        page.select_option("#replay-form select[name=trace]", "spike")
+        page.click("#replay-submit")
+        expect(page.locator("#replay-table tr[data-policy]")).to_have_count(3)
+        expect(page.locator("#replay-chart canvas")).to_have_count(1)
+        box = page.locator("#replay-chart canvas").bounding_box()
+        assert box is not None and box["width"] > 300 and box["height"] > 100, box
+        expect(page.locator("#replay-chart .u-legend")).to_contain_text("HPA default")
+        assert page.evaluate("window.__iccSamePage") is True, "the replay reloaded the page"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "scaling-application.png"), full_page=True)
+
+        page.goto(f"{icc_server.url}/scaling/")
+        expect(page.locator(f"#policy-row-{policy.pk} [data-replicas]")).to_have_text("2 → 4")
+        page.screenshot(path=str(ARTIFACTS / "scaling-fleet.png"), full_page=True)
+    except Exception:
+        print(icc_server.log()[-5000:], file=sys.stderr)
+        raise

@@ -24,7 +24,7 @@ def _periodic(sender: Celery, **_: object) -> None:
         "audit.verify_chain": {"task": "audit.verify_chain", "schedule": float(settings.AUDIT_VERIFY_SECONDS)},
         "audit.write_checkpoint": {"task": "audit.write_checkpoint", "schedule": crontab(minute=5, hour=0)},
         "clusters.sync_due": {"task": "clusters.sync_due", "schedule": 30.0},
-        "scaler.evaluate_due": {"task": "scaler.evaluate_due", "schedule": 15.0},
+        "scaler.evaluate_due": {"task": "scaler.evaluate_due", "schedule": float(settings.SCALER_EVALUATE_SECONDS)},
     }
 
 

@@ -199,6 +199,7 @@ def _settings() -> dict[str, Any]:  # noqa: PLR0912, PLR0915 - one linear read o
     s["CLUSTER_WATCH_LEASE_SECONDS"] = env.integer("CLUSTER_WATCH_LEASE_SECONDS", 15, minimum=3, maximum=600)
     s["CLUSTER_WARNING_EVENTS_KEEP"] = env.integer("CLUSTER_WARNING_EVENTS_KEEP", 500, minimum=10, maximum=100000)
     s["ICC_WATCHER_EMBEDDED"] = env.boolean("ICC_WATCHER_EMBEDDED", s["ICC_TASKS_EMBEDDED"])
+    s["SCALER_EVALUATE_SECONDS"] = env.number("SCALER_EVALUATE_SECONDS", 15.0, minimum=1)
     s.update(_oidc_settings())  # OpenID Connect, see _oidc_settings
     s["ICC_ENV_SOURCES"] = dict(env.used)
     return s
@@ -221,6 +222,7 @@ CLUSTER_SYNC_SECONDS: int = _from_env["CLUSTER_SYNC_SECONDS"]
 CLUSTER_WATCH_LEASE_SECONDS: int = _from_env["CLUSTER_WATCH_LEASE_SECONDS"]
 CLUSTER_WARNING_EVENTS_KEEP: int = _from_env["CLUSTER_WARNING_EVENTS_KEEP"]
 ICC_WATCHER_EMBEDDED: bool = _from_env["ICC_WATCHER_EMBEDDED"]
+SCALER_EVALUATE_SECONDS: float = _from_env["SCALER_EVALUATE_SECONDS"]
 ALLOWED_HOSTS: list[str] = _from_env["ALLOWED_HOSTS"]
 CSRF_TRUSTED_ORIGINS: list[str] = _from_env["CSRF_TRUSTED_ORIGINS"]
 DATABASES: dict[str, Any] = _from_env["DATABASES"]

@@ -42,7 +42,7 @@ class Exporter:
                 self.wfile.write(body)
 
             def log_message(self, *args: object) -> None:
-                pass
+                """Prometheus scrapes every second: keep the request log out of the test output."""
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = int(self.server.server_address[1])
@@ -110,7 +110,7 @@ class PrometheusServer:
                 if requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
                     return
             except requests.RequestException:
-                pass
+                pass  # not listening yet: poll again until the deadline
             time.sleep(0.1)
         raise RuntimeError(f"prometheus not ready in 30s: {self.log_path.read_text()[-2000:]}")
 

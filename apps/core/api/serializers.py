@@ -18,7 +18,7 @@ class StrictFieldsMixin(serializers.Serializer):
 
 
 class StrictModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
-    pass
+    """A ModelSerializer that refuses unknown fields by name."""
 
 
 StrictSerializer = StrictFieldsMixin

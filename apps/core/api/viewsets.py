@@ -26,7 +26,7 @@ class RestrictedViewSetMixin(ActionMixin):
 
 
 class ReadOnlyViewSet(RestrictedViewSetMixin, viewsets.ReadOnlyModelViewSet):
-    pass
+    """List and retrieve, through restrict()."""
 
 
 class CreateListRetrieveUpdateViewSet(

@@ -138,3 +138,11 @@ def origin(value: str) -> str:
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ValueError("an origin looks like https://icc.example.com")
     return value
+
+
+def network(value: str) -> str:
+    """A CIDR (``10.0.0.0/8``) or a single address; raises ValueError naming what is wrong."""
+    import ipaddress
+
+    ipaddress.ip_network(value, strict=False)
+    return value

@@ -17,6 +17,7 @@ from typing import Any
 import dj_database_url
 
 from iccapp.env import Env, EnvError, origin
+from iccapp.env import network as _network
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = Env()
@@ -185,7 +186,21 @@ def _settings() -> dict[str, Any]:  # noqa: PLR0912, PLR0915 - one linear read o
     s["LOG_LEVEL"] = env.string("LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
     s["LOG_FORMAT"] = env.string("LOG_FORMAT", "json", choices=("json", "text"))
     s["PROMETHEUS_URL"] = env.url("PROMETHEUS_URL", "", schemes=("http", "https"), secret=False)
-    s["SECURE_COOKIES"] = env.boolean("SECURE_COOKIES", False)
+    # Production (PostgreSQL with DEBUG off) is HTTPS-only by default: secure cookies, HSTS, redirects to
+    # HTTPS and X-Forwarded-Proto from the proxy. SECURE_COOKIES=false turns all of it off (plain-HTTP labs).
+    production = s["ICC_DATABASE_VENDOR"] == "postgresql" and not s["DEBUG"]
+    s["SECURE_COOKIES"] = env.boolean("SECURE_COOKIES", production)
+    s["HSTS_SECONDS"] = env.integer("HSTS_SECONDS", 31536000 if s["SECURE_COOKIES"] else 0, minimum=0)
+    # Proxies whose X-Forwarded-For is believed (CIDRs); none by default: the peer address is the client.
+    s["TRUSTED_PROXIES"] = env.csv("TRUSTED_PROXIES", [], item=_network)
+    # Outbound connections to user-supplied addresses (cluster API URLs, Prometheus, webhooks): link-local
+    # and cloud-metadata addresses are always refused; loopback only inside these CIDRs (allowed on the
+    # embedded default so a local kind/k3d cluster works; refused by default in production).
+    s["OUTBOUND_ALLOWED_CIDRS"] = env.csv(
+        "OUTBOUND_ALLOWED_CIDRS", [] if production else ["127.0.0.0/8", "::1/128"], item=_network
+    )
+    # Bearer token required by /metrics when set (give it to Prometheus' scrape configuration).
+    s["METRICS_TOKEN"] = env.string("METRICS_TOKEN", secret=True)
     s["ICC_HEARTBEAT_SECONDS"] = env.integer("ICC_HEARTBEAT_SECONDS", 15, minimum=1, maximum=3600)
     s["SESSION_IDLE_TIMEOUT"] = env.integer("SESSION_IDLE_TIMEOUT", 3600, minimum=60, maximum=30 * 86400)
     s["AUDIT_SIGNING_KEY"] = env.string("AUDIT_SIGNING_KEY", secret=True)
@@ -239,6 +254,10 @@ LOG_LEVEL: str = _from_env["LOG_LEVEL"]
 LOG_FORMAT: str = _from_env["LOG_FORMAT"]
 PROMETHEUS_URL: str = _from_env["PROMETHEUS_URL"]
 SECURE_COOKIES: bool = _from_env["SECURE_COOKIES"]
+HSTS_SECONDS: int = _from_env["HSTS_SECONDS"]
+TRUSTED_PROXIES: list[str] = _from_env["TRUSTED_PROXIES"]
+OUTBOUND_ALLOWED_CIDRS: list[str] = _from_env["OUTBOUND_ALLOWED_CIDRS"]
+METRICS_TOKEN: str = _from_env["METRICS_TOKEN"]
 ICC_HEARTBEAT_SECONDS: int = _from_env["ICC_HEARTBEAT_SECONDS"]
 SESSION_IDLE_TIMEOUT: int = _from_env["SESSION_IDLE_TIMEOUT"]
 AUDIT_SIGNING_KEY: str = _from_env["AUDIT_SIGNING_KEY"]
@@ -373,6 +392,11 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if SECURE_COOKIES else None
+SECURE_SSL_REDIRECT = SECURE_COOKIES
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]  # kubelet probes and scrapes speak plain HTTP
+SECURE_HSTS_SECONDS = HSTS_SECONDS
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HSTS_SECONDS > 0
+SECURE_HSTS_PRELOAD = HSTS_SECONDS > 0
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

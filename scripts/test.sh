@@ -11,6 +11,9 @@ export REDIS_URL="${REDIS_URL:-redis://${REDIS_HOST:-127.0.0.1}:${REDIS_PORT:-63
 export SECRET_KEY="${SECRET_KEY:-test-only-key-0123456789abcdefghijklmnopqrstuvwxyz-not-for-production}"
 # A test-only Fernet key for stored cluster credentials (the suite's own clusters exist only in tests).
 export ICC_ENCRYPTION_KEYS="${ICC_ENCRYPTION_KEYS:-dGVzdC1vbmx5LWZlcm5ldC1rZXktbm90LWZvci1wcmQ=}"
+# The suite runs production-like settings (PostgreSQL, DEBUG off) over plain HTTP against loopback servers.
+export SECURE_COOKIES="${SECURE_COOKIES:-false}"
+export OUTBOUND_ALLOWED_CIDRS="${OUTBOUND_ALLOWED_CIDRS:-127.0.0.0/8,::1/128}"
 
 url_part() { python3 -c 'import sys,urllib.parse as u; p=u.urlsplit(sys.argv[1]); print(p.hostname or "127.0.0.1", p.port or int(sys.argv[2]))' "$1" "$2"; }
 reachable() { python3 -c 'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 2).close()' "$1" "$2" 2>/dev/null; }

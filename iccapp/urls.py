@@ -40,7 +40,6 @@ urlpatterns = [
     path("applications/", include(applications_urlpatterns)),
     path("scaling/", include("apps.scaler.urls")),
     path("settings/", include("apps.users.urls")),
-    path("", include("django_prometheus.urls")),
     path("", include("apps.core.urls")),
 ]
 

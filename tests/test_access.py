@@ -212,7 +212,8 @@ def test_api_lists_never_show_more_than_restrict_allows(personas, persona):
 def test_users_api_matrix(personas, persona, list_status, own_status, other_status, create_status):
     client = client_for(personas, persona)
     me = personas[persona].user if persona in personas and persona != "revoked_secret" else personas["admin"].user
-    other = personas["superuser"].user if persona != "superuser" else personas["outsider"].user
+    # Another plain account (superuser accounts are for superusers only: tests/security covers that).
+    other = personas["viewer"].user if persona != "viewer" else personas["operator"].user
     assert client.get("/api/v1/users/").status_code == list_status
     assert client.get(f"/api/v1/users/{me.pk}/").status_code == own_status
     response = client.patch(f"/api/v1/users/{other.pk}/", {"display_name": "x"}, content_type="application/json")

@@ -94,6 +94,19 @@ class Scope:
             return other.kind == ScopeKind.NAMESPACE and other.namespace == self.namespace
         return other.kind == ScopeKind.APPLICATION and other.application == self.application
 
+    def unused_coordinate(self) -> str:
+        """The first coordinate this kind does not use but which is set ("" when none): a cluster scope
+        names no namespace or application, a namespace scope no application, a global scope nothing.
+
+        Rule: such a scope is refused, never read as something narrower or wider than its kind says."""
+        unused = {
+            ScopeKind.GLOBAL: ("cluster", "namespace", "application"),
+            ScopeKind.CLUSTER: ("namespace", "application"),
+            ScopeKind.NAMESPACE: ("application",),
+            ScopeKind.APPLICATION: ("namespace",),
+        }.get(ScopeKind(self.kind), ())
+        return next((name for name in unused if getattr(self, name)), "")
+
     def label(self) -> str:
         if self.kind == ScopeKind.GLOBAL:
             return "global"
@@ -247,12 +260,14 @@ def can(user: Any, action: str, obj: models.Model) -> bool:
 def can_at(user: Any, action: str, scope: Scope) -> bool:
     """May ``user`` perform ``action`` at ``scope`` (e.g. create something there)?
 
-    Rule: a grant allows it when its scope contains the target scope."""
+    Rule: a grant allows it when its scope contains the target scope, compared whole: the kinds first,
+    then the coordinates the kinds use. A target naming coordinates its kind does not use is allowed by
+    nothing but a global grant (callers refuse such scopes first; see :meth:`Scope.unused_coordinate`)."""
     if is_platform_superuser(user):
         return True
     for granted in scopes_for(user, action):
         if granted.kind == ScopeKind.GLOBAL:
             return True
-        if scope.kind != ScopeKind.GLOBAL and granted.covers(scope.cluster, scope.namespace, scope.application):
+        if not scope.unused_coordinate() and granted.contains(scope):
             return True
     return False

@@ -33,6 +33,9 @@ def check_scope(scope: Scope) -> None:
         if scope.cluster or scope.namespace or scope.application:
             raise DomainError("a global binding names no cluster, namespace or application", field="scope_kind")
         return
+    unused = scope.unused_coordinate()
+    if unused:
+        raise DomainError(f"a {scope.kind} scope names no {unused}; leave it empty", field=f"scope_{unused}")
     if not scope.cluster:
         raise DomainError("required for this scope kind", field="scope_cluster")
     if scope.kind == ScopeKind.NAMESPACE and not scope.namespace:

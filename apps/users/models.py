@@ -99,3 +99,19 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+
+class OidcIdentity(models.Model):
+    """Links a single-sign-on identity, (issuer, subject), to an ICC account: stored at first login, it is
+    what later logins find (never the username or e-mail the provider sends, which a user may choose)."""
+
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="oidc_identities")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="oidcidentity_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer}"

@@ -2,8 +2,10 @@
 
 * Endpoints come from explicit ``OIDC_OP_*`` settings, else from the issuer's discovery document, fetched
   at first use (not at start-up: ICC starts while the provider is down) and cached for an hour.
-* Users are named by the ``OIDC_USERNAME_CLAIM`` claim (``preferred_username``), else their email, never a
-  hash; an existing user of that name is the same person.
+* A login is linked to an ICC account by (issuer, subject), stored at the first login. New accounts are named
+  by the ``OIDC_USERNAME_CLAIM`` claim (``preferred_username``), else the email when ``email_verified`` is
+  true, never a hash. A first login attaches to an existing account of that name only when it has no usable
+  password, is no superuser or service account and is linked to no other identity; otherwise it is refused.
 * At each login the groups claim is re-applied: the user joins the OIDC teams of their groups (those named in
   ``OIDC_GROUP_ROLES``, or already existing as OIDC teams) and leaves the OIDC teams of groups they lost; a
   mapped team holds a global role binding. Removing someone from a group at the provider removes their
@@ -34,11 +36,11 @@ from django.views import View
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationRequestView
 
-from apps.audit.models import ActorKind
+from apps.audit.models import ActorKind, Outcome
 from apps.audit.services import Actor, audit_record
 from apps.core.access import ScopeKind
 from apps.users.forms import ThrottledAuthenticationForm
-from apps.users.models import RoleBinding, Team, User
+from apps.users.models import OidcIdentity, RoleBinding, Team, User
 from apps.users.services import user_create, user_update
 
 logger = logging.getLogger(__name__)
@@ -93,13 +95,38 @@ def endpoint(name: str) -> str:
     return str(provider_metadata().get(DISCOVERY_KEYS[name]) or "")
 
 
+def email_verified(claims: dict[str, Any]) -> bool:
+    return claims.get("email_verified") in (True, "true", "True")
+
+
 def username_from_claims(claims: dict[str, Any]) -> str:
-    """Rule: the configured username claim (preferred_username), else the email; never a hash."""
+    """Rule: the configured username claim (preferred_username), else the email when the provider says it is
+    verified; never a hash."""
     for claim in (settings.OIDC_USERNAME_CLAIM, "email"):
         value = str(claims.get(claim) or "").strip()
-        if value:
+        if value and (claim != "email" or email_verified(claims)):
             return value[:150]
     return ""
+
+
+def first_login_refusal(user: User) -> str:
+    """Why a first single-sign-on login may not attach to the existing account ``user`` ("" when it may).
+
+    Rule: a new (issuer, subject) attaches only to an account that nobody can log in to otherwise: never to
+    a superuser, a service account, an account with a usable local password, or one already linked."""
+    if user.is_superuser:
+        return "is a superuser"
+    if user.is_service_account:
+        return "is a service account"
+    if user.has_usable_password():
+        return "has a local password"
+    if user.oidc_identities.exists():
+        return "is linked to another single-sign-on identity"
+    return ""
+
+
+def oidc_issuer(payload: dict[str, Any]) -> str:
+    return str(settings.OIDC_ISSUER or payload.get("iss") or endpoint("OIDC_OP_TOKEN_ENDPOINT")).rstrip("/")
 
 
 def groups_from_claims(claims: dict[str, Any]) -> list[str]:
@@ -243,14 +270,22 @@ class ICCOIDCBackend(OIDCAuthenticationBackend):
         return username_from_claims(claims)
 
     def filter_users_by_claims(self, claims: dict[str, Any]) -> Any:
-        return User.objects.filter(username__iexact=username_from_claims(claims))
+        return User.objects.filter(
+            oidc_identities__issuer=oidc_issuer(claims), oidc_identities__subject=str(claims.get("sub") or "")
+        )
 
     def get_or_create_user(self, access_token: str, id_token: str, payload: dict[str, Any]) -> User | None:
+        """The account of (issuer, subject): found through its stored link, else linked at this first login
+        to a new account, or to an existing one only when :func:`first_login_refusal` allows it."""
+        subject = str(payload.get("sub") or "")
+        if not subject:
+            raise SuspiciousOperation("the provider's ID token has no subject")
+        userinfo = self.get_userinfo(access_token, id_token, payload)
+        if str(userinfo.get("sub", subject)) != subject:
+            raise SuspiciousOperation("the provider's userinfo answer belongs to another subject")
         # Some providers put groups in the ID token only: userinfo wins where both have a claim.
-        claims = {**payload, **self.get_userinfo(access_token, id_token, payload)}
-        username = username_from_claims(claims)
-        if not username:
-            raise SuspiciousOperation(f"the provider sent neither {settings.OIDC_USERNAME_CLAIM} nor email")
+        claims = {**payload, **userinfo}
+        issuer = oidc_issuer(payload)
         profile = {
             "email": str(claims.get("email") or "")[:254],
             "first_name": str(claims.get("given_name") or "")[:150],
@@ -258,26 +293,59 @@ class ICCOIDCBackend(OIDCAuthenticationBackend):
             "display_name": str(claims.get("name") or "")[:150],
         }
         with transaction.atomic():
-            user = User.objects.select_for_update().filter(username__iexact=username).first()
-            if user is None:
-                user = user_create(
-                    username=username,
-                    password=None,
-                    email=profile["email"],
-                    first_name=profile["first_name"],
-                    last_name=profile["last_name"],
-                    display_name=profile["display_name"],
-                )
-            elif user.is_service_account:
-                raise SuspiciousOperation(f"{username!r} is a service account: it cannot log in")
-            elif not user.is_active:
-                return None
+            link = OidcIdentity.objects.select_for_update().filter(issuer=issuer, subject=subject).first()
+            if link is not None:
+                user = User.objects.select_for_update().get(pk=link.user_id)
+                if user.is_service_account:
+                    raise SuspiciousOperation(f"{user.username!r} is a service account: it cannot log in")
+                if not user.is_active:
+                    return None
             else:
-                changed = {name: value for name, value in profile.items() if value and getattr(user, name) != value}
-                if changed:
-                    user = user_update(user=user, **changed)
+                found = self._first_login(issuer, subject, claims, profile)
+                if found is None:
+                    return None
+                user = found
+            changed = {name: value for name, value in profile.items() if value and getattr(user, name) != value}
+            if changed:
+                user = user_update(user=user, **changed)  # type: ignore[arg-type]
             actor = Actor(ActorKind.USER, str(user.pk), user.get_username())
             oidc_groups_apply(user=user, groups=groups_from_claims(claims), actor=actor)
+        return user
+
+    def _first_login(self, issuer: str, subject: str, claims: dict[str, Any], profile: dict[str, str]) -> User | None:
+        username = username_from_claims(claims)
+        if not username:
+            raise SuspiciousOperation(f"the provider sent neither {settings.OIDC_USERNAME_CLAIM} nor a verified email")
+        user = User.objects.select_for_update().filter(username__iexact=username).first()
+        if user is not None:
+            refusal = first_login_refusal(user)
+            if refusal:
+                logger.warning("single sign-on refused: the account %r %s", user.username, refusal)
+                audit_record(
+                    outcome=Outcome.DENIED,
+                    action="users.session.login",
+                    target=user,
+                    actor=Actor("anonymous", "", f"oidc:{subject}"[:150]),
+                    message=f"single sign-on identity not linked: the existing account {refusal}",
+                )
+                return None
+            if not user.is_active:
+                return None
+        else:
+            user = user_create(
+                username=username,
+                password=None,
+                email=profile["email"],
+                first_name=profile["first_name"],
+                last_name=profile["last_name"],
+                display_name=profile["display_name"],
+            )
+        link = OidcIdentity.objects.create(issuer=issuer, subject=subject, user=user)
+        audit_record(
+            action="users.oidcidentity.link",
+            target=user,
+            changes={"oidc_identity": {"before": None, "after": str(link)}},
+        )
         return user
 
 

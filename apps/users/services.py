@@ -31,6 +31,48 @@ def _snapshot(user: User) -> dict[str, Any]:
     return {name: getattr(user, name) for name in AUDITED_FIELDS}
 
 
+PRIVILEGED_FIELDS = ("is_superuser", "is_staff", "password", "groups", "user_permissions")
+
+
+def check_user_change(*, by: User | None, user: User, changes: dict[str, Any], deleting: bool = False) -> None:
+    """Rules guarding accounts, checked before any write to one (API, portal, admin):
+
+    - only superusers change ``is_superuser``, ``is_staff``, passwords, groups or permissions, and only
+      superusers edit, deactivate or delete a superuser account;
+    - nobody deactivates, demotes or deletes their own account (409);
+    - the last active superuser cannot be deactivated, demoted or deleted (409).
+
+    ``by`` None is ICC itself (single sign-on applying the provider's claims, management commands)."""
+    from apps.core.access import is_platform_superuser
+    from apps.core.errors import ForbiddenError
+
+    if by is None:
+        return
+    superuser = is_platform_superuser(by)
+    flags = ("is_superuser", "is_staff")  # the others count whenever given (passwords, relations)
+    privileged = [
+        name
+        for name in PRIVILEGED_FIELDS
+        if name in changes and (name not in flags or getattr(user, name) != changes[name])
+    ]
+    if privileged and not superuser:
+        raise ForbiddenError(f"only superusers change {privileged[0]}", field=privileged[0])
+    if user.pk and user.is_superuser and not superuser:
+        raise ForbiddenError("only superusers edit, deactivate or delete a superuser account")
+    demoted = any(changes.get(name) is False and getattr(user, name) for name in ("is_superuser", "is_staff"))
+    loses_access = deleting or (changes.get("is_active") is False and user.is_active) or demoted
+    if loses_access and user.pk is not None and user.pk == by.pk:
+        raise ConflictError("you cannot deactivate, demote or delete your own account", field="is_active")
+    loses_superuser = deleting or changes.get("is_active") is False or changes.get("is_superuser") is False
+    if user.pk and user.is_superuser and user.is_active and loses_superuser:
+        # Lock the active superusers so two demotions at once cannot both pass this check.
+        others = list(
+            User.objects.select_for_update().filter(is_superuser=True, is_active=True).exclude(pk=user.pk).values("pk")
+        )
+        if not others:
+            raise ConflictError("this is the last active superuser; make another one first", field="is_superuser")
+
+
 def user_create(
     *,
     username: str,
@@ -38,9 +80,14 @@ def user_create(
     email: str = "",
     is_staff: bool = False,
     is_superuser: bool = False,
+    by: User | None = None,
     **profile: Any,
 ) -> User:
-    """Create a user; the password is checked by the configured validators; None means no local password."""
+    """Create a user; the password is checked by the configured validators; None means no local password.
+
+    Rule: only superusers create staff or superuser accounts (``by`` None is ICC itself)."""
+    privileged = {"is_staff": is_staff, "is_superuser": is_superuser}
+    check_user_change(by=by, user=User(), changes={k: v for k, v in privileged.items() if v})
     if User.objects.filter(username__iexact=username).exists():
         raise ConflictError(f"a user named {username!r} already exists", field="username")
     user = User(username=username, email=email, is_staff=is_staff or is_superuser, is_superuser=is_superuser, **profile)
@@ -63,12 +110,13 @@ def user_create(
     return user
 
 
-def user_update(*, user: User, **changes: Any) -> User:
-    """Change profile fields of ``user``."""
+def user_update(*, user: User, by: User | None = None, **changes: Any) -> User:
+    """Change profile fields of ``user`` (the rules of :func:`check_user_change` apply)."""
     unknown = set(changes) - set(UPDATABLE_FIELDS)
     if unknown:
         raise DomainError(f"cannot change {', '.join(sorted(unknown))}", field=sorted(unknown)[0])
     with transaction.atomic():
+        check_user_change(by=by, user=user, changes=changes)
         before = _snapshot(user)
         for name, value in changes.items():
             setattr(user, name, value)

@@ -48,8 +48,14 @@ def parse_limits(raw: Any) -> list[Grant]:
             raise DomainError(f"unknown scope_kind {kind!r}", field=field)
         scope = Scope(kind, str(item.get("cluster", "")), str(item.get("namespace", "")),
                       str(item.get("application", "")))  # fmt: skip
+        if scope.unused_coordinate():
+            raise DomainError(f"a {kind} scope names no {scope.unused_coordinate()}", field=field)
         if kind != ScopeKind.GLOBAL and not scope.cluster:
             raise DomainError("a non-global scope needs a cluster", field=field)
+        if kind == ScopeKind.NAMESPACE and not scope.namespace:
+            raise DomainError("a namespace scope needs a namespace", field=field)
+        if kind == ScopeKind.APPLICATION and not scope.application:
+            raise DomainError("an application scope needs an application", field=field)
         limits.append((item["role"], scope))
     return limits
 
@@ -70,16 +76,32 @@ def limits_json(limits: list[Grant]) -> list[dict[str, str]]:
 def token_create(
     *, owner: User, name: str, by: User, expires_at: datetime | None = None, restrictions: Any = None
 ) -> tuple[ApiToken, str]:
-    """Create a token for ``owner`` (the caller, or a service account); returns it with its one-time secret."""
+    """Create a token for ``owner`` (the caller, or a service account); returns it with its one-time secret.
+
+    Rule: a token never exceeds the token that made it. When ``by`` authenticated with an API token, the
+    new token's restrictions must lie inside that token's (a wider one is refused naming ``restrictions``;
+    none given means the caller token's own), and it expires no later than the caller token."""
     now = timezone.now()
-    expires_at = expires_at or now + DEFAULT_LIFETIME
+    caller: ApiToken | None = getattr(by, "_icc_token", None)
+    caller_limits = parse_limits(caller.restrictions) if caller is not None else []
+    if expires_at is None:
+        expires_at = now + DEFAULT_LIFETIME
+        if caller is not None:
+            expires_at = min(expires_at, caller.expires_at)
     if expires_at <= now:
         raise DomainError("must be in the future", field="expires_at")
     if expires_at > now + MAX_LIFETIME:
         raise DomainError("must be at most 366 days ahead", field="expires_at")
+    if caller is not None and expires_at > caller.expires_at:
+        raise DomainError("must not be later than the expiry of the token making it", field="expires_at")
     if not name.strip():
         raise DomainError("must not be empty", field="name")
     limits = parse_limits(restrictions)
+    if caller_limits:
+        if not limits:
+            limits = caller_limits
+        elif len(narrow(caller_limits, limits)) != len(limits):
+            raise DomainError("a token cannot have rights the token making it lacks", field="restrictions")
     if limits and len(narrow(grants(owner), limits)) != len(limits) and not owner.is_superuser:
         raise DomainError("a token cannot have rights its owner lacks", field="restrictions")
     prefix = secrets.token_hex(4)

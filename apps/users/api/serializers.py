@@ -33,10 +33,10 @@ class UserSerializer(StrictModelSerializer):
         read_only_fields = ("id", "is_superuser", "date_joined", "last_login")
 
     def create(self, validated_data: dict[str, Any]) -> User:
-        return services.user_create(**validated_data)
+        return services.user_create(by=self.context["request"].user, **validated_data)
 
     def update(self, instance: User, validated_data: dict[str, Any]) -> User:
         if "username" in validated_data or "password" in validated_data:
             field = "username" if "username" in validated_data else "password"
             raise serializers.ValidationError({field: ["Cannot be changed here."]})
-        return services.user_update(user=instance, **validated_data)
+        return services.user_update(user=instance, by=self.context["request"].user, **validated_data)

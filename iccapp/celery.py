@@ -30,10 +30,10 @@ def _periodic(sender: Celery, **_: object) -> None:
 
 @worker_init.connect
 def _worker_metrics(**_: object) -> None:
-    """A standalone worker serves its Prometheus metrics on WORKER_METRICS_PORT (0 disables)."""
+    """A standalone worker serves its Prometheus metrics on WORKER_METRICS_PORT (0 disables), behind METRICS_TOKEN."""
     from django.conf import settings
 
     if settings.WORKER_METRICS_PORT and not settings.ICC_TASKS_EMBEDDED:
-        from prometheus_client import start_http_server
+        from apps.core.metrics import serve_metrics
 
-        start_http_server(settings.WORKER_METRICS_PORT, addr=os.environ.get("WORKER_METRICS_ADDR", "0.0.0.0"))  # noqa: S104
+        serve_metrics(settings.WORKER_METRICS_PORT, addr=os.environ.get("WORKER_METRICS_ADDR", "0.0.0.0"))  # noqa: S104

@@ -35,7 +35,7 @@ def test_readyz_names_redis_when_redis_is_unreachable(client):
     body = response.json()
     assert body["status"] == "fail"
     assert "redis" in body["failing"]
-    assert body["checks"]["redis"].startswith("fail: ConnectionError")
+    assert body["checks"]["redis"] == "fail"  # the part only: exception text stays in the log
     assert body["checks"]["database"] == "ok"
 
 

@@ -1,4 +1,9 @@
-"""Streaming exports (CSV, JSON Lines): rows go out as they are read, in bounded memory."""
+"""Streaming exports (CSV, JSON Lines): rows go out as they are read, in bounded memory.
+
+CSV cells that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or carriage
+return) get a leading ``'``, so an exported ``=HYPERLINK(...)`` is shown as text; strip that quote from such
+cells to re-verify a CSV export's hashes (JSON Lines exports are verbatim).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,20 @@ from apps.audit.models import AuditEvent
 
 EXPORT_FIELDS = (*HASHED_FIELDS, "hash")
 CHUNK = 2000
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A text cell that a spreadsheet would evaluate, prefixed with ``'`` so it stays text."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return f"'{value}"
+    return value
+
+
+def _csv_cell(value: object) -> object:
+    if isinstance(value, (dict, list)):
+        value = orjson.dumps(value).decode()
+    return spreadsheet_safe(value)
 
 
 def _rows(queryset: QuerySet[AuditEvent]) -> Iterator[dict[str, object]]:
@@ -27,9 +46,7 @@ def export_csv(queryset: QuerySet[AuditEvent]) -> Iterator[bytes]:
     writer.writerow(EXPORT_FIELDS)
     batch = 0
     for row in _rows(queryset):
-        writer.writerow(
-            [orjson.dumps(row[f]).decode() if isinstance(row[f], (dict, list)) else row[f] for f in EXPORT_FIELDS]
-        )
+        writer.writerow([_csv_cell(row[f]) for f in EXPORT_FIELDS])
         batch += 1
         if batch >= 500:
             yield buffer.getvalue().encode()

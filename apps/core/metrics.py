@@ -1,8 +1,19 @@
-"""Prometheus metrics that django-prometheus does not provide: tasks and websockets."""
+"""Prometheus metrics that django-prometheus does not provide (tasks, websockets, anonymous API refusals), and the
+``/metrics`` endpoints: the web process's view and a standalone worker's or watcher's port, both behind
+``METRICS_TOKEN`` (``Authorization: Bearer <token>``) when it is set."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import hmac
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from prometheus_client import Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 
 TASK_RUNS = Counter("icc_task_runs_total", "Celery task executions by outcome", ["task", "outcome"])
 TASK_DURATION = Histogram(
@@ -15,3 +26,56 @@ WS_CONNECTIONS = Gauge("icc_websocket_connections", "Open websocket connections 
 WS_SUBSCRIPTIONS = Counter("icc_websocket_subscriptions_total", "Topic subscriptions by outcome", ["outcome"])
 WS_MESSAGES = Counter("icc_websocket_messages_sent_total", "HTML fragments pushed to websocket clients")
 HEARTBEAT_AGE = Gauge("icc_heartbeat_age_seconds", "Seconds since the last heartbeat task ran", ["role"])
+API_ANONYMOUS_DENIED = Counter(
+    "icc_api_anonymous_denied",
+    "API requests without any credentials, answered 401 (counted here instead of audited one by one)",
+    ["route"],
+)
+
+METRICS_REALM = 'Bearer realm="metrics"'
+
+
+def metrics_authorized(authorization: str) -> bool:
+    """True when no METRICS_TOKEN is set, or the header is ``Bearer <METRICS_TOKEN>`` (compared in constant time)."""
+    token: str = settings.METRICS_TOKEN
+    if not token:
+        return True
+    scheme, _, given = authorization.strip().partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """``/metrics`` of the web process (django-prometheus' exporter, multiprocess-aware)."""
+    from django_prometheus.exports import ExportToDjangoView
+
+    if not metrics_authorized(request.headers.get("Authorization", "")):
+        response = HttpResponse("metrics need Authorization: Bearer <METRICS_TOKEN>\n", status=401,
+                                content_type="text/plain")  # fmt: skip
+        response["WWW-Authenticate"] = METRICS_REALM
+        return response
+    return ExportToDjangoView(request)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Scrapes every few seconds are not worth a log line each."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+def _guarded(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not metrics_authorized(str(environ.get("HTTP_AUTHORIZATION", ""))):
+            start_response("401 Unauthorized", [("Content-Type", "text/plain"), ("WWW-Authenticate", METRICS_REALM)])
+            return [b"metrics need Authorization: Bearer <METRICS_TOKEN>\n"]
+        return app(environ, start_response)
+
+    return guarded
+
+
+def serve_metrics(port: int, addr: str = "0.0.0.0") -> WSGIServer:  # noqa: S104 - scraped from other pods
+    """Serve this process's metrics on ``addr:port`` in a daemon thread (a standalone worker or watcher), like
+    prometheus_client's ``start_http_server`` but behind METRICS_TOKEN."""
+    server = make_server(addr, port, _guarded(make_wsgi_app()), ThreadingWSGIServer, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="icc-metrics", daemon=True).start()
+    return server

@@ -22,7 +22,12 @@ FILTER_PARAMETERS = [
 ]
 
 
-@extend_schema_view(list=extend_schema(parameters=FILTER_PARAMETERS))
+SEQ_PARAMETER = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The event's sequence number (seq).")
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=FILTER_PARAMETERS), retrieve=extend_schema(parameters=[SEQ_PARAMETER])
+)
 class AuditEventViewSet(ValuesListMixin, ReadOnlyViewSet):
     """The audit trail, newest first. Unknown or malformed filters are a 400 naming the parameter."""
 

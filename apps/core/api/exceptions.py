@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from apps.core import context
+from apps.core.api.anonymous import count_anonymous
 from apps.core.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,19 @@ def _body(status_code: int, code: str, message: str, fields: dict[str, list[str]
     }
 
 
+def _anonymous(request: Any) -> bool:
+    """No credentials at all: no Authorization header and no signed-in session."""
+    if request is None or request.headers.get("Authorization"):
+        return False
+    return not getattr(request.user, "is_authenticated", False)
+
+
 def exception_handler(exc: Exception, ctx: dict[str, Any]) -> Response | None:
+    anonymous = _anonymous(ctx.get("request"))
+    if anonymous and _refusal(exc):
+        # Anonymous first: whatever a view found (or did not), a caller without credentials only learns "401".
+        exc = exceptions.NotAuthenticated()
+        exc.auth_header = "Bearer"  # type: ignore[attr-defined]
     if isinstance(exc, DomainError):
         fields = {exc.field: [exc.message]} if exc.field else {}
         return Response(_body(exc.status, exc.code, exc.message, fields), status=exc.status)
@@ -76,13 +89,33 @@ def exception_handler(exc: Exception, ctx: dict[str, Any]) -> Response | None:
         codes = exc.get_codes()
         code = codes if isinstance(codes, str) else "error"
         response.data = _body(response.status_code, code, str(exc.detail))
-    if isinstance(exc, (exceptions.PermissionDenied, exceptions.NotAuthenticated)) or (
-        isinstance(exc, exceptions.NotFound) and _exists_but_hidden(ctx)
-    ):
-        _announce_denied(exc, ctx)
+    _record_refusal(exc, ctx, anonymous=anonymous)
     if response.status_code == status.HTTP_401_UNAUTHORIZED or response.status_code >= 500:
         logger.info("API error %s: %s", response.status_code, response.data["error"]["message"])
     return response
+
+
+def _record_refusal(exc: exceptions.APIException, ctx: dict[str, Any], *, anonymous: bool) -> None:
+    """Refusals of principals are audited; anonymous ones are only counted, so noise cannot flood the chain."""
+    if anonymous and isinstance(exc, exceptions.NotAuthenticated):
+        count_anonymous(ctx["request"]._request)
+    elif isinstance(exc, (exceptions.PermissionDenied, exceptions.NotAuthenticated)) or (
+        isinstance(exc, exceptions.NotFound) and _exists_but_hidden(ctx)
+    ):
+        _announce_denied(exc, ctx)
+
+
+def _refusal(exc: Exception) -> bool:
+    """An error that answers the caller (4xx), not a server fault; throttling stays visible as 429."""
+    if isinstance(exc, DomainError):
+        return exc.status < 500
+    if isinstance(exc, (DjangoValidationError, Http404, PermissionDenied)):
+        return True
+    return (
+        isinstance(exc, exceptions.APIException)
+        and not isinstance(exc, exceptions.Throttled)
+        and (400 <= exc.status_code < 500)
+    )
 
 
 def _announce_denied(exc: exceptions.APIException, ctx: dict[str, Any]) -> None:

@@ -46,9 +46,9 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         if options["metrics_port"]:
-            from prometheus_client import start_http_server
+            from apps.core.metrics import serve_metrics
 
-            start_http_server(options["metrics_port"], addr=options["metrics_addr"])
+            serve_metrics(options["metrics_port"], addr=options["metrics_addr"])
         self.stdout.write(f"ICC watcher {watcher.holder} (lease {lease}s)")
         self.stdout.flush()
         watcher.run()

@@ -580,7 +580,8 @@ def test_a_read_only_registration_shows_what_icc_cannot_do_and_the_refusal(
         refused = c.post(f"/applications/{app.pk}/workloads/{web.pk}/scale/", {"replicas": 2, "reason": "more"})
         assert refused.status_code == 502
         errors = [line for line in html(refused).splitlines() if 'class="icc-error" role="alert"' in line]
-        assert any("cannot get resource &quot;deployments/scale&quot;" in line for line in errors), errors
+        # ICC's words, not the API server's: an error message never repeats the body of an answer.
+        assert any("deployments/web/scale: HTTP 403 Forbidden" in line and "(RBAC)" in line for line in errors), errors
         assert apps_api.read_namespaced_deployment("web", namespace).spec.replicas == 1
 
         in_cluster = c.post("/clusters/new/", {"name": "inside", "auth_mode": "in_cluster"})

@@ -93,29 +93,100 @@ def from_token(*, server: str, token: str, ca_data: str, allow_insecure: bool) -
     return Credentials(server=server, token=token, ca_data=ca, insecure_skip_tls_verify=not ca and allow_insecure)
 
 
+MAX_KUBECONFIG_BYTES = 256 * 1024
+MAX_KUBECONFIG_DEPTH = 32
+
+
+class _KubeconfigLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses anchors and aliases (a few hundred bytes of aliases expand to gigabytes: the
+    "billion laughs") and deep nesting, while composing: before any object is constructed."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            mark = event.start_mark
+            raise DomainError(
+                f"YAML anchors and aliases are not accepted in a kubeconfig (line {mark.line + 1}, column "
+                f"{mark.column + 1}); upload a flattened kubeconfig (kubectl config view --raw --flatten --minify)",
+                field="kubeconfig",
+            )
+        self._depth += 1
+        try:
+            if self._depth > MAX_KUBECONFIG_DEPTH:
+                raise DomainError(
+                    f"nested deeper than {MAX_KUBECONFIG_DEPTH} levels: not a kubeconfig", field="kubeconfig"
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
 def kubeconfig_contexts(text: str) -> tuple[list[str], str]:
     """The context names of a kubeconfig and its current context (for a chooser)."""
-    config = _load(text)
-    names = [str(c.get("name")) for c in config.get("contexts") or [] if isinstance(c, dict) and c.get("name")]
-    return names, str(config.get("current-context") or "")
+    return _contexts(_load(text))
+
+
+def _contexts(config: dict[str, Any]) -> tuple[list[str], str]:
+    names = [str(entry["name"]) for entry in _entries(config, "contexts")]
+    return names, _string(config, "current-context", "the kubeconfig")
 
 
 def _load(text: str) -> dict[str, Any]:
+    """The kubeconfig as data. Rule: at most 256 KiB, no anchors or aliases, and the shapes ICC reads are
+    checked (lists of mappings with names) before anything uses them."""
+    if not isinstance(text, str):
+        raise DomainError("a kubeconfig is text", field="kubeconfig")
+    if len(text) > MAX_KUBECONFIG_BYTES or len(text.encode("utf-8", errors="replace")) > MAX_KUBECONFIG_BYTES:
+        raise DomainError(f"larger than {MAX_KUBECONFIG_BYTES // 1024} KiB; is this a kubeconfig?", field="kubeconfig")
     try:
-        config = yaml.safe_load(text)
+        config = yaml.load(text, Loader=_KubeconfigLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
         problem = getattr(exc, "problem", None) or "unparseable"
         raise DomainError(f"not valid YAML{at}: {problem}", field="kubeconfig") from None
+    except RecursionError:
+        raise DomainError("nested too deeply: not a kubeconfig", field="kubeconfig") from None
     if not isinstance(config, dict) or not isinstance(config.get("contexts"), list):
         raise DomainError("not a kubeconfig: expected a mapping with a 'contexts' list", field="kubeconfig")
+    for section in ("clusters", "users", "contexts"):
+        _entries(config, section)  # every entry's shape, before any is used
     return config
 
 
+def _entries(config: dict[str, Any], section: str) -> list[dict[str, Any]]:
+    """The entries of ``clusters``/``users``/``contexts``: a list of ``{name: str, <kind>: mapping}``."""
+    entries = config.get(section)
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise DomainError(f"the kubeconfig's {section} is not a list", field="kubeconfig")
+    kind = section[:-1]
+    for index, entry in enumerate(entries):
+        where = f"{section}[{index}]"
+        if not isinstance(entry, dict):
+            raise DomainError(f"the kubeconfig's {where} is not a mapping", field="kubeconfig")
+        if not isinstance(entry.get("name"), str) or not entry["name"]:
+            raise DomainError(f"the kubeconfig's {where} has no name (a string)", field="kubeconfig")
+        if entry.get(kind) is not None and not isinstance(entry[kind], dict):
+            raise DomainError(f"the kubeconfig's {where}.{kind} is not a mapping", field="kubeconfig")
+    return entries
+
+
+def _string(mapping: dict[str, Any], key: str, where: str) -> str:
+    value = mapping.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise DomainError(f"{where}: {key} is not a string", field="kubeconfig")
+    return value
+
+
 def _named(config: dict[str, Any], section: str, name: str) -> dict[str, Any]:
-    for entry in config.get(section) or []:
-        if isinstance(entry, dict) and entry.get("name") == name:
+    for entry in _entries(config, section):
+        if entry["name"] == name:
             body = entry.get(section[:-1])
             if isinstance(body, dict):
                 return body
@@ -127,7 +198,7 @@ def from_kubeconfig(  # noqa: PLR0912 - one check per kubeconfig field, each wit
 ) -> tuple[Credentials, str]:
     """Credentials for one context of a kubeconfig, and the context's name."""
     config = _load(text)
-    names, current = kubeconfig_contexts(text)
+    names, current = _contexts(config)
     if not names:
         raise DomainError("the kubeconfig has no contexts", field="kubeconfig")
     chosen = context.strip() or current or (names[0] if len(names) == 1 else "")
@@ -136,37 +207,35 @@ def from_kubeconfig(  # noqa: PLR0912 - one check per kubeconfig field, each wit
     if chosen not in names:
         raise DomainError(f"no context named {chosen!r}; the kubeconfig has: {', '.join(names)}", field="context")
     ctx = _named(config, "contexts", chosen)
-    cluster = _named(config, "clusters", str(ctx.get("cluster") or ""))
-    user = _named(config, "users", str(ctx.get("user") or ""))
+    cluster = _named(config, "clusters", _string(ctx, "cluster", f"context {chosen!r}"))
+    user_name = _string(ctx, "user", f"context {chosen!r}")
+    user = _named(config, "users", user_name)
+    where_cluster, where_user = f"the cluster of context {chosen!r}", f"user {user_name!r}"
 
-    server = check_server(str(cluster.get("server") or ""), allow_insecure=allow_insecure, field="kubeconfig")
+    server = check_server(_string(cluster, "server", where_cluster), allow_insecure=allow_insecure, field="kubeconfig")
     if cluster.get("certificate-authority") and not cluster.get("certificate-authority-data"):
         raise DomainError(
             "the cluster's certificate-authority is a file on another machine; upload a flattened kubeconfig "
             "(kubectl config view --raw --flatten --minify)",
             field="kubeconfig",
         )
-    skip = bool(cluster.get("insecure-skip-tls-verify"))
+    skip = cluster.get("insecure-skip-tls-verify", False)
+    if not isinstance(skip, bool):
+        raise DomainError(f"{where_cluster}: insecure-skip-tls-verify is not true or false", field="kubeconfig")
     if skip and not allow_insecure:
         raise DomainError(
             "the kubeconfig sets insecure-skip-tls-verify; set allow_insecure to accept an unverified server",
             field="kubeconfig",
             code="insecure_server",
         )
-    ca = (
-        _b64_pem(
-            cluster["certificate-authority-data"],
-            "certificate-authority-data",
-        )
-        if cluster.get("certificate-authority-data")
-        else ""
-    )
+    ca_text = _string(cluster, "certificate-authority-data", where_cluster)
+    ca = _b64_pem(ca_text, "certificate-authority-data") if ca_text else ""
 
     if "exec" in user:
-        command = (user.get("exec") or {}).get("command", "?")
+        command = (user.get("exec") or {}).get("command", "?") if isinstance(user.get("exec"), dict) else "?"
         raise DomainError(
-            f"the user runs an exec credential plugin ({command!r}), which ICC cannot run; use a ServiceAccount "
-            "token or a client certificate instead",
+            f"the user runs an exec credential plugin ({str(command)[:100]!r}), which ICC cannot run; use a "
+            "ServiceAccount token or a client certificate instead",
             field="kubeconfig",
             code="exec_plugin",
         )
@@ -184,13 +253,11 @@ def from_kubeconfig(  # noqa: PLR0912 - one check per kubeconfig field, each wit
                 "(kubectl config view --raw --flatten --minify)",
                 field="kubeconfig",
             )
-    token = str(user.get("token") or "").strip()
-    cert = (
-        _b64_pem(user["client-certificate-data"], "client-certificate-data")
-        if user.get("client-certificate-data")
-        else ""
-    )
-    key = _b64_pem(user["client-key-data"], "client-key-data") if user.get("client-key-data") else ""
+    token = _string(user, "token", where_user).strip()
+    cert_text = _string(user, "client-certificate-data", where_user)
+    key_text = _string(user, "client-key-data", where_user)
+    cert = _b64_pem(cert_text, "client-certificate-data") if cert_text else ""
+    key = _b64_pem(key_text, "client-key-data") if key_text else ""
     if bool(cert) != bool(key):
         raise DomainError(
             "a client certificate needs both client-certificate-data and client-key-data", field="kubeconfig"
@@ -207,7 +274,7 @@ def from_kubeconfig(  # noqa: PLR0912 - one check per kubeconfig field, each wit
             client_cert_data=cert,
             client_key_data=key,
             insecure_skip_tls_verify=skip,
-            tls_server_name=str(cluster.get("tls-server-name") or ""),
+            tls_server_name=_string(cluster, "tls-server-name", where_cluster),
         ),
         chosen,
     )

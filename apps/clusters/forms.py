@@ -10,9 +10,10 @@ from typing import Any
 
 from django import forms
 
+from apps.clusters.credentials import MAX_KUBECONFIG_BYTES
 from apps.clusters.models import AuthMode, ClusterStatus, WorkloadKind
 
-MAX_KUBECONFIG_BYTES = 512 * 1024
+__all__ = ["MAX_KUBECONFIG_BYTES"]  # the views refuse larger uploads before reading them
 CONNECTION_FIELDS = ("auth_mode", "kubeconfig", "kubeconfig_text", "context", "api_url", "token", "ca_data")
 
 

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -31,6 +32,7 @@ from kubernetes.client.rest import RESTClientObject
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
+    NameResolutionError,
     NewConnectionError,
     ProtocolError,
     ReadTimeoutError,
@@ -38,6 +40,7 @@ from urllib3.exceptions import (
 )
 
 from apps.clusters.credentials import Credentials, resolve
+from apps.core import outbound
 from apps.core.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -97,19 +100,59 @@ class Invalid(KubeError):
     code = "kube_invalid"
 
 
+class OutboundBlocked(KubeError):
+    """The address resolved (now) to one ICC never connects to (see :mod:`apps.core.outbound`)."""
+
+    code = "outbound_refused"
+
+
+# Kubernetes' StatusReason values: the only words of an error body ICC repeats (a fixed list, so an answer can
+# never carry text of its own into a message).
+STATUS_REASONS = frozenset(
+    {
+        "Unauthorized",
+        "Forbidden",
+        "NotFound",
+        "AlreadyExists",
+        "Conflict",
+        "Gone",
+        "Invalid",
+        "ServerTimeout",
+        "Timeout",
+        "TooManyRequests",
+        "BadRequest",
+        "MethodNotAllowed",
+        "NotAcceptable",
+        "RequestEntityTooLarge",
+        "UnsupportedMediaType",
+        "InternalError",
+        "Expired",
+        "ServiceUnavailable",
+    }
+)
+
+
 def _error_for(status: int, body: bytes, what: str) -> KubeError:  # noqa: PLR0911 - one per status
-    message = ""
+    """The error of a non-2xx answer. Rule: the message names the status (and Kubernetes' reason, from a fixed
+    list), never text of the body: the address may not be a Kubernetes API server at all, and whatever it
+    answers must not be readable through ICC's error messages."""
+    reason = ""
     try:
         data = orjson.loads(body)
-        if isinstance(data, dict):
-            message = str(data.get("message") or "")
+        if isinstance(data, dict) and isinstance(data.get("reason"), str) and data["reason"] in STATUS_REASONS:
+            reason = str(data["reason"])
     except orjson.JSONDecodeError:
-        message = body[:200].decode(errors="replace").strip()
-    detail = f"{what}: {message or f'HTTP {status}'}"
+        pass  # not JSON: the status alone says what happened
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "error"
+    said = f" ({reason})" if reason and reason != phrase.replace(" ", "") else ""
+    detail = f"{what}: HTTP {status} {phrase}{said}"
     if status == 401:
         return Unauthorized(f"{what}: 401 Unauthorized — the API server rejected the credentials", kube_status=401)
     if status == 403:
-        return Forbidden(detail, kube_status=403)
+        return Forbidden(f"{detail} — the credentials ICC holds may not do this (RBAC)", kube_status=403)
     if status == 404:
         return NotFound(detail, kube_status=404)
     if status == 409:
@@ -124,20 +167,35 @@ def _error_for(status: int, body: bytes, what: str) -> KubeError:  # noqa: PLR09
 
 
 def _network_error(exc: Exception, server: str) -> KubeError:
+    """What failed, in ICC's words: TLS (with OpenSSL's reason), a timeout, refused, unknown host, or the kind of
+    failure. Rule: never the exception's text otherwise — a malformed answer's first line (another service's
+    banner, say) would be repeated in it."""
     if isinstance(exc, SSLError) or isinstance(getattr(exc, "reason", None), ssl.SSLError):
         reason = str(exc)
         for marker in ("certificate verify failed: ", "SSLError(", "SSL: "):
             if marker in reason:
                 reason = reason.split(marker, 1)[1].split("')", 1)[0].split('")', 1)[0].rstrip(")'\" ")
                 break
-        return TLSFailure(f"TLS verification of {server} failed: {reason}")
+        else:
+            reason = exc.__class__.__name__
+        return TLSFailure(f"TLS verification of {server} failed: {reason[:200]}")
     if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError)) and not isinstance(exc, NewConnectionError):
         return Unreachable(f"{server} did not answer in time ({exc.__class__.__name__})")
     text = str(getattr(exc, "reason", None) or exc)
     if "Connection refused" in text or "Errno 111" in text:
         text = "connection refused"
-    elif "Name or service not known" in text or "nodename nor servname" in text or "Errno -2" in text:
+    elif isinstance(exc, NameResolutionError) or any(
+        marker in text for marker in ("Name or service not known", "nodename nor servname", "Errno -2")
+    ):
         text = "unknown host name"
+    elif "Connection reset" in text or "Errno 104" in text:
+        text = "connection reset"
+    elif "Remote end closed connection" in text or "RemoteDisconnected" in text:
+        text = "the server closed the connection without answering"
+    elif "BadStatusLine" in text or "LineTooLong" in text or "IncompleteRead" in text:
+        text = "the answer is not HTTP"
+    else:
+        text = f"connection failed ({exc.__class__.__name__})"
     return Unreachable(f"{server} is unreachable: {text}")
 
 
@@ -189,7 +247,7 @@ class Gateway:
             configuration.key_file = _private_file(self.credentials.client_key_data)
         if self.credentials.tls_server_name:
             configuration.tls_server_name = self.credentials.tls_server_name
-        self.pool: urllib3.PoolManager = RESTClientObject(configuration).pool_manager
+        self.pool: urllib3.PoolManager = outbound.guard_pool_manager(RESTClientObject(configuration).pool_manager)
         if self.credentials.insecure_skip_tls_verify:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
@@ -244,6 +302,8 @@ class Gateway:
                     retries=False,
                     preload_content=not stream,
                 )
+            except outbound.OutboundRefused as exc:  # checked at connect time: DNS may have changed since
+                raise OutboundBlocked(exc.message) from None
             except (NewConnectionError, ConnectTimeoutError) as exc:  # nothing was sent: safe to retry
                 error = _network_error(exc, self.server)
                 if attempt > retries:

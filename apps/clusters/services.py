@@ -22,7 +22,8 @@ from apps.clusters import gateway as gateways
 from apps.clusters.crypto import decrypt, encrypt
 from apps.clusters.kinds import workload_path
 from apps.clusters.models import AuthMode, Cluster, ClusterStatus, Pod, Workload
-from apps.core.errors import ConflictError, DomainError
+from apps.core import outbound
+from apps.core.errors import ConflictError, DomainError, ForbiddenError
 from apps.core.events import publish
 from apps.core.tasking import enqueue_on_commit
 
@@ -101,7 +102,7 @@ def probe(credentials: creds.Credentials, *, field: str) -> Probe:
         optional = _missing(gateway, OPTIONAL)
     except gateways.KubeError as exc:
         target = field
-        if field == "token" and isinstance(exc, gateways.Unreachable):
+        if field == "token" and isinstance(exc, (gateways.Unreachable, gateways.OutboundBlocked)):
             target = "api_url"
         elif field == "token" and isinstance(exc, gateways.TLSFailure):
             target = "ca_data"
@@ -119,18 +120,20 @@ def build_credentials(
     context: str = "",
     allow_insecure: bool = False,
 ) -> tuple[creds.Credentials, str, str]:
-    """(credentials, the field to blame for connection problems, the kubeconfig context used)."""
+    """(credentials, the field to blame for connection problems, the kubeconfig context used).
+
+    Rule: the API server's address must pass the outbound policy (:mod:`apps.core.outbound`), checked here on
+    the field it came from and again by the gateway whenever it connects."""
     if auth_mode == AuthMode.KUBECONFIG:
         if not kubeconfig.strip():
             raise DomainError("upload a kubeconfig", field="kubeconfig")
         credentials, chosen = creds.from_kubeconfig(kubeconfig, context=context, allow_insecure=allow_insecure)
+        outbound.check_outbound_url(credentials.server, field="kubeconfig")
         return credentials, "kubeconfig", chosen
     if auth_mode == AuthMode.TOKEN:
-        return (
-            creds.from_token(server=api_url, token=token, ca_data=ca_data, allow_insecure=allow_insecure),
-            "token",
-            "",
-        )
+        credentials = creds.from_token(server=api_url, token=token, ca_data=ca_data, allow_insecure=allow_insecure)
+        outbound.check_outbound_url(credentials.server, field="api_url")
+        return credentials, "token", ""
     if auth_mode == AuthMode.IN_CLUSTER:
         return creds.in_cluster(), "auth_mode", ""
     raise DomainError(f"unknown auth mode {auth_mode!r}; one of {', '.join(AuthMode.values)}", field="auth_mode")
@@ -140,6 +143,57 @@ def _scope(cluster: Cluster) -> dict[str, str]:
     return {"cluster": str(cluster.pk)}
 
 
+def _check_in_cluster(auth_mode: str, cluster: Cluster | None) -> None:
+    """Rule: registering a cluster in in-cluster mode, or switching one to it, is for global admins: it lends
+    ICC's own ServiceAccount (its rights in ICC's cluster) to whoever administers that cluster entry. A call
+    outside any request (the shell, a task) is trusted."""
+    if auth_mode != AuthMode.IN_CLUSTER or (cluster is not None and cluster.auth_mode == AuthMode.IN_CLUSTER):
+        return
+    from apps.core import context
+    from apps.core.access import GLOBAL, Action, can_at
+
+    user = context.current().user
+    if user is not None and not can_at(user, Action.CONFIGURE, GLOBAL):
+        raise ForbiddenError(
+            "in-cluster mode uses ICC's own ServiceAccount: only a global admin may choose it", field="auth_mode"
+        )
+
+
+def edit_connection(cluster: Cluster, values: dict[str, Any]) -> dict[str, Any]:
+    """The connection of an edited cluster, from the connection fields given (``build_credentials`` keywords).
+
+    Rules: the address is kept unless a new one is given. Stored credentials are reused only when neither the
+    address nor the mode changes (rotate a token without resending the CA bundle): a stored token is never sent
+    to an address it was not registered for, so a new ``api_url`` or ``auth_mode`` needs the token again (400
+    naming ``token``), and a kubeconfig cluster needs its kubeconfig again for any change, a context included
+    (400 naming ``kubeconfig``)."""
+    auth_mode = values.get("auth_mode") or cluster.auth_mode
+    connection: dict[str, Any] = {
+        "auth_mode": auth_mode,
+        "allow_insecure": values.get("allow_insecure", cluster.allow_insecure),
+        **{name: values[name] for name in ("api_url", "token", "ca_data", "kubeconfig", "context") if name in values},
+    }
+    if auth_mode != AuthMode.TOKEN:
+        return connection
+    same_address = _same_address(str(connection.setdefault("api_url", cluster.api_url)), cluster.api_url)
+    if cluster.auth_mode == AuthMode.TOKEN and same_address:
+        stored = creds.Credentials.from_dict(decrypt(bytes(cluster.credentials)))
+        connection.setdefault("token", stored.token)
+        connection.setdefault("ca_data", stored.ca_data)
+    elif not str(connection.get("token") or "").strip():
+        what = "a new API URL" if not same_address else f"a change from {cluster.auth_mode} to token"
+        raise DomainError(
+            f"{what} needs the token again: stored credentials are never sent to an address they were not "
+            "registered for",
+            field="token",
+        )
+    return connection
+
+
+def _same_address(given: str, stored: str) -> bool:
+    return given.strip().rstrip("/") == stored.strip().rstrip("/")
+
+
 def cluster_register(
     *, name: str, description: str = "", sync_interval_seconds: int | None = None, **connection: Any
 ) -> Cluster:
@@ -147,6 +201,7 @@ def cluster_register(
     name = (name or "").strip()
     if Cluster.objects.filter(name=name).exists():
         raise ConflictError(f"a cluster named {name!r} already exists", field="name")
+    _check_in_cluster(str(connection.get("auth_mode") or ""), None)
     credentials, blame, context = build_credentials(**connection)
     result = probe(credentials, field=blame)
     with transaction.atomic():
@@ -214,6 +269,7 @@ def cluster_update(
     new_credentials = None
     context = cluster.kubeconfig_context
     if connection:
+        _check_in_cluster(str(connection.get("auth_mode") or ""), cluster)
         new_credentials, blame, context = build_credentials(**connection)
         probe_result = probe(new_credentials, field=blame)
     with transaction.atomic():

@@ -87,6 +87,10 @@ def _pod_names(workload: Workload) -> list[str]:
     return list(Pod.objects.filter(workload=workload, deleting=False).values_list("name", flat=True))
 
 
+def _application_pods(policy: ScalingPolicy) -> set[str]:
+    return set(Pod.objects.filter(application_id=policy.application_id, deleting=False).values_list("name", flat=True))
+
+
 def _query_for(metric: dict[str, Any], workload: Workload, pods: list[str]) -> str:
     template = (
         metric["query"] if metric["source"] == prometheus.CUSTOM else prometheus.TEMPLATES[metric["source"]].promql
@@ -95,8 +99,12 @@ def _query_for(metric: dict[str, Any], workload: Workload, pods: list[str]) -> s
 
 
 def gather(policy: ScalingPolicy, workload: Workload, pods: list[str], now: datetime) -> Gathered:
+    """The metrics' current values. Rule: only values of the application's own pods are inputs — pushed
+    signals of other pods are ignored, and Prometheus series whose ``pod`` label is not one of the application's
+    pods are dropped (counted in the snapshot, not named: they belong to someone else)."""
     out = Gathered()
     alive = set(pods)
+    own = _application_pods(policy)
     since = now - timedelta(seconds=SIGNAL_FRESH_SECONDS)
     for metric in policy.metrics:
         name = metric["name"]
@@ -120,12 +128,21 @@ def gather(policy: ScalingPolicy, workload: Workload, pods: list[str], now: date
             continue
         promql = _query_for(metric, workload, pods)
         try:
-            values = prometheus.per_pod(prometheus.query(promql))
+            series = prometheus.query(promql)
         except (prometheus.PrometheusUnavailable, prometheus.PromQLRejected) as exc:
             out.error = f"{name}: {exc.message}"
             out.snapshot[name] = {"source": "prometheus", "query": promql, "error": exc.message}
             continue
+        custom = metric["source"] == prometheus.CUSTOM
+        values = prometheus.per_pod(series, pods=own, unlabelled=custom)
         out.snapshot[name] = {"source": "prometheus", "query": promql, "values": values}
+        dropped = sum(
+            1
+            for item in series
+            if not isinstance(item, dict) or not prometheus.belongs(item.get("metric"), own, unlabelled=custom)
+        )
+        if dropped:
+            out.snapshot[name]["dropped_series"] = dropped
         if values:
             out.samples.append(engine.MetricSample(name, list(values.values()), 0.0))
     return out
@@ -171,7 +188,9 @@ def _series(policy: ScalingPolicy, metric: dict[str, Any], gathered: Gathered, *
     if source == "prometheus":
         series = prometheus.query_range(_query_for(metric, workload, pods), start=start, end=now,
                                         step=FORECAST_STEP_SECONDS)  # fmt: skip
-        return prometheus.aggregate_range(series, mean=mean)
+        return prometheus.aggregate_range(
+            series, mean=mean, pods=_application_pods(policy), unlabelled=metric["source"] == prometheus.CUSTOM
+        )
     return []
 
 

@@ -1,8 +1,11 @@
 """Prometheus as a metric source: its HTTP API (``query``, ``query_range``) and per-metric query templates.
 
-Every call has an explicit timeout; a Prometheus that cannot be reached (or answers 5xx) raises
-:class:`PrometheusUnavailable` (503), PromQL it rejects raises :class:`PromQLRejected` carrying Prometheus' own
-message. Templates select the workload's pods with ``namespace="<ns>", pod=~"<their names>"``.
+Every call has an explicit timeout and passes the outbound address policy (:mod:`apps.core.outbound`, checked
+when the connection is opened); a Prometheus that cannot be reached (or answers 5xx) raises
+:class:`PrometheusUnavailable` (503), PromQL it rejects raises :class:`PromQLRejected`. Error messages say what
+failed (refused, timeout, the HTTP status, Prometheus' error type and the parse position) and never repeat text
+of the answer. Templates select the workload's pods with ``namespace="<ns>", pod=~"<their names>"``, and
+results are kept only for the application's own pods (:func:`per_pod`, :func:`aggregate_range`).
 """
 
 from __future__ import annotations
@@ -17,9 +20,32 @@ from typing import Any
 import requests
 from django.conf import settings
 
+from apps.core import outbound
 from apps.core.errors import DomainError, UnavailableError
 
 TIMEOUT_SECONDS = 3.0
+# Prometheus' API error types: the only words of an error answer ICC repeats (a fixed list).
+ERROR_TYPES = frozenset({"bad_data", "execution", "timeout", "canceled", "internal", "unavailable", "not_found"})
+_PARSE_POSITION = re.compile(r"(\d{1,6}):(\d{1,6}): parse error: ")
+# Problems Prometheus' parser names, repeated when its message starts with one (fixed words, never its text).
+PARSE_PROBLEMS = (
+    "unclosed left parenthesis",
+    "unclosed left bracket",
+    "unclosed left brace",
+    "unexpected end of input",
+    "unexpected right parenthesis",
+    "unexpected right bracket",
+    "unexpected right brace",
+    "unexpected character",
+    "unexpected identifier",
+    "unexpected number",
+    "unexpected string",
+    "unknown function",
+    "bad duration",
+    "bad number or duration syntax",
+    "unterminated quoted string",
+    "expected type",
+)
 
 
 class PrometheusUnavailable(UnavailableError):
@@ -98,16 +124,39 @@ def render(promql: str, *, namespace: str, pods: str) -> str:
     return promql.replace("$selector", selector).replace("$namespace", namespace).replace("$pods", pods)
 
 
+def _session() -> requests.Session:
+    return outbound.checked_session()
+
+
+def _rejection(body: dict[str, Any], status: int) -> str:
+    """Why Prometheus refused a query, without its text: the error type and, for a parse error, where."""
+    error_type = str(body.get("errorType") or "")
+    error_type = error_type if error_type in ERROR_TYPES else "error"
+    text = str(body.get("error") or "")
+    position = _PARSE_POSITION.search(text)
+    if position:
+        rest = text[position.end() :]
+        problem = next((f": {p}" for p in PARSE_PROBLEMS if rest.startswith(p)), "")
+        where = f"line {int(position[1])}, column {int(position[2])}"
+        return f"parse error at {where}{problem} ({error_type}, HTTP {status})"
+    return f"{error_type}, HTTP {status}"
+
+
 def _call(path: str, params: dict[str, Any], timeout: float | None) -> Any:
     base = str(settings.PROMETHEUS_URL or "").rstrip("/")
     if not base:
         raise PrometheusUnavailable("PROMETHEUS_URL is not set", field="metrics")
     try:
-        response = requests.post(f"{base}{path}", data=params, timeout=timeout or TIMEOUT_SECONDS)
+        with _session() as session:
+            response = session.post(f"{base}{path}", data=params, timeout=timeout or TIMEOUT_SECONDS)
+    except outbound.OutboundRefused as exc:
+        raise PrometheusUnavailable(f"Prometheus at {base} is not reachable by policy: {exc.message}") from None
     except requests.Timeout:
         raise PrometheusUnavailable(
             f"Prometheus at {base} did not answer within {timeout or TIMEOUT_SECONDS}s"
         ) from None
+    except requests.exceptions.SSLError:
+        raise PrometheusUnavailable(f"Prometheus at {base} is unreachable: TLS verification failed") from None
     except requests.RequestException as exc:
         reason = "connection refused" if "refused" in str(exc).lower() else exc.__class__.__name__
         raise PrometheusUnavailable(f"Prometheus at {base} is unreachable: {reason}") from None
@@ -115,12 +164,16 @@ def _call(path: str, params: dict[str, Any], timeout: float | None) -> Any:
         body = response.json()
     except ValueError:
         body = {}
-    if response.status_code in (400, 422) and body.get("errorType") in ("bad_data", "execution"):
-        raise PromQLRejected(f"Prometheus rejected the query: {body.get('error') or response.status_code}")
+    if not isinstance(body, dict):
+        body = {}
+    error_type = body.get("errorType") if isinstance(body.get("errorType"), str) else ""
+    if response.status_code in (400, 422) and error_type in ("bad_data", "execution"):
+        raise PromQLRejected(f"Prometheus rejected the query: {_rejection(body, response.status_code)}")
     if response.status_code >= 300 or body.get("status") != "success":
-        detail = body.get("error") or f"HTTP {response.status_code}"
-        raise PrometheusUnavailable(f"Prometheus at {base} failed: {str(detail)[:300]}")
-    return body.get("data") or {}
+        detail = f"HTTP {response.status_code}" + (f", {error_type}" if error_type in ERROR_TYPES else "")
+        raise PrometheusUnavailable(f"Prometheus at {base} failed: {detail}")
+    data = body.get("data") or {}
+    return data if isinstance(data, dict) else {}
 
 
 def query(promql: str, *, at: datetime | None = None, timeout: float | None = None) -> list[dict[str, Any]]:
@@ -160,10 +213,24 @@ def _number(text: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def per_pod(series: list[dict[str, Any]]) -> dict[str, float]:
-    """``{pod: value}`` of an instant vector (series without a pod label are keyed by their labels)."""
+def belongs(labels: Any, pods: Iterable[str] | None, *, unlabelled: bool) -> bool:
+    """Rule: a series counts for an application only when its ``pod`` label names one of the application's
+    pods; a series without a pod label only when ``unlabelled`` (a custom expression, which only global admins
+    write, may aggregate the pods itself). ``pods=None`` keeps everything (no application in view)."""
+    if pods is None:
+        return True
+    if not isinstance(labels, dict) or "pod" not in labels:
+        return unlabelled
+    return str(labels["pod"]) in pods
+
+
+def per_pod(series: list[dict[str, Any]], *, pods: set[str] | None = None, unlabelled: bool = True) -> dict[str, float]:
+    """``{pod: value}`` of an instant vector (series without a pod label are keyed by their labels); with
+    ``pods``, only the series that :func:`belongs` to them."""
     values: dict[str, float] = {}
     for item in series:
+        if not isinstance(item, dict) or not belongs(item.get("metric"), pods, unlabelled=unlabelled):
+            continue
         value = _number((item.get("value") or [None, None])[1])
         if value is None:
             continue
@@ -173,10 +240,15 @@ def per_pod(series: list[dict[str, Any]]) -> dict[str, float]:
     return values
 
 
-def aggregate_range(series: list[dict[str, Any]], *, mean: bool) -> list[tuple[float, float]]:
-    """One point per timestamp over every series (the mean across pods, or the sum)."""
+def aggregate_range(
+    series: list[dict[str, Any]], *, mean: bool, pods: set[str] | None = None, unlabelled: bool = True
+) -> list[tuple[float, float]]:
+    """One point per timestamp over every series (the mean across pods, or the sum); with ``pods``, only the
+    series that :func:`belongs` to them."""
     buckets: dict[float, list[float]] = {}
     for item in series:
+        if not isinstance(item, dict) or not belongs(item.get("metric"), pods, unlabelled=unlabelled):
+            continue
         for t, text in item.get("values") or []:
             value = _number(text)
             if value is not None:

@@ -22,7 +22,7 @@ from django.utils.dateparse import parse_datetime
 
 from apps.audit.services import Actor, audit_record
 from apps.clusters.models import Application, Pod, Workload
-from apps.core.errors import DomainError, UnavailableError
+from apps.core.errors import DomainError, ForbiddenError, UnavailableError
 from apps.scaler import engine, metrics, prometheus, schedules
 from apps.scaler.models import ConflictMode, Mode, ScalerSettings, ScalingPolicy, ScheduleWindow, Signal
 
@@ -94,6 +94,34 @@ def clean_metrics(raw: Any) -> list[dict[str, Any]]:  # noqa: PLR0912 - one chec
         if entry["source"] == prometheus.CUSTOM:
             _check_promql(entry["query"], f"metrics[{index}]")
     return cleaned
+
+
+def _custom_key(item: Any) -> tuple[str, str] | None:
+    if not isinstance(item, dict) or item.get("source") != prometheus.CUSTOM:
+        return None
+    query = item.get("query")
+    return str(item.get("kind", "per_pod")), query.strip() if isinstance(query, str) else repr(query)
+
+
+def _check_custom_allowed(raw: Any, current: ScalingPolicy | None) -> None:
+    """Rule: storing a custom PromQL metric is configuring at global scope — an expression reads any series
+    Prometheus holds, not only the application's. Others pick the templates (keyed on the application's pods);
+    a custom metric a global admin already stored in this policy may stay as it is. A call outside any request
+    (the shell, a task) is trusted."""
+    from apps.core import context
+    from apps.core.access import GLOBAL, Action, can_at
+
+    if not isinstance(raw, list):
+        return
+    kept = {_custom_key(m) for m in (current.metrics if current is not None else [])} - {None}
+    new = [index for index, item in enumerate(raw) if _custom_key(item) is not None and _custom_key(item) not in kept]
+    user = context.current().user
+    if new and user is not None and not can_at(user, Action.CONFIGURE, GLOBAL):
+        raise ForbiddenError(
+            f"metrics[{new[0]}]: a custom PromQL metric needs the admin role at global scope; choose one of the "
+            f"templates ({', '.join(prometheus.TEMPLATES)}), which read only the application's pods",
+            field="metrics",
+        )
 
 
 def _check_promql(query: str, where: str) -> None:
@@ -201,6 +229,7 @@ def _clean(  # noqa: PLR0912 - one check per field
                 raise DomainError("a DaemonSet runs one pod per node; it cannot be scaled", field="workload")
         out["workload"] = workload
     if "metrics" in values:
+        _check_custom_allowed(values["metrics"], current)
         out["metrics"] = clean_metrics(values["metrics"])
     if "behavior" in values:
         out["behavior"] = clean_behavior(values["behavior"])

@@ -25,30 +25,11 @@ from apps.clusters.api.serializers import (
     ReasonSerializer,
     connection_given,
 )
-from apps.clusters.credentials import Credentials
-from apps.clusters.crypto import decrypt
-from apps.clusters.models import AuthMode, Cluster
+from apps.clusters.models import Cluster
 from apps.core.access import Action
 from apps.core.api.filters import FilterBackend
 from apps.core.api.viewsets import RestrictedViewSetMixin
 from apps.core.errors import ConflictError, DomainError
-
-
-def _connection(cluster: Cluster, values: dict[str, Any]) -> dict[str, Any]:
-    """The new connection of an edited cluster. Rule: staying on a bearer token, what is not given is kept
-    (rotate a token without resending the CA); any other mode needs its inputs again."""
-    auth_mode = values.get("auth_mode") or cluster.auth_mode
-    connection: dict[str, Any] = {
-        "auth_mode": auth_mode,
-        "allow_insecure": values.get("allow_insecure", cluster.allow_insecure),
-        **{name: values[name] for name in ("api_url", "token", "ca_data", "kubeconfig", "context") if name in values},
-    }
-    if auth_mode == AuthMode.TOKEN == cluster.auth_mode:
-        stored = Credentials.from_dict(decrypt(bytes(cluster.credentials)))
-        connection.setdefault("api_url", cluster.api_url)
-        connection.setdefault("token", stored.token)
-        connection.setdefault("ca_data", stored.ca_data)
-    return connection
 
 
 class ClusterViewSet(
@@ -96,7 +77,7 @@ class ClusterViewSet(
             cluster,
             description=values.get("description"),
             sync_interval_seconds=values.get("sync_interval_seconds"),
-            connection=_connection(cluster, values) if connection_given(values) else None,
+            connection=services.edit_connection(cluster, values) if connection_given(values) else None,
         )
         return Response(self._fresh(cluster))
 

@@ -80,8 +80,10 @@ class ClusterConnectionSerializer(StrictSerializer):
         help_text="PEM CA bundle verifying the API server (auth_mode=token). Write-only.",
     )  # fmt: skip
     kubeconfig = serializers.CharField(
-        write_only=True, required=False, allow_blank=True, max_length=1048576,
-        help_text="A flattened kubeconfig as text (auth_mode=kubeconfig). Write-only.",
+        write_only=True, required=False, allow_blank=True, max_length=262144,
+        error_messages={"max_length": "larger than 256 KiB; is this a kubeconfig?"},
+        help_text="A flattened kubeconfig as text (auth_mode=kubeconfig; at most 256 KiB, no YAML anchors or "
+        "aliases). Write-only.",
     )  # fmt: skip
     # DRF pops declared fields off the class, so this does not shadow Serializer.context.
     context = serializers.CharField(required=False, allow_blank=True, max_length=253)  # type: ignore[assignment]

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client, RequestFactory
 
 from apps.core import views
-from apps.core.context_processors import NAVIGATION
+from apps.core.registry import navigation
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +32,20 @@ def test_login_dashboard_navigation_and_logout(client, viewer_persona):
     assert "<h1>Dashboard</h1>" in html
     assert 'id="counter-users"' in html
     assert 'ws-connect="/ws/?topics=dashboard"' in html, "the dashboard subscribes to its live topic"
-    for _, label, url in NAVIGATION:
+    items = navigation()
+    assert [item.key for item in items] == [
+        "dashboard",
+        "clusters",
+        "applications",
+        "scaling",
+        "cron",
+        "compliance",
+        "traffic",
+        "audit",
+        "settings",
+    ], "every app registers its area, in menu order"
+    for item in items:
+        label, url = item.label, item.url
         assert f'href="{url}"' in html, label
         page = client.get(url)
         assert page.status_code == 200, url

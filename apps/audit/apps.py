@@ -12,6 +12,9 @@ class AuditConfig(AppConfig):
         from apps.audit import metrics, signals, topics  # noqa: F401 - metrics, login signals, live topics
         from apps.audit.models import AuditEvent
         from apps.core.access import ScopedModel, register_scoped
+        from apps.core.registry import nav_register
+
+        nav_register("audit", "Audit", "/audit/", order=80)
 
         # Events are read where their scope is readable; everyone also reads the events they caused.
         register_scoped(AuditEvent, ScopedModel(

@@ -15,3 +15,27 @@ class ClustersConfig(AppConfig):
         )
 
         access.register()
+        from django.conf import settings
+
+        from apps.core.registry import background_register, nav_register
+
+        nav_register("clusters", "Clusters", "/clusters/", order=10)
+        nav_register("applications", "Applications", "/applications/", order=20)
+        background_register(
+            "cluster watcher",
+            start=_watcher_start,
+            stop=_watcher_stop,
+            enabled=lambda: bool(settings.ICC_WATCHER_EMBEDDED),
+        )
+
+
+def _watcher_start() -> None:
+    from apps.clusters import watcher  # the Kubernetes client loads only where a watcher runs
+
+    watcher.start_embedded()
+
+
+def _watcher_stop() -> None:
+    from apps.clusters import watcher
+
+    watcher.stop_embedded()

@@ -13,3 +13,6 @@ class CoreConfig(AppConfig):
         from apps.core.logging import install_record_factory
 
         install_record_factory()
+        from apps.core.registry import nav_register
+
+        nav_register("dashboard", "Dashboard", "/", order=0)

@@ -4,17 +4,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-NAVIGATION = (
-    ("dashboard", "Dashboard", "/"),
-    ("clusters", "Clusters", "/clusters/"),
-    ("applications", "Applications", "/applications/"),
-    ("scaling", "Scaling", "/scaling/"),
-    ("cron", "Cron", "/cron/"),
-    ("compliance", "Compliance", "/compliance/"),
-    ("traffic", "Traffic", "/traffic/"),
-    ("audit", "Audit", "/audit/"),
-    ("settings", "Settings", "/settings/"),
-)
+from apps.core.registry import navigation
 
 
 def my_rights(user: Any) -> list[str]:
@@ -28,7 +18,10 @@ def my_rights(user: Any) -> list[str]:
 
 def portal(request: HttpRequest) -> dict[str, Any]:
     path = request.path
-    active = next((key for key, _, url in NAVIGATION[1:] if path.startswith(url)), "dashboard" if path == "/" else "")
+    items = [(item.key, item.label, item.url) for item in navigation()]
+    active = next(
+        (key for key, _, url in items if url != "/" and path.startswith(url)), "dashboard" if path == "/" else ""
+    )
     user = getattr(request, "user", None)
     # A callable: templates evaluate it only on pages that show it (no query on API or fragment responses).
-    return {"navigation": NAVIGATION, "active_area": active, "my_rights": lambda: my_rights(user)}
+    return {"navigation": items, "active_area": active, "my_rights": lambda: my_rights(user)}

@@ -3,8 +3,8 @@
 With no broker configured, ``manage.py run`` starts them inside the web process, consuming from
 kombu's in-process ``memory://`` transport. Tasks, retries and periodic schedules behave as they do
 with separate worker and beat roles (minus hard time limits, which need the prefork pool).
-With ICC_WATCHER_EMBEDDED (by default whenever tasks are embedded) it also runs the cluster watcher
-(``manage.py icc_watch``) as threads.
+It also runs the background loops apps register (:mod:`apps.core.registry`), such as the cluster watcher
+with ICC_WATCHER_EMBEDDED (by default whenever tasks are embedded), as threads.
 """
 
 from __future__ import annotations
@@ -24,10 +24,9 @@ def start(*, concurrency: int = 4) -> None:
     """Start the worker and the scheduler threads (idempotent)."""
     if _state:
         return
+    from celery import current_app as app  # the project's app, made current when iccapp is imported
     from celery.beat import EmbeddedService
     from celery.utils.nodenames import anon_nodename
-
-    from iccapp.celery import app
 
     worker = app.WorkController(
         app=app,
@@ -76,16 +75,15 @@ def stop(timeout: float = 10.0) -> None:
     logger.info("embedded worker and scheduler stopped")
 
 
-def start_watcher() -> None:
-    """Start the cluster watcher as threads of this process (idempotent)."""
-    from apps.clusters import watcher
+def start_background() -> list[str]:
+    """Start the background loops apps registered (the cluster watcher) as threads of this process."""
+    from apps.core.registry import background_start
 
-    watcher.start_embedded()
-    logger.info("embedded cluster watcher started")
+    return background_start()
 
 
-def stop_watcher() -> None:
-    """Stop the watcher's streams and release its leases."""
-    from apps.clusters import watcher
+def stop_background(names: list[str]) -> None:
+    """Stop them in reverse order (the watcher releases its leases)."""
+    from apps.core.registry import background_stop
 
-    watcher.stop_embedded()
+    background_stop(names)

@@ -7,16 +7,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from apps.core import registry
 from apps.core.selectors import dashboard_counters
-
-AREAS: dict[str, dict[str, str]] = {
-    "clusters": {"title": "Clusters", "empty": "No clusters are registered yet."},
-    "applications": {"title": "Applications", "empty": "No applications are observed yet: register a cluster first."},
-    "scaling": {"title": "Scaling", "empty": "No scaling policies yet."},
-    "cron": {"title": "Cron", "empty": "No scheduled jobs yet."},
-    "compliance": {"title": "Compliance", "empty": "No policies yet."},
-    "traffic": {"title": "Traffic", "empty": "No traffic samples received yet."},
-}
 
 
 @login_required
@@ -37,9 +29,10 @@ def dashboard_counters_fragment(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def area(request: HttpRequest, name: str) -> HttpResponse:
-    if name not in AREAS:
+    found = registry.area(name)
+    if found is None:
         raise Http404(name)
-    return render(request, "core/area.html", {"area": AREAS[name], "area_key": name})
+    return render(request, "core/area.html", {"area": {"title": found.title, "empty": found.empty}, "area_key": name})
 
 
 def error_403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -26,4 +26,7 @@ class ScalerConfig(AppConfig):
             ),
         )
         register_scoped(m.ScalerSettings, ScopedModel())  # global: only global grants reach it
+        from apps.core.registry import nav_register
         from apps.scaler import topics  # noqa: F401 - registers the live topics of the scaling pages
+
+        nav_register("scaling", "Scaling", "/scaling/", order=30)

@@ -10,6 +10,9 @@ class UsersConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.core.access import ScopedModel, register_grants_provider, register_scoped
+        from apps.core.registry import nav_register
+
+        nav_register("settings", "Settings", "/settings/", order=90)
         from apps.users import schema  # noqa: F401 - OpenAPI bearer scheme
         from apps.users.grants import user_grants
         from apps.users.models import ApiToken, RoleBinding, Team, User

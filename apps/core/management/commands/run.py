@@ -27,14 +27,11 @@ class Command(BaseCommand):
         workers = options["workers"] or settings.WEB_CONCURRENCY
         if settings.ICC_TASKS_EMBEDDED and workers > 1:
             raise CommandError("the embedded default runs one web process; set REDIS_URL to run several")
+        from apps.core import embedded
+
         if settings.ICC_TASKS_EMBEDDED:
-            from apps.core import embedded
-
             embedded.start(concurrency=options["embedded_threads"])
-        if settings.ICC_WATCHER_EMBEDDED:
-            from apps.core import embedded
-
-            embedded.start_watcher()
+        loops = embedded.start_background()  # what apps registered: the cluster watcher
         self.stdout.write(
             f"ICC listening on http://{options['host']}:{options['port']}/ "
             f"({'embedded worker and scheduler' if settings.ICC_TASKS_EMBEDDED else 'web role'})"
@@ -50,16 +47,11 @@ class Command(BaseCommand):
                 workers=workers if workers > 1 else None,
                 log_config=None,
                 access_log=False,
-                proxy_headers=True,
+                proxy_headers=False,  # the peer stays the peer; apps.core.middleware.client_ip reads X-Forwarded-For
                 lifespan="off",
                 ws_max_size=1 << 20,
             )
         finally:
-            if settings.ICC_WATCHER_EMBEDDED:
-                from apps.core import embedded
-
-                embedded.stop_watcher()
+            embedded.stop_background(loops)
             if settings.ICC_TASKS_EMBEDDED:
-                from apps.core import embedded
-
                 embedded.stop()

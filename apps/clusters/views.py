@@ -42,6 +42,7 @@ from apps.clusters.forms import (
     WorkloadFilterForm,
 )
 from apps.clusters.models import Application, AuthMode, Cluster, Pod, Workload
+from apps.core import registry
 from apps.core.access import GLOBAL, Action, can, can_at, is_platform_superuser, scopes_for
 from apps.core.errors import DomainError
 from apps.core.signals import access_denied
@@ -305,6 +306,7 @@ def cluster_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "may_configure": can(request.user, Action.CONFIGURE, cluster),
         "may_act": can(request.user, Action.ACT, cluster),
         "reason_form": ReasonForm(),
+        "tabs": registry.tabs_for("clusters.cluster", cluster, request.user),
         "live_topics": _live(f"cluster.{cluster.pk}", _history_topic(cluster)),
     }
     return render(request, "clusters/cluster_detail.html", context)
@@ -472,6 +474,7 @@ def _application_page(request: HttpRequest, app: Application, status: int = 200,
         scale_form=forms.get("scale_form") or ScaleForm(),
         restart_form=forms.get("restart_form") or RestartForm(),
         action_workload=forms.get("workload"),
+        tabs=registry.tabs_for("clusters.application", app, request.user),
         live_topics=_live(
             f"application.{app.pk}",
             _history_topic(app),

@@ -30,3 +30,17 @@ class ScalerConfig(AppConfig):
         from apps.scaler import topics  # noqa: F401 - registers the live topics of the scaling pages
 
         nav_register("scaling", "Scaling", "/scaling/", order=30)
+        from django.urls import reverse
+
+        from apps.core.registry import ObjectTab, tab_register
+
+        # The application page links to its Scaling page (whoever reads the application reads its scaling).
+        tab_register(
+            ObjectTab(
+                target="clusters.application",
+                key="scaling",
+                label="Scaling",
+                url=lambda app: reverse("scaling-application", args=[app.pk]),
+                visible=lambda user, app: True,
+            )
+        )

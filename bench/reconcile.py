@@ -16,92 +16,36 @@ In one run:
    Argo CD polls every 180 s) and (b) the websocket message arriving (target p95 <= 200 ms);
 5. the watcher's resident memory at that size.
 
-The last line of output is one line of JSON. Run: ``.venv/bin/python bench/reconcile.py [--deployments N]``.
+The last line of output is one line of JSON. Run: ``.venv/bin/python bench/reconcile.py [--quick] [--deployments N]``.
 The database ``icc_bench_reconcile`` and Redis db 14 are dropped and reused; never point them at data you keep.
 """
 
 from __future__ import annotations
 
-import argparse
-import base64
 import json
-import os
-import re
 import secrets
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-import redis
-import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root: bench.harness, apps, tests
 
-from bench.api import free_port, start_server, stop_server, wait_ready  # noqa: E402
+from bench import harness
 
-DATABASE = "icc_bench_reconcile"
 TARGET_SYNC_RATIO = 3.0
 TARGET_WS_P95_MS = 200.0
 TARGET_DRIFT_P95_MS = 1000.0
 ARGO_CD_POLL_S = 180
 NAMESPACES = 10
+SUFFIX = "_reconcile"  # database icc_bench_reconcile (BENCH_DATABASE_URL's name + this)
 ADMIN = ("bench-admin", secrets.token_urlsafe(16))
 DESIRED_SQL = "SELECT desired_replicas FROM clusters_workload WHERE cluster_id=%s AND namespace=%s AND name=%s"
-
-
-def database_url() -> str:
-    base = os.environ.get("BENCH_DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/icc_bench"
-    return urlunsplit(urlsplit(base)._replace(path=f"/{DATABASE}"))
-
-
-def redis_url() -> str:
-    return os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
-
-
-def reset_stores() -> None:
-    parts = urlsplit(database_url())
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DATABASE}"')
-    client = redis.Redis.from_url(redis_url(), socket_timeout=5)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
-
-
-def bench_env(data_dir: Path) -> dict[str, str]:
-    drop = ("DATABASE_", "REDIS_", "CELERY_", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "ICC_", "CLUSTER_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-    env.update(
-        DJANGO_SETTINGS_MODULE="iccapp.settings",
-        DATABASE_URL=database_url(),
-        REDIS_URL=redis_url(),
-        SECRET_KEY=secrets.token_urlsafe(48),
-        ICC_ENCRYPTION_KEYS=base64.urlsafe_b64encode(os.urandom(32)).decode(),
-        LOG_LEVEL="WARNING",
-        LOG_FORMAT="text",
-        ICC_DATA_DIR=str(data_dir),
-        PYTHONUNBUFFERED="1",
-        CLUSTER_SYNC_SECONDS="3600",  # no periodic resync during the measurements
-    )
-    return env
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 # --- the cluster ----------------------------------------------------------------------------------------
@@ -126,10 +70,7 @@ def deployment(name: str) -> dict[str, Any]:
 
 def populate(kube: Any, count: int) -> float:
     """Create the namespaces and Deployments; wait until every pod is Running. Returns seconds taken."""
-    http = requests.Session()
-    http.trust_env = False  # REQUESTS_CA_BUNDLE would override the cluster CA
-    http.headers["Authorization"] = f"Bearer {kube.token}"
-    http.verify = str(kube.ca_path)
+    http = harness.kube_session(kube)
     started = time.monotonic()
     for i in range(NAMESPACES):
         body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"bench-{i}"}}
@@ -185,19 +126,6 @@ def official_client_list(kube: Any) -> tuple[float, int]:
 # --- measurements through ICC ----------------------------------------------------------------------------
 
 
-def login(base: str) -> str:
-    with requests.Session() as http:
-        page = http.get(f"{base}/accounts/login/", timeout=10)
-        match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
-        if not match:
-            raise SystemExit("login page has no csrfmiddlewaretoken")
-        form = {"csrfmiddlewaretoken": match.group(1), "username": ADMIN[0], "password": ADMIN[1]}
-        http.post(f"{base}/accounts/login/", data=form, timeout=30, allow_redirects=False)
-        if not http.cookies.get("sessionid"):
-            raise SystemExit("login failed: no sessionid cookie")
-        return str(http.cookies["sessionid"])
-
-
 def rss_mb(pid: int) -> float:
     """Resident memory of a process and its children (the watcher runs as one process)."""
     total = 0
@@ -207,175 +135,155 @@ def rss_mb(pid: int) -> float:
     return total / 1024
 
 
-def wait_for(check: Any, timeout: float, what: str, interval: float = 0.002) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if check():
-            return time.monotonic() - started
-        time.sleep(interval)
-    raise SystemExit(f"timed out after {timeout}s waiting for {what}")
+def measure_drift(
+    kube: Any, cluster: Any, dsn: str, port: int, session: str, trials: int, deployments: int
+) -> dict[str, list[float]]:
+    """``trials`` times: subscribe a websocket to one application, scale its Deployment out of band, and time
+    the new replica count in the database and the websocket message."""
+    from django.db import connections
+    from websockets.sync.client import connect
+
+    from apps.clusters.models import Application
+
+    base = f"http://127.0.0.1:{port}"
+    http = harness.kube_session(kube)
+    drift_ms: list[float] = []
+    ws_ms: list[float] = []
+    with psycopg.connect(dsn, autocommit=True) as db:
+        for trial in range(trials):
+            index = (trial * 7919) % deployments
+            name, namespace = f"app-{index:05d}", f"bench-{index % NAMESPACES}"
+            app = Application.objects.get(cluster=cluster, namespace=namespace, name=name)
+            connections.close_all()
+            replicas = 2 + trial % 2
+            with connect(
+                f"ws://127.0.0.1:{port}/ws/?topics=application.{app.pk}",
+                additional_headers={"Cookie": f"sessionid={session}", "Origin": base},
+                open_timeout=10,
+            ) as ws:
+                ws.recv(timeout=10)  # the snapshot sent on subscribe
+                received: list[float] = []
+
+                def listen(ws: Any = ws, received: list[float] = received) -> None:
+                    try:
+                        ws.recv(timeout=10)
+                        received.append(time.monotonic())
+                    except Exception:
+                        return  # no message within the timeout: counted as not delivered
+
+                listener = threading.Thread(target=listen)
+                listener.start()
+                sent = time.monotonic()
+                http.patch(
+                    f"{kube.url}/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale",
+                    data=json.dumps({"spec": {"replicas": replicas}}),
+                    headers={"Content-Type": "application/merge-patch+json"},
+                    timeout=10,
+                ).raise_for_status()
+
+                def seen(args: tuple[Any, ...] = (cluster.pk, namespace, name), want: int = replicas) -> bool:
+                    row = db.execute(DESIRED_SQL, args).fetchone()
+                    return bool(row and row[0] == want)
+
+                harness.wait_for(seen, 30, f"{name} scaled in the database", 0.002)
+                drift_ms.append((time.monotonic() - sent) * 1000)
+                listener.join(15)
+                if received:
+                    ws_ms.append((received[0] - sent) * 1000)
+    return {"drift_ms": drift_ms, "ws_ms": ws_ms}
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--deployments", type=int, default=1000)
-    parser.add_argument("--trials", type=int, default=50)
+    parser = harness.argument_parser(__doc__)
+    parser.add_argument("--deployments", type=int, default=None, help="Deployments in the cluster (1000; quick 20)")
+    parser.add_argument("--trials", type=int, default=None, help="drift/websocket trials (50; quick 5)")
     args = parser.parse_args()
+    args.deployments = args.deployments or (20 if args.quick else 1000)
+    args.trials = args.trials or (5 if args.quick else 50)
 
-    from tests.kube import kube_bin_dir, new_cluster, start_cluster, start_node, stop_cluster
+    processes: list[Any] = []
+    with (
+        harness.bench_run(SUFFIX, collectstatic=True, CLUSTER_SYNC_SECONDS="3600") as run,  # no periodic resync
+        harness.kube_cluster(run.data_dir / "kube") as kube,
+    ):
+        from django.contrib.auth import get_user_model
+        from django.db import connections
 
-    data_dir = Path(tempfile.mkdtemp(prefix="icc-bench-reconcile-"))
-    env = bench_env(data_dir)
-    os.environ.update({k: v for k, v in env.items() if k not in ("PATH",)})
-    reset_stores()
-    for command in (["migrate", "-v0"], ["collectstatic", "--noinput", "-v0"]):
-        subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True, timeout=600)
-
-    import django
-
-    django.setup()
-    from django.contrib.auth import get_user_model
-    from django.db import connections
-
-    from apps.clusters import reconcile, services
-    from apps.clusters.models import Application
-
-    get_user_model().objects.create_superuser(ADMIN[0], "bench@example.test", ADMIN[1])
-
-    (data_dir / "kube").mkdir()
-    kube = new_cluster(kube_bin_dir(), data_dir / "kube")
-    processes: list[subprocess.Popen[bytes]] = []
-    result: dict[str, Any] = {}
-    try:
-        start_cluster(kube)
-        start_node(kube)
-        print(f"creating {args.deployments} deployments with 1 pod each ...", flush=True)
-        created_s = populate(kube, args.deployments)
-        print(f"  all pods running after {created_s:.1f} s", flush=True)
-
-        anchors = [official_client_list(kube) for _ in range(3)]
-        anchor_s = statistics.median(a[0] for a in anchors)
-        objects = anchors[0][1]
-        print(f"official client list of {objects} objects: {anchor_s * 1000:.0f} ms (median of 3)", flush=True)
-
-        cluster = services.cluster_register(
-            name="bench", auth_mode="token", api_url=kube.url, token=kube.token, ca_data=kube.ca_path.read_text()
-        )
-        first = reconcile.full_sync(cluster.pk)
-        again = reconcile.full_sync(cluster.pk)
-        changed = sum(sum(v.values()) for v in again.changes.values())
-        print(f"ICC full sync (empty database): {first.seconds * 1000:.0f} ms for {first.objects} objects", flush=True)
-        print(f"ICC full sync (no change): {again.seconds * 1000:.0f} ms, {changed} changes", flush=True)
-        connections.close_all()
-
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        web = start_server(env, port, 1)
-        processes.append(web)
-        watcher = subprocess.Popen(
-            [sys.executable, "manage.py", "icc_watch"], cwd=ROOT, env=env, start_new_session=True
-        )
-        processes.append(watcher)
-        wait_ready(base, web)
-        session = login(base)
-
+        from apps.clusters import reconcile, services
         from apps.clusters.models import WatchState
 
-        wait_for(
-            lambda: WatchState.objects.filter(cluster=cluster, connected=True).count() >= 7,
-            120,
-            "the watcher to connect every stream",
-            0.2,
-        )
-        connections.close_all()
-        time.sleep(2)
-        rss = rss_mb(watcher.pid)
+        get_user_model().objects.create_superuser(ADMIN[0], "bench@example.test", ADMIN[1])
+        try:
+            print(f"creating {args.deployments} deployments with 1 pod each ...", flush=True)
+            created_s = populate(kube, args.deployments)
+            print(f"  all pods running after {created_s:.1f} s", flush=True)
 
-        from websockets.sync.client import connect
+            anchors = [official_client_list(kube) for _ in range(3)]
+            anchor_s = statistics.median(a[0] for a in anchors)
+            objects = anchors[0][1]
+            print(f"official client list of {objects} objects: {anchor_s * 1000:.0f} ms (median of 3)", flush=True)
 
-        http = requests.Session()
-        http.trust_env = False
-        http.headers["Authorization"] = f"Bearer {kube.token}"
-        http.verify = str(kube.ca_path)
-        drift_ms: list[float] = []
-        ws_ms: list[float] = []
-        dsn = database_url()
-        with psycopg.connect(dsn, autocommit=True) as db:
-            for trial in range(args.trials):
-                index = (trial * 7919) % args.deployments
-                name, namespace = f"app-{index:05d}", f"bench-{index % NAMESPACES}"
-                app = Application.objects.get(cluster=cluster, namespace=namespace, name=name)
-                connections.close_all()
-                replicas = 2 + trial % 2
-                with connect(
-                    f"ws://127.0.0.1:{port}/ws/?topics=application.{app.pk}",
-                    additional_headers={"Cookie": f"sessionid={session}", "Origin": base},
-                    open_timeout=10,
-                ) as ws:
-                    ws.recv(timeout=10)  # the snapshot sent on subscribe
-                    received: list[float] = []
+            cluster = services.cluster_register(
+                name="bench", auth_mode="token", api_url=kube.url, token=kube.token, ca_data=kube.ca_path.read_text()
+            )
+            first = reconcile.full_sync(cluster.pk)
+            again = reconcile.full_sync(cluster.pk)
+            changed = sum(sum(v.values()) for v in again.changes.values())
+            print(f"ICC full sync (empty database): {first.seconds * 1000:.0f} ms for {first.objects} objects")
+            print(f"ICC full sync (no change): {again.seconds * 1000:.0f} ms, {changed} changes", flush=True)
+            connections.close_all()
 
-                    def listen(ws: Any = ws, received: list[float] = received) -> None:
-                        try:
-                            ws.recv(timeout=10)
-                            received.append(time.monotonic())
-                        except Exception:
-                            return
-
-                    listener = threading.Thread(target=listen)
-                    listener.start()
-                    sent = time.monotonic()
-                    body = {"spec": {"replicas": replicas}}
-                    http.patch(
-                        f"{kube.url}/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale",
-                        data=json.dumps(body),
-                        headers={"Content-Type": "application/merge-patch+json"},
-                        timeout=10,
-                    ).raise_for_status()
-
-                    def seen(args: tuple[Any, ...] = (cluster.pk, namespace, name), want: int = replicas) -> bool:
-                        row = db.execute(DESIRED_SQL, args).fetchone()
-                        return bool(row and row[0] == want)
-
-                    wait_for(seen, 30, f"{name} scaled in the database")
-                    drift_ms.append((time.monotonic() - sent) * 1000)
-                    listener.join(15)
-                    if received:
-                        ws_ms.append((received[0] - sent) * 1000)
-        result = {
-            "deployments": args.deployments,
-            "objects": objects,
-            "populate_s": round(created_s, 1),
-            "official_client_list_ms": round(anchor_s * 1000, 1),
-            "full_sync_ms": round(first.seconds * 1000, 1),
-            "full_sync_ratio": round(first.seconds / anchor_s, 2),
-            "resync_unchanged_ms": round(again.seconds * 1000, 1),
-            "resync_unchanged_ratio": round(again.seconds / anchor_s, 2),
-            "target_full_sync_ratio": TARGET_SYNC_RATIO,
-            "drift_p50_ms": round(statistics.median(drift_ms), 1),
-            "drift_p95_ms": round(percentile(drift_ms, 0.95), 1),
-            "target_drift_p95_ms": TARGET_DRIFT_P95_MS,
-            "argo_cd_poll_ms": ARGO_CD_POLL_S * 1000,
-            "drift_ratio_to_argo_poll": round(percentile(drift_ms, 0.95) / (ARGO_CD_POLL_S * 1000), 5),
-            "ws_delivery_p50_ms": round(statistics.median(ws_ms), 1) if ws_ms else None,
-            "ws_delivery_p95_ms": round(percentile(ws_ms, 0.95), 1) if ws_ms else None,
-            "ws_delivered": len(ws_ms),
-            "trials": args.trials,
-            "target_ws_p95_ms": TARGET_WS_P95_MS,
-            "watcher_rss_mb": round(rss, 1),
-        }
-    finally:
-        for process in processes:
-            stop_server(process)
-        stop_cluster(kube)
-        connections.close_all()
-        shutil.rmtree(data_dir, ignore_errors=True)
+            port = harness.free_port()
+            web = harness.start_server(run.env, port, 1)
+            processes.append(web)
+            watcher = harness.start_process(run.env, "manage.py", "icc_watch")
+            processes.append(watcher)
+            harness.wait_ready(f"http://127.0.0.1:{port}", web)
+            session = harness.login(f"http://127.0.0.1:{port}", *ADMIN)
+            harness.wait_for(
+                lambda: WatchState.objects.filter(cluster=cluster, connected=True).count() >= 7,
+                120,
+                "the watcher to connect every stream",
+                0.2,
+            )
+            connections.close_all()
+            time.sleep(2)
+            rss = rss_mb(watcher.pid)
+            times = measure_drift(kube, cluster, run.stores.database_url, port, session, args.trials, args.deployments)
+        finally:
+            for process in processes:
+                harness.stop_process(process)
+    drift_ms, ws_ms = times["drift_ms"], times["ws_ms"]
+    drift_p95 = harness.percentile(drift_ms, 0.95)
+    result = {
+        "deployments": args.deployments,
+        "objects": objects,
+        "populate_s": round(created_s, 1),
+        "official_client_list_ms": round(anchor_s * 1000, 1),
+        "full_sync_ms": round(first.seconds * 1000, 1),
+        "full_sync_ratio": round(first.seconds / anchor_s, 2),
+        "resync_unchanged_ms": round(again.seconds * 1000, 1),
+        "resync_unchanged_ratio": round(again.seconds / anchor_s, 2),
+        "target_full_sync_ratio": TARGET_SYNC_RATIO,
+        "drift_p50_ms": round(statistics.median(drift_ms), 1),
+        "drift_p95_ms": round(drift_p95, 1),
+        "target_drift_p95_ms": TARGET_DRIFT_P95_MS,
+        "argo_cd_poll_ms": ARGO_CD_POLL_S * 1000,
+        "drift_ratio_to_argo_poll": round(drift_p95 / (ARGO_CD_POLL_S * 1000), 5),
+        "ws_delivery_p50_ms": round(statistics.median(ws_ms), 1) if ws_ms else None,
+        "ws_delivery_p95_ms": round(harness.percentile(ws_ms, 0.95), 1) if ws_ms else None,
+        "ws_delivered": len(ws_ms),
+        "trials": args.trials,
+        "target_ws_p95_ms": TARGET_WS_P95_MS,
+        "watcher_rss_mb": round(rss, 1),
+        "quick": args.quick,
+    }
     print(f"full sync {result['full_sync_ms']} ms vs official client list {result['official_client_list_ms']} ms")
     print(f"  ratio {result['full_sync_ratio']} (target <= {TARGET_SYNC_RATIO})")
     print(f"drift detection p50 {result['drift_p50_ms']} ms, p95 {result['drift_p95_ms']} ms (target <= 1000 ms)")
     print(f"watch -> db -> websocket p50 {result['ws_delivery_p50_ms']} ms, p95 {result['ws_delivery_p95_ms']} ms")
     print(f"watcher RSS {result['watcher_rss_mb']} MB at {result['objects']} objects")
-    print(json.dumps(result))
+    harness.emit(result)
     return 0
 
 

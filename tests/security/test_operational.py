@@ -7,6 +7,7 @@ up; production settings pass ``check --deploy``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -29,6 +30,8 @@ from prometheus_client import REGISTRY
 from apps.audit.models import AuditEvent
 from apps.clusters.crypto import encrypt
 from apps.clusters.models import Application, Cluster, Namespace, Node, Pod, WarningEvent, Workload
+from apps.core.errors import DomainError
+from apps.scaler import schedules
 from apps.scaler.models import Decision, ScalingPolicy
 from apps.users.models import RoleBinding
 from apps.users.services import team_create
@@ -227,6 +230,67 @@ def test_readyz_names_the_failing_part_but_never_the_exception_text(client):
     text = response.content.decode()
     for leak in ("icc-secret-redis-host", "invalid", "Error", "6379", "Name or service"):
         assert leak not in text, leak
+
+
+# --- 12. Schedules are bounded -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rule", "says"),
+    [
+        ("FREQ=SECONDLY", "SECONDLY"),
+        ("FREQ=MINUTELY;INTERVAL=5", "MINUTELY"),
+        ("DTSTART:19991231T230000\nRRULE:FREQ=DAILY", "2000"),
+        ("DTSTART:20990101T000000\nRRULE:FREQ=DAILY", "10 years"),
+        ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "never occurs"),
+        ("FREQ=HOURLY;BYMONTH=4;BYMONTHDAY=31", "never occurs"),
+        ("FREQ=DAILY;BYWEEKNO=1;BYMONTH=6", "never occurs"),
+        ("FREQ=MONTHLY;BYDAY=MO;BYSETPOS=6", "never occurs"),
+        ("FREQ=DAILY;INTERVAL=7;BYDAY=TU\nDTSTART:20260105T000000", "never occurs"),  # a Monday, every 7 days
+        ("FREQ=YEARLY;BYEASTER=0", "BYEASTER"),
+        ("FREQ=DAILY;COUNT=1000000", "COUNT"),
+    ],
+)
+def test_a_schedule_that_would_make_the_scaler_spin_is_refused_at_once(rule, says, estate):
+    admin = signed_in(estate["admin"])
+    window = {"name": "w", "rrule": rule, "timezone": "Europe/Berlin", "duration_minutes": 30, "min_replicas": 2}
+    started = time.perf_counter()
+    response = admin.post("/api/v1/scaler/policies/", json.dumps({
+        "application": estate["application"].pk, "metrics": [{"name": "rps", "target": 50}], "schedules": [window],
+    }), content_type="application/json")  # fmt: skip
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 400, response.content
+    fields = response.json()["error"]["fields"]
+    assert list(fields) == ["schedules"] and says in fields["schedules"][0], fields
+    assert elapsed < 0.5, f"{rule!r} took {elapsed:.2f}s"
+
+
+def test_validating_any_rule_takes_milliseconds():
+    rules = (
+        "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30",
+        "FREQ=HOURLY;BYMONTH=2;BYMONTHDAY=30",
+        "FREQ=DAILY;INTERVAL=7;BYDAY=TU\nDTSTART:20260105T000000",
+        "FREQ=HOURLY;BYMINUTE=0,15,30,45",
+    )
+    for rule in rules:
+        started = time.perf_counter()
+        with contextlib.suppress(DomainError):
+            schedules.validate_window(rrule_text=rule, timezone="UTC", duration_minutes=60, min_replicas=1,
+                                      max_replicas=None, name="w")  # fmt: skip
+        assert time.perf_counter() - started < 0.1, rule
+
+
+def test_an_evaluation_examines_a_bounded_number_of_occurrences():
+    class Window:
+        name, timezone, min_replicas, max_replicas, priority = "w", "UTC", 2, None, 0
+        rrule = "DTSTART:20000101T000000\nRRULE:FREQ=HOURLY;BYMINUTE=0,10,20,30,40,50"
+        duration_minutes = 5
+
+    at = datetime(2026, 12, 6, 3, 12, tzinfo=UTC)
+    started = time.perf_counter()
+    assert schedules.open_since(Window(), at) == datetime(2026, 12, 6, 3, 10, tzinfo=UTC)
+    assert schedules.open_since(Window(), datetime(2026, 12, 6, 3, 16, tzinfo=UTC)) is None
+    assert time.perf_counter() - started < 0.1
 
 
 # --- 17. Secure by default in production ---------------------------------------------------------------------

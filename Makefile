@@ -11,6 +11,7 @@ test:           ## install what the tests need, then lint, type-check and run th
 
 lint:
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff format --check .
 
 fmt:

@@ -87,6 +87,8 @@ ruff check .
 ruff format --check .
 log "mypy"
 mypy .
+log "lint-imports (layers: iccapp > scaler|cron|compliance|traffic > clusters > users > audit > core)"
+lint-imports
 log "Django system checks and migrations"
 python manage.py check --fail-level WARNING
 python manage.py makemigrations --check --dry-run

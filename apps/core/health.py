@@ -51,7 +51,7 @@ def _check_broker() -> None:
         if embedded.running() and not embedded.healthy():
             raise RuntimeError("the embedded worker or scheduler thread has stopped")
         return
-    from iccapp.celery import app
+    from celery import current_app as app
 
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=int(PROBE_TIMEOUT_S))

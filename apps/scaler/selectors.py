@@ -15,7 +15,7 @@ from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from apps.clusters.models import Application, Cluster, Pod, Workload
-from apps.core.access import Action, restrict
+from apps.core.access import GLOBAL, Action, can_at, restrict
 from apps.scaler import engine, prometheus, replay
 from apps.scaler.models import Decision, ScalerSettings, ScalingPolicy
 
@@ -297,3 +297,20 @@ def replay_comparison(viewer: Any, app: Application, policy: ScalingPolicy | Non
                   series=[*(POLICY_LABELS.get(n, n) for n, _ in results), "pods needed at target"],
                   data=[*columns, [float(v) for v in load]], unit="s")  # fmt: skip
     return Comparison(trace.name, results, chart, sim, note)
+
+
+def pause_context(user: Any) -> dict[str, Any]:
+    """The global pause as ``user`` sees it, and whether they may change it."""
+    return {"pause": pause_state(user), "may_pause": can_at(user, Action.CONFIGURE, GLOBAL)}
+
+
+def summary_context(user: Any, app: Application) -> dict[str, Any]:
+    """What the summary panel shows: each policy with its latest decision, and the kill switch."""
+    found = policies(user, app)
+    rows = [{"policy": p, "decision": latest_decision(user, app, p)} for p in found]
+    return {
+        "app": app,
+        "rows": rows,
+        "kill_switch": any(p.kill_switch for p in found),
+        **pause_context(user),
+    }

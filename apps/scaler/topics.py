@@ -21,6 +21,7 @@ from django.urls import reverse
 
 from apps.core import events, topics
 from apps.core.access import Action, restrict
+from apps.scaler.selectors import pause_context, summary_context
 
 FLEET = "scaling"
 
@@ -62,12 +63,10 @@ def _refresh(target: str, url: str, include: str) -> str:
 def render(user: Any, name: str, payload: dict[str, Any]) -> str:
     if name == FLEET:
         parts = [_refresh("scaling-fleet", reverse("scaling-fleet-table"), "#scaling-filters, #scaling-fleet-page")]
-        from apps.scaler.views import pause_banner_html
 
         parts.append(pause_banner_html(user, oob=True))
         return "".join(parts)
     from apps.scaler import selectors
-    from apps.scaler.views import summary_context
 
     pk = _application_id(name)
     app = selectors.application(user, pk or 0)
@@ -100,3 +99,7 @@ def register() -> None:
 
 
 register()
+
+
+def pause_banner_html(user: Any, *, oob: bool = False) -> str:
+    return render_to_string("scaler/_pause_banner.html", {**pause_context(user), "oob": oob, "pause_form": None})

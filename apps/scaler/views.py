@@ -16,7 +16,6 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -72,14 +71,6 @@ def _chart_json(chart: selectors.Chart | None) -> dict[str, Any] | None:
 # --- the fleet ------------------------------------------------------------------------------------------------
 
 
-def pause_context(user: Any) -> dict[str, Any]:
-    return {"pause": selectors.pause_state(user), "may_pause": can_at(user, Action.CONFIGURE, GLOBAL)}
-
-
-def pause_banner_html(user: Any, *, oob: bool = False) -> str:
-    return render_to_string("scaler/_pause_banner.html", {**pause_context(user), "oob": oob, "pause_form": None})
-
-
 def _fleet_context(request: HttpRequest) -> dict[str, Any]:
     form = FleetFilterForm(request.GET or None)
     filters = _filters(form)
@@ -93,8 +84,12 @@ def _fleet_context(request: HttpRequest) -> dict[str, Any]:
 @require_GET
 def fleet(request: HttpRequest) -> HttpResponse:
     context = _fleet_context(request)
-    context.update(pause_context(request.user), clusters=selectors.fleet_clusters(request.user), live_topics=FLEET,
-                   pause_form=PauseForm())  # fmt: skip
+    context.update(
+        selectors.pause_context(request.user),
+        clusters=selectors.fleet_clusters(request.user),
+        live_topics=FLEET,
+        pause_form=PauseForm(),
+    )
     return render(request, "scaler/fleet.html", context)
 
 
@@ -121,18 +116,6 @@ def global_pause(request: HttpRequest) -> HttpResponse:
 
 
 # --- one application --------------------------------------------------------------------------------------------
-
-
-def summary_context(user: Any, app: Application) -> dict[str, Any]:
-    """What the summary panel shows: each policy with its latest decision, and the kill switch."""
-    policies = selectors.policies(user, app)
-    rows = [{"policy": p, "decision": selectors.latest_decision(user, app, p)} for p in policies]
-    return {
-        "app": app,
-        "rows": rows,
-        "kill_switch": any(p.kill_switch for p in policies),
-        **pause_context(user),
-    }
 
 
 def _selected(request: HttpRequest, policies: list[ScalingPolicy]) -> ScalingPolicy | None:
@@ -166,7 +149,7 @@ def _page(request: HttpRequest, app: Application, *, form: PolicyForm | None = N
                           metric_rows=metric_rows, schedule_rows=schedule_rows)  # fmt: skip
     topics = [application_topic(app.pk), _history_topic(policy) if policy else "", _history_topic(app)]
     context = {
-        **summary_context(user, app),
+        **selectors.summary_context(user, app),
         **_decisions_context(request, app),
         "policies": policies,
         "policy": policy,

@@ -11,138 +11,48 @@ output is one line of JSON. Run: ``.venv/bin/python bench/audit.py [--quick] [--
 
 from __future__ import annotations
 
-import argparse
 import cProfile
 import functools
 import io
-import json
 import os
 import pstats
 import random
-import re
 import secrets
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
 from operator import itemgetter
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 from unittest import mock
-from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 import psycopg
-import redis
 
-ROOT = Path(__file__).resolve().parent.parent
-DATABASE = "icc_bench_audit"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root: bench.harness, apps
+
+from bench import harness
+
+SUFFIX = "_audit"  # database icc_bench_audit (BENCH_DATABASE_URL's name + this)
 TARGETS = 2000  # distinct users.user/<id> objects the events are about
 TARGET_BATCHED_EVENTS_PER_S = 20_000  # the Kubernetes audit webhook's default batching passes roughly 4,000/s
 TARGET_VERIFY_EVENTS_PER_S = 300_000
 TARGET_HISTORY_P99_MS = 10.0
 HISTORY_QUERIES = 1000
+QUICK_ROWS = 20_000
 LOAD_CHUNK = 50_000  # rows per COPY (one commit each) when loading the table to --rows
 ACTIONS = ("users.user.update", "users.user.login", "users.user.create", "users.user.token_create")
-VIEWER = SimpleNamespace(is_authenticated=True, is_active=True, is_staff=True)  # what object_history checks
-
-
-# --- setup (same conventions as bench/api.py)
-
-
-def database_url() -> str:
-    """BENCH_AUDIT_DATABASE_URL as is; else the server of BENCH_DATABASE_URL or PG* with database icc_bench_audit."""
-    if url := os.environ.get("BENCH_AUDIT_DATABASE_URL"):
-        return url
-    if url := os.environ.get("BENCH_DATABASE_URL"):
-        return urlunsplit(urlsplit(url)._replace(path=f"/{DATABASE}"))
-    host, port = os.environ.get("PGHOST", "127.0.0.1"), os.environ.get("PGPORT", "5432")
-    user = os.environ.get("PGUSER", "postgres")
-    return f"postgres://{user}@{host}:{port}/{DATABASE}"
-
-
-def redis_url() -> str:
-    return os.environ.get("BENCH_AUDIT_REDIS_URL", "redis://127.0.0.1:6379/11")
-
-
-def database_name() -> str:
-    name = urlsplit(database_url()).path.lstrip("/")
-    if not re.fullmatch(r"[A-Za-z0-9_]+", name):
-        raise SystemExit(f"bench database name {name!r} must be a plain identifier")
-    return name
-
-
-def admin_url() -> str:
-    return urlunsplit(urlsplit(database_url())._replace(path="/postgres"))
-
-
-def bench_env(data_dir: Path) -> dict[str, str]:
-    """The parent environment minus ICC settings that would change the setup, plus the bench settings."""
-    drop = ("DATABASE_", "REDIS_", "CELERY_", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "SECURE_COOKIES", "ICC_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-    env.update(
-        DJANGO_SETTINGS_MODULE="iccapp.settings",
-        DATABASE_URL=database_url(),
-        REDIS_URL=redis_url(),
-        SECRET_KEY=secrets.token_urlsafe(48),
-        LOG_LEVEL="WARNING",
-        ICC_DATA_DIR=str(data_dir),  # nothing of the run lands in the repository's var/
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def flush_redis() -> None:
-    client = redis.Redis.from_url(redis_url(), socket_timeout=5)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
-
-
-def reset_stores() -> None:
-    """Drop and create the bench database with synchronous_commit=on for every session; empty the Redis db."""
-    name = database_name()
-    with psycopg.connect(admin_url(), autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-        conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = on')
-    flush_redis()
-
-
-def drop_database() -> None:
-    with psycopg.connect(admin_url(), autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{database_name()}" WITH (FORCE)')
-
-
-def manage(env: dict[str, str], *args: str) -> None:
-    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, timeout=300)
-
-
-def setup_django() -> None:
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-
-
-def close_django() -> None:
-    from django.db import connection, connections
-
-    connections.close_all()
-    if hasattr(connection, "close_pool"):
-        connection.close_pool()
+# What object_history checks of its viewer: a superuser reads every event, as a global viewer does.
+VIEWER = SimpleNamespace(is_authenticated=True, is_active=True, is_staff=True, is_superuser=True)
 
 
 def raw_connect() -> psycopg.Connection[Any]:
     """A plain psycopg connection (no Django) for COPY, loading and catalog queries."""
-    return psycopg.connect(database_url(), connect_timeout=5)
+    return psycopg.connect(harness.stores(SUFFIX).database_url, connect_timeout=5)
 
 
 # --- helpers
@@ -542,7 +452,7 @@ def settle() -> float:
     on a freshly loaded table or run during the checkpoint the load's WAL triggers: the trail verification and
     the History panel read settled data in production."""
     start = time.perf_counter()
-    with psycopg.connect(database_url(), autocommit=True, connect_timeout=5) as conn:
+    with psycopg.connect(harness.stores(SUFFIX).database_url, autocommit=True, connect_timeout=5) as conn:
         conn.execute("VACUUM (ANALYZE) audit_event")
         try:
             conn.execute("CHECKPOINT")
@@ -642,34 +552,25 @@ def table_sizes() -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, help="events in the table for verify and history")
-    parser.add_argument("--quick", action="store_true", help="100k rows and smaller phases")
+    parser = harness.argument_parser(__doc__)
+    parser.add_argument("--rows", type=int, default=None, help="events in the table for verify and history (1M)")
     parser.add_argument("--single", type=int, default=None, help="events of the single-event path (3,000)")
     parser.add_argument("--batched", type=int, default=None, help="events of the batched path per batch size")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of audit_record_many")
-    parser.add_argument("--keep", action="store_true", help=f"keep the {DATABASE} database at the end")
+    parser.add_argument("--keep", action="store_true", help="keep the database at the end")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
-    if args.quick:
-        args.rows = min(args.rows, 100_000)
-    single_n = args.single or (1000 if args.quick else 3000)
-    batched_n = args.batched or (20_000 if args.quick else 100_000)
-    breakdown_batches = 5 if args.quick else 10
+    args.rows = args.rows or (QUICK_ROWS if args.quick else 1_000_000)
+    single_n = args.single or (300 if args.quick else 3000)
+    batched_n = args.batched or (5_000 if args.quick else 100_000)
+    breakdown_batches = 2 if args.quick else 10
+    history_queries = 200 if args.quick else HISTORY_QUERIES
     rng = random.Random(args.seed)
 
-    data_dir = Path(tempfile.mkdtemp(prefix="icc-bench-audit-"))
-    env = bench_env(data_dir)
-    os.environ.update(env)
     results: dict[str, Any] = {}
     started = time.monotonic()
     load_before = os.getloadavg()[0]
-    try:
-        db = urlsplit(database_url())
-        print(f"preparing database {database_name()} on {db.hostname}:{db.port or 5432}, Redis {redis_url()}")
-        reset_stores()
-        manage(env, "migrate", "--noinput", "-v0")
-        setup_django()
+    with harness.bench_run(SUFFIX, synchronous_commit=True, drop_at_end=not args.keep):
         sync = show_synchronous_commit()
         print(f"synchronous_commit = {sync}")
         if sync != "on":
@@ -679,23 +580,29 @@ def main() -> int:
         results["single_events_per_s"] = bench_single(single_n, rng)
         results["single_no_publish_events_per_s"] = bench_single(max(single_n // 3, 100), rng, publish=False)
         results["single_floor_tx_per_s"] = bench_commit_floor(max(single_n // 3, 100))
-        print(f"   {results['single_events_per_s']:,.0f} events/s ({results['single_no_publish_events_per_s']:,.0f}"
-              f" without the live publish; raw psycopg lock+INSERT+UPDATE+commit floor"
-              f" {results['single_floor_tx_per_s']:,.0f}/s)")  # fmt: skip
+        print(
+            f"   {results['single_events_per_s']:,.0f} events/s ({results['single_no_publish_events_per_s']:,.0f}"
+            f" without the live publish; raw psycopg lock+INSERT+UPDATE+commit floor"
+            f" {results['single_floor_tx_per_s']:,.0f}/s)"
+        )
 
         print(f"2. batched path: audit_record_many(), {batched_n:,} events in batches of 1,000 and 5,000")
         results["batched_events_per_s"], first, last = bench_batched(batched_n, 1000, rng)
         results["batched_5000_events_per_s"] = bench_batched(batched_n // 2, 5000, rng)[0]
-        print(f"   {results['batched_events_per_s']:,.0f} events/s (batch 1,000),"
-              f" {results['batched_5000_events_per_s']:,.0f} events/s (batch 5,000)")  # fmt: skip
+        print(
+            f"   {results['batched_events_per_s']:,.0f} events/s (batch 1,000),"
+            f" {results['batched_5000_events_per_s']:,.0f} events/s (batch 5,000)"
+        )
 
         print(
             f"3. anchor: COPY of the same {last - first + 1:,} rows into a LIKE copy of audit_event, batches of 1,000"
         )
         results["copy_rows_per_s"], results["copy_no_like_index_rows_per_s"], _ = bench_copy_anchor(first, last, 1000)
         results["ratio_batched_copy"] = results["batched_events_per_s"] / results["copy_rows_per_s"]
-        print(f"   {results['copy_rows_per_s']:,.0f} rows/s, batched/COPY = {results['ratio_batched_copy']:.3f};"
-              f" {results['copy_no_like_index_rows_per_s']:,.0f} rows/s without the hash *_like index")  # fmt: skip
+        print(
+            f"   {results['copy_rows_per_s']:,.0f} rows/s, batched/COPY = {results['ratio_batched_copy']:.3f};"
+            f" {results['copy_no_like_index_rows_per_s']:,.0f} rows/s without the hash *_like index"
+        )
 
         print(f"   breakdown of the batched path ({breakdown_batches} batches of 1,000 per variant)")
         parts = breakdown(rng, breakdown_batches, 1000, args.profile)
@@ -704,13 +611,17 @@ def main() -> int:
             f"   per event: _row {parts['row_us']:.1f} us, event_hash {parts['hash_us']:.1f} us,"
             f" AuditEvent() {parts['model_init_us']:.1f} us"
         )
-        print(f"   live publish of one batch: {parts['publish_messages']:.0f} messages,"
-              f" {parts['publish_ms_per_batch']:.1f} ms as coded, {parts['publish_seq_ms_per_batch']:.1f} ms"
-              " awaited one by one in one event loop")  # fmt: skip
-        print(f"   audit_record_many without live publish {parts['batched_no_publish_events_per_s']:,.0f} events/s"
-              f" ({parts['batched_no_publish_cached_events_per_s']:,.0f} with a cached is_secret);"
-              f" INSERT path (COPY off) {parts['insert_path_events_per_s']:,.0f} events/s,"
-              f" without live publish {parts['insert_path_no_publish_events_per_s']:,.0f} events/s")  # fmt: skip
+        print(
+            f"   live publish of one batch: {parts['publish_messages']:.0f} messages,"
+            f" {parts['publish_ms_per_batch']:.1f} ms as coded, {parts['publish_seq_ms_per_batch']:.1f} ms"
+            " awaited one by one in one event loop"
+        )
+        print(
+            f"   audit_record_many without live publish {parts['batched_no_publish_events_per_s']:,.0f} events/s"
+            f" ({parts['batched_no_publish_cached_events_per_s']:,.0f} with a cached is_secret);"
+            f" INSERT path (COPY off) {parts['insert_path_events_per_s']:,.0f} events/s,"
+            f" without live publish {parts['insert_path_no_publish_events_per_s']:,.0f} events/s"
+        )
 
         print(f"load: audit_event to {args.rows:,} rows (generated, chained, COPY in chunks of {LOAD_CHUNK:,})")
         results["load_rows_per_s"], added = load_rows(args.rows, rng)
@@ -731,17 +642,9 @@ def main() -> int:
             f" {results['verify_mem_events_per_s']:,.0f} events/s, ok={results['verify_mem_ok']}"
         )
 
-        print(f"5. object_history(): {HISTORY_QUERIES:,} queries over {TARGETS:,} targets")
-        results.update(bench_history(rng, HISTORY_QUERIES))
+        print(f"5. object_history(): {history_queries:,} queries over {TARGETS:,} targets")
+        results.update(bench_history(rng, history_queries))
         results.update(table_sizes())
-        close_django()
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
-        if not args.keep:
-            with suppress(Exception):  # Django may never have been set up
-                close_django()
-            drop_database()
-            flush_redis()
 
     checks = [
         ("batched durable ingest", results["batched_events_per_s"], TARGET_BATCHED_EVENTS_PER_S, ">="),
@@ -794,8 +697,9 @@ def main() -> int:
         "cpus": os.cpu_count(),
         "load_avg_1m": round(load_before, 2),
         "runtime_s": round(time.monotonic() - started, 1),
+        "quick": args.quick,
     }
-    print(json.dumps(summary))
+    harness.emit(summary)
     return 0
 
 

@@ -175,16 +175,17 @@ def test_a_schedule_floor_raises_replicas_while_its_window_is_open(k8s_api, prom
 # --- stops: kill switch, global pause, Prometheus down -----------------------------------------------------------
 
 
-def test_the_kill_switch_and_the_global_pause_stop_writes_at_once(k8s_api, prom, web):
+def test_the_kill_switch_and_the_global_pause_stop_writes_at_once(k8s_api, prom, web, admin_persona):
     p = policy(web)
+    root = admin_persona.user
     load(prom, web, 30)
-    services.set_kill_switch(web["application"], on=True, reason="incident 42")
+    services.kill_switch_set(application=web["application"], on=True, reason="incident 42", by=root)
     killed = evaluate(p)
     assert (killed.outcome, killed.desired_replicas) == ("killed", 3)
     assert spec_replicas(k8s_api, web["namespace"]) == 1
-    services.set_kill_switch(web["application"], on=False, reason="over")
+    services.kill_switch_set(application=web["application"], on=False, reason="over", by=root)
 
-    services.set_global_pause(on=True, reason="freeze")
+    services.global_pause_set(on=True, reason="freeze", by=root)
     try:
         paused = evaluate(p)
         assert paused.outcome == "paused"
@@ -192,7 +193,7 @@ def test_the_kill_switch_and_the_global_pause_stop_writes_at_once(k8s_api, prom,
         p.refresh_from_db()
         assert p.status == "paused" and "paused globally" in p.status_message
     finally:
-        services.set_global_pause(on=False, reason="thaw")
+        services.global_pause_set(on=False, reason="thaw", by=root)
     assert evaluate(p).outcome == "applied"
     assert spec_replicas(k8s_api, web["namespace"]) == 3
     events = AuditEvent.objects.filter(action__startswith="scaler.").order_by("seq")

@@ -274,7 +274,7 @@ def _evaluate_once(policy_id: int, trigger: str) -> Decision | None:  # noqa: PL
         run.current = workload.desired_replicas
     run.desired = run.current
     pods = _pod_names(workload)
-    behavior = services.behavior_of(policy)
+    behavior = policy.engine_behavior()
     gathered = gather(policy, workload, pods, run.now)
     hard = engine.Limits(policy.min_replicas, policy.max_replicas)
     window = schedules.active_limits(policy.schedules.all(), run.now)

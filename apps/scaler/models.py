@@ -7,10 +7,13 @@ policy version), and acts second. ``ScalerSettings`` holds the global pause.
 
 from __future__ import annotations
 
+from dataclasses import fields as dataclass_fields
+
 from django.conf import settings
 from django.db import models
 
 from apps.core.models import BaseModel
+from apps.scaler import engine
 
 
 class Mode(models.TextChoices):
@@ -65,6 +68,11 @@ class ScalingPolicy(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.application} / {self.name}"
+
+    def engine_behavior(self) -> engine.Behavior:
+        """Rule: the engine's behaviour settings, stored ones over the defaults (unknown keys ignored)."""
+        known = {f.name for f in dataclass_fields(engine.Behavior)}
+        return engine.Behavior(**{k: v for k, v in (self.behavior or {}).items() if k in known})
 
 
 class ScheduleWindow(BaseModel):

@@ -190,6 +190,8 @@ def occurrences(rule: rrule, start: datetime, end: datetime) -> Iterator[datetim
     """Occurrences of a naive rule from ``start`` to ``end`` (naive, inclusive), oldest first; at most
     MAX_OCCURRENCES_EXAMINED occurrences are examined, and a rule that never matches costs milliseconds."""
     rule = _realigned(rule, start)
+    if rule._until is not None and rule._until < rule._dtstart:
+        return
     delta = _calendar_shift(max(rule._dtstart.year - 1, 1), min(end.year + 1, MAXYEAR))
     shifted_end = _shift(end, delta)
     if delta:

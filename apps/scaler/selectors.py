@@ -251,7 +251,6 @@ def replay_comparison(viewer: Any, app: Application, policy: ScalingPolicy | Non
     """Run the policy (its behaviour and limits), the HPA's default algorithm and the reactive baseline over a
     synthetic trace sized to the policy's replica range, or over the application's recorded decisions."""
     from apps.core.errors import DomainError
-    from apps.scaler.services import behavior_of
 
     low = max(policy.min_replicas, 1) if policy else 1
     high = max(policy.max_replicas, low + 1) if policy else 20
@@ -280,7 +279,7 @@ def replay_comparison(viewer: Any, app: Application, policy: ScalingPolicy | Non
         raise DomainError(f"unknown trace {trace_key!r}", field="trace")
     dt = max(1.0, trace.duration_s / MAX_SIMULATION_STEPS)
     sim = replay.Simulation(limits=engine.Limits(low, high), dt_s=dt)
-    icc = replay.IccPolicy(behavior_of(policy), predictive=policy.predictive) if policy else replay.IccPolicy()
+    icc = replay.IccPolicy(policy.engine_behavior(), predictive=policy.predictive) if policy else replay.IccPolicy()
     results = [(p.name, replay.run_replay(trace, p, sim)) for p in (icc, replay.HpaPolicy(), replay.ReactivePolicy())]
     start = trace.start
     thinned = {name: dict(_thin(result.series, start, MAX_CHART_POINTS)) for name, result in results}

@@ -22,9 +22,11 @@ from django.utils.dateparse import parse_datetime
 
 from apps.audit.services import Actor, audit_record
 from apps.clusters.models import Application, Pod, Workload
+from apps.core.access import GLOBAL, Action, can, can_at
 from apps.core.errors import DomainError, ForbiddenError, UnavailableError
 from apps.scaler import engine, metrics, prometheus, schedules
 from apps.scaler.models import ConflictMode, Mode, ScalerSettings, ScalingPolicy, ScheduleWindow, Signal
+from apps.scaler.topics import publish_application
 
 METRIC_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 MAX_REPLICAS = 10000
@@ -153,10 +155,6 @@ def clean_behavior(raw: Any) -> dict[str, Any]:
     except (TypeError, ValueError) as exc:
         raise DomainError(str(exc), field="behavior") from None
     return dict(raw)
-
-
-def behavior_of(policy: ScalingPolicy) -> engine.Behavior:
-    return engine.Behavior(**{k: v for k, v in (policy.behavior or {}).items() if k in BEHAVIOR_FIELDS})
 
 
 def clean_schedules(raw: Any) -> list[dict[str, Any]]:
@@ -309,8 +307,12 @@ def policy_delete(policy: ScalingPolicy) -> None:
         policy.delete()
 
 
-def set_kill_switch(application: Application, *, on: bool, reason: str = "") -> int:
-    """Stop (or allow again) every scaler write for the application at once; returns the policies affected."""
+def kill_switch_set(*, application: Application, on: bool, reason: str = "", by: Any) -> int:
+    """Stop (or allow again) every scaler write for the application at once; returns the policies affected.
+
+    Rule: operators of the application (act) flip it; open pages update after commit, whoever flipped it."""
+    if not can(by, Action.ACT, application):
+        raise ForbiddenError("the kill switch needs the operator role on the application")
     if not isinstance(on, bool):
         raise DomainError("true or false", field="on")
     with transaction.atomic():
@@ -322,6 +324,7 @@ def set_kill_switch(application: Application, *, on: bool, reason: str = "") -> 
         audit_record(action="scaler.kill_switch." + ("on" if on else "off"), target=application,
                      scope=_scope(application), message=reason[:500], changes={"kill_switch": [not on, on]},
                      metadata={"policies": count})  # fmt: skip
+        publish_application(application.pk, "kill_switch")  # update() sends no post_save: publish here
     return count
 
 
@@ -329,8 +332,10 @@ def kill_switch_on(application_id: int) -> bool:
     return ScalingPolicy.objects.filter(application_id=application_id, kill_switch=True).exists()
 
 
-def set_global_pause(*, on: bool, reason: str = "") -> ScalerSettings:
-    """Stop (or resume) every scaler write everywhere at once."""
+def global_pause_set(*, on: bool, reason: str = "", by: Any) -> ScalerSettings:
+    """Stop (or resume) every scaler write everywhere at once. Rule: global admins only."""
+    if not can_at(by, Action.CONFIGURE, GLOBAL):
+        raise ForbiddenError("pausing the scaler everywhere needs the admin role at global scope")
     if not isinstance(on, bool):
         raise DomainError("true or false", field="on")
     with transaction.atomic():

@@ -27,7 +27,7 @@ from apps.core.signals import access_denied
 from apps.scaler import selectors, services
 from apps.scaler.forms import FleetFilterForm, PauseForm, PolicyForm, ReasonForm, ReplayForm, policy_initial
 from apps.scaler.models import ScalingPolicy
-from apps.scaler.topics import FLEET, application_topic, publish_application
+from apps.scaler.topics import FLEET, application_topic
 
 FLEET_PAGE = 50
 DECISIONS_PAGE = 20
@@ -110,7 +110,7 @@ def global_pause(request: HttpRequest) -> HttpResponse:
         messages.error(request, f"To pause or resume scaling everywhere, give a reason and confirm ({missing}).")
         return redirect("scaling-fleet")
     on = form.cleaned_data["on"]
-    services.set_global_pause(on=on, reason=form.cleaned_data["reason"])
+    services.global_pause_set(on=on, reason=form.cleaned_data["reason"], by=request.user)
     messages.success(request, "Scaling is paused everywhere." if on else "Scaling resumed everywhere.")
     return redirect("scaling-fleet")
 
@@ -231,8 +231,7 @@ def kill_switch(request: HttpRequest, application_id: int) -> HttpResponse:
         messages.error(request, "To turn the kill switch on or off, say why (reason).")
     else:
         on = form.cleaned_data["on"]
-        count = services.set_kill_switch(app, on=on, reason=form.cleaned_data["reason"])
-        publish_application(app.pk, "kill_switch")
+        count = services.kill_switch_set(application=app, on=on, reason=form.cleaned_data["reason"], by=request.user)
         state = "on: the scaler writes nothing for" if on else "off: the scaler may write again for"
         messages.success(request, f"Kill switch {state} {app.name} ({count} polic{'y' if count == 1 else 'ies'}).")
     return redirect("scaling-application", application_id=app.pk)

@@ -3,7 +3,9 @@
 # ICC: one image, three process roles (see deploy/README.md).
 #
 #   web (default CMD):
-#     uvicorn iccapp.asgi:application --host 0.0.0.0 --port 8000 --proxy-headers --no-access-log
+#     uvicorn iccapp.asgi:application --host 0.0.0.0 --port 8000 --no-proxy-headers --no-access-log
+#     (--no-proxy-headers: uvicorn never rewrites the peer address from X-Forwarded-For; ICC decides which
+#     proxies to believe, TRUSTED_PROXIES, in apps.core.middleware.client_ip)
 #     (processes: WEB_CONCURRENCY, read by uvicorn itself; or `python manage.py run --host 0.0.0.0 --port 8000`)
 #   worker:
 #     celery -A iccapp worker -Q default,reconcile,decisions,cron,analysis --pool threads --concurrency 8 --loglevel INFO
@@ -66,5 +68,5 @@ USER 10001:10001
 EXPOSE 8000
 
 CMD ["uvicorn", "iccapp.asgi:application", "--host", "0.0.0.0", "--port", "8000", \
-     "--proxy-headers", "--no-access-log", "--lifespan", "off", "--ws-max-size", "1048576", \
+     "--no-proxy-headers", "--no-access-log", "--lifespan", "off", "--ws-max-size", "1048576", \
      "--timeout-graceful-shutdown", "20"]

@@ -9,11 +9,13 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from apps.clusters.urls import applications_urlpatterns
+from apps.users.forms import ThrottledAdminAuthenticationForm
 from apps.users.oidc import LoginView
 
 admin.site.site_header = "ICC administration"
 admin.site.site_title = "ICC admin"
 admin.site.index_title = "Intelligent Command Center"
+admin.site.login_form = ThrottledAdminAuthenticationForm  # the same login throttle as the portal's
 
 api_v1: list[URLPattern | URLResolver] = [
     path("", include("apps.users.api.urls")),

@@ -26,6 +26,7 @@ from apps.audit.models import ActorKind, AuditChainHead, AuditEvent, Outcome, So
 from apps.audit.redaction import redact
 from apps.core import context
 from apps.core.events import publish_many
+from apps.core.middleware import parse_ip
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,9 @@ def _row(item: EventInput) -> dict[str, Any]:
     ctx = context.current()
     actor = item.actor or current_actor()
     metadata = dict(item.metadata)
+    address = parse_ip(ctx.client_ip) if ctx.client_ip else None
+    if ctx.client_ip and address is None:  # never let a malformed address fail the write: keep it as text
+        metadata.setdefault("client_address", ctx.client_ip[:64])
     if ctx.task:
         metadata.setdefault("task", ctx.task)
     source = ctx.source if ctx.source in _SOURCES else (Source.TASK if ctx.task else Source.CLI)
@@ -106,7 +110,7 @@ def _row(item: EventInput) -> dict[str, Any]:
         "message": item.message,
         "changes": redact(item.changes, item.secret_fields),
         "request_id": ctx.request_id,
-        "client_ip": ctx.client_ip or None,
+        "client_ip": str(address) if address is not None else None,
         "user_agent": ctx.user_agent,
         "source": source,
         "metadata": redact(metadata, item.secret_fields),
@@ -201,8 +205,12 @@ def audit_record_outcome(*, outcome: str, **kwargs: Any) -> AuditEvent | None:
         logger.warning("audit_record_outcome called inside a transaction; the event rolls back with it")
     try:
         return audit_record(outcome=outcome, **kwargs)
-    except Exception:
-        logger.exception("could not record %s audit event %s", outcome, kwargs.get("action"))
+    except Exception as exc:
+        from apps.audit.metrics import WRITE_FAILURES
+
+        action = str(kwargs.get("action") or "")
+        WRITE_FAILURES.labels(action=action).inc()
+        logger.exception("could not record %s audit event %s: %s: %s", outcome, action, type(exc).__name__, exc)
         return None
 
 

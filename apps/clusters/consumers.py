@@ -1,7 +1,8 @@
 """Live pod logs: ``/ws/pods/<id>/logs/?container=&tail_lines=`` follows one container's log.
 
 Who may: a signed-in user with ``act`` on the pod (logs may hold data), checked with
-:func:`apps.core.access.can` when connecting and again every ``RECHECK_SECONDS``. Refusals close the
+:func:`apps.core.access.can` when connecting and again every ``RECHECK_SECONDS``, with the session (logout,
+expiry, password change, deactivation end the follow: :func:`apps.core.sessions.session_user`). Refusals close the
 connection before accepting it: 4401 not signed in, 4404 no such pod (or hidden), 4403 may see but not
 act, 4400 bad ``container``/``tail_lines``. Each follow is audited once.
 
@@ -30,6 +31,7 @@ from apps.clusters import gateway as gateways
 from apps.clusters.models import Pod
 from apps.core import context
 from apps.core.access import Action, can, restrict
+from apps.core.sessions import session_user
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ CLOSE_BAD_REQUEST = 4400
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
-RECHECK_SECONDS = 10.0  # a revoked right stops the stream within this time
+RECHECK_SECONDS = 5.0  # a revoked right or an ended session stops the stream within this time
 MAX_LINE = 16384  # characters kept of one log line
 MAX_BATCH = 500  # lines per websocket message
 QUEUE_LINES = 10000  # lines buffered for a slow browser before the oldest are dropped
@@ -154,7 +156,8 @@ class PodLogConsumer(AsyncWebsocketConsumer):
         ended = "the log stream ended"
         while True:
             try:
-                first = await asyncio.wait_for(queue.get(), timeout=RECHECK_SECONDS)
+                due = max(0.05, RECHECK_SECONDS - (time.monotonic() - checked))  # quiet logs are re-checked too
+                first = await asyncio.wait_for(queue.get(), timeout=due)
             except TimeoutError:
                 first = ""
                 batch: list[str] = []
@@ -177,17 +180,16 @@ class PodLogConsumer(AsyncWebsocketConsumer):
             if time.monotonic() - checked >= RECHECK_SECONDS:
                 checked = time.monotonic()
                 if not await database_sync_to_async(self._still_allowed)(user):
-                    ended = "no longer allowed to read this pod's logs"
+                    ended = "no longer allowed to read this pod's logs (signed out, or the right was revoked)"
                     break
         self._stop.set()
         await self.send(text_data=json.dumps({"type": "end", "reason": ended}))
         await self.close(code=1000)
 
     def _still_allowed(self, user: Any) -> bool:
-        from django.contrib.auth import get_user_model
-
-        fresh = get_user_model().objects.filter(pk=user.pk, is_active=True).first()
-        return fresh is not None and can(fresh, Action.ACT, self.pod)
+        """The session still signs the (active) user in, and they may still act on the pod."""
+        fresh = session_user(self.scope)
+        return fresh is not None and fresh.pk == user.pk and can(fresh, Action.ACT, self.pod)
 
     async def disconnect(self, code: int) -> None:
         self._stop.set()

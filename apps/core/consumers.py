@@ -9,6 +9,8 @@ with permission re-checked per message.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -22,18 +24,23 @@ from django.utils.html import escape
 
 from apps.core import metrics, topics
 from apps.core.events import group_for
+from apps.core.sessions import session_user
 
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 MAX_TOPICS = 50
 USER_RECHECK_SECONDS = 5.0  # a deactivated user stops receiving within this time
+# The session is re-checked this often, pushes or not: logout, expiry, a password change or deactivation
+# close the connection within it.
+SESSION_RECHECK_SECONDS = 5.0
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
     subscribed: set[str]
     accepted: bool = False
     user_checked_at: float = 0.0
+    _session_watch: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         self.subscribed = set()
@@ -46,6 +53,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.accepted = True
         self.user_checked_at = time.monotonic()
         metrics.WS_CONNECTIONS.inc()
+        self._session_watch = asyncio.create_task(self._watch_session())
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         names = [n.strip() for raw in query.get("topics", []) for n in raw.split(",") if n.strip()]
         for name in names[:MAX_TOPICS]:
@@ -54,10 +62,28 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if not self.accepted:
             return
+        if self._session_watch is not None and not self._session_watch.done():
+            self._session_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._session_watch
         for name in list(self.subscribed):
             await self.channel_layer.group_discard(group_for(name), self.channel_name)
         if self.accepted:
             metrics.WS_CONNECTIONS.dec()
+
+    async def _watch_session(self) -> None:
+        """Close the connection (4401) once its session no longer signs the user in."""
+        while True:
+            await asyncio.sleep(SESSION_RECHECK_SECONDS)
+            try:
+                fresh = await database_sync_to_async(session_user)(self.scope)
+            except Exception:  # cannot tell (database down): close; the browser reconnects when it can
+                logger.warning("websocket closed: the session could not be re-checked", exc_info=True)
+                fresh = None
+            if fresh is None:
+                logger.info("websocket closed: the session of user %s ended", self.scope["user"].pk)
+                await self.close(code=CLOSE_UNAUTHENTICATED)
+                return
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
@@ -119,12 +145,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
         metrics.WS_MESSAGES.inc()
 
     def _current_user(self) -> Any:
-        """The connection's user, re-read from the database at most every USER_RECHECK_SECONDS."""
+        """The connection's user, re-read with its session at most every USER_RECHECK_SECONDS."""
         now = time.monotonic()
         if now - self.user_checked_at >= USER_RECHECK_SECONDS:
-            from django.contrib.auth import get_user_model
-
-            fresh = get_user_model().objects.filter(pk=self.scope["user"].pk).first()
+            fresh = session_user(self.scope)
             self.scope["user"] = fresh if fresh is not None else AnonymousUser()
             self.user_checked_at = now
         return self.scope["user"]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from apps.core import context
@@ -13,9 +16,58 @@ from apps.core import context
 REQUEST_ID_HEADER = "X-Request-ID"
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(cidrs: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
+
+
+def parse_ip(value: object) -> Address | None:
+    """An address from REMOTE_ADDR or one X-Forwarded-For entry (``[v6]:port`` and ``v4:port`` too); else None."""
+    text = str(value or "").strip()[:64]
+    if text.startswith("[") and "]" in text:
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:
+        text = text.split(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
 def client_ip(request: HttpRequest) -> str:
-    """The peer address. Behind a proxy, REMOTE_ADDR is set by the ASGI server's proxy-headers handling."""
-    return str(request.META.get("REMOTE_ADDR") or "")
+    """The client's address: the peer, unless the peer is a trusted proxy (``TRUSTED_PROXIES``).
+
+    Rule: X-Forwarded-For is read only when the direct peer (REMOTE_ADDR, the ASGI server's view, which
+    is not rewritten from headers) is inside a trusted CIDR; then the right-most address of the chain that
+    is not itself a trusted proxy is the client. Entries left of it were written by the client and prove
+    nothing. A malformed entry stops the walk at the last hop that could be vouched for. Always a valid
+    address, or "" when the peer is not an IP address (a unix socket).
+    """
+    peer = parse_ip(request.META.get("REMOTE_ADDR"))
+    if peer is None:
+        return ""
+    trusted = _networks(tuple(settings.TRUSTED_PROXIES))
+    if not trusted or not any(peer in net for net in trusted):
+        return str(peer)
+    chain = str(request.META.get("HTTP_X_FORWARDED_FOR") or "").split(",")
+    client = peer
+    for entry in reversed(chain):
+        if not entry.strip():
+            continue
+        hop = parse_ip(entry)
+        if hop is None:
+            break
+        client = hop
+        if not any(hop in net for net in trusted):
+            break
+    return str(client)
 
 
 class HybridMiddleware:

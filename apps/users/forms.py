@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 
 from apps.audit.models import Outcome
@@ -10,31 +11,54 @@ from apps.audit.services import Actor, audit_record_outcome
 from apps.core.middleware import client_ip
 from apps.users import throttle
 
+if TYPE_CHECKING:
+    _Base = AuthenticationForm
+else:
+    _Base = object
 
-class ThrottledAuthenticationForm(AuthenticationForm):
-    """Django's login form, refusing attempts while the account or the address is throttled."""
+
+class LoginThrottleMixin(_Base):
+    """Refuses attempts while the account or the address is throttled (:mod:`apps.users.throttle`).
+
+    The attempt is counted before the password is checked, so parallel attempts cannot pass the limit."""
 
     def clean(self) -> dict[str, Any]:
         username = str(self.data.get("username", ""))
         ip = client_ip(self.request) if self.request else ""
-        wait = throttle.retry_after(username, ip)
-        if wait:
+        if not self.cleaned_data.get("password") or self.cleaned_data.get("username") is None:
+            # No password will be checked (a field is missing): nothing to count, and surely no success
+            # that would clear the account's failures.
+            wait = throttle.retry_after(username, ip)
+            attempt = throttle.Attempt(username, ip, wait=wait)
+        else:
+            attempt = throttle.attempt_begin(username, ip)
+        if not attempt.allowed:
             audit_record_outcome(
                 outcome=Outcome.DENIED,
                 action="users.session.login",
                 target_type="users.user",
                 target_display=username[:255],
                 actor=Actor("anonymous", "", username[:150] or "anonymous"),
-                message=f"login throttled: too many failures, retry in {wait} s",
+                message=f"login throttled: too many failures, retry in {attempt.wait} s",
             )
             raise forms.ValidationError(
-                f"Too many failed logins for this account or from this address. Try again in {wait} seconds.",
+                f"Too many failed logins for this account or from this address. Try again in {attempt.wait} seconds.",
                 code="throttled",
             )
+        if not attempt.keys:
+            return super().clean()  # checks nothing: a field is missing
         try:
-            data = super().clean()
-        except forms.ValidationError:
-            throttle.record_failure(username, ip)
+            data: dict[str, Any] = super().clean()
+        except Exception:  # a wrong password, a refused account, or a crash: counted as a failure
+            throttle.attempt_failed(attempt)
             raise
-        throttle.record_success(username)
+        throttle.attempt_succeeded(attempt)
         return data
+
+
+class ThrottledAuthenticationForm(LoginThrottleMixin, AuthenticationForm):
+    """Django's login form, throttled."""
+
+
+class ThrottledAdminAuthenticationForm(LoginThrottleMixin, AdminAuthenticationForm):
+    """The admin site's login form (staff only), throttled with the same counts as the portal's."""

@@ -26,6 +26,8 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +159,9 @@ def signal_trials(deployment: Deployment, workload: Any, admin: Any, trials: int
         response = client.post("/api/v1/scaler/signals/", json.dumps(body), content_type="application/json")
         if response.status_code != 202:
             raise SystemExit(f"signal refused: {response.status_code} {response.content[:300]!r}")
-        harness.wait_for(lambda w=want: deployment.spec_replicas() == w, 30, f"trial {trial}: {want} replicas", 0.005)
+        with explained(workload):
+            what = f"trial {trial}: {want} replicas"
+            harness.wait_for(lambda w=want: deployment.spec_replicas() == w, 30, what, 0.005)
         times.append((time.monotonic() - started) * 1000)
         harness.wait_for(lambda w=want: deployment.ready_replicas() == w, 60, f"{want} ready", 0.05)
     return times
@@ -193,7 +197,8 @@ def prometheus_trials(deployment: Deployment, workload: Any, exporter: Any, poli
             started = time.monotonic()
             set_load(exporter, Pod, workload, value)
             what = f"prometheus trial {trial}: {want} replicas"
-            harness.wait_for(lambda w=want: deployment.spec_replicas() == w, 60, what, 0.01)
+            with explained(workload):
+                harness.wait_for(lambda w=want: deployment.spec_replicas() == w, 60, what, 0.01)
             times.append((time.monotonic() - started) * 1000)
             harness.wait_for(lambda w=want: deployment.ready_replicas() == w, 60, f"{want} ready", 0.05)
             set_load(exporter, Pod, workload, TARGET_PER_POD)  # on target: hold
@@ -314,6 +319,24 @@ def main() -> int:
         }
     )
     return 0
+
+
+@contextmanager
+def explained(workload: Any) -> Iterator[None]:
+    """On a trial's timeout, print the application's latest decisions (what the scaler thought and why)."""
+    try:
+        yield
+    except SystemExit:
+        from django.db import connections
+
+        from apps.scaler.models import Decision
+
+        latest = Decision.objects.filter(application_id=workload.application_id).order_by("-at")[:8]
+        for d in latest:
+            change = f"{d.current_replicas}->{d.desired_replicas}"
+            print(f"  decision {d.at:%H:%M:%S.%f} {d.trigger} {change} {d.outcome}: {d.reason}", flush=True)
+        connections.close_all()
+        raise
 
 
 def observed_pods(pod_model: Any, workload: Any) -> int:

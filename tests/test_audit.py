@@ -403,7 +403,7 @@ def test_an_empty_export_is_a_file_with_headers(client, admin_persona):
 async def test_the_live_tail_and_the_history_panel_show_a_new_event(admin_persona, viewer_persona, outsider_persona):
     from asgiref.sync import sync_to_async
 
-    from apps.audit.services import history_topic
+    from apps.audit.events import history as history_topic
     from tests.test_websocket import connect, session_cookie
 
     cookie = await sync_to_async(session_cookie)(admin_persona)

@@ -114,7 +114,7 @@ async def test_a_deactivated_user_stops_receiving(viewer_persona, monkeypatch):
 
 
 async def test_subscriptions_outside_ones_scopes_are_refused(outsider_persona, viewer_persona):
-    from apps.audit.services import history_topic
+    from apps.audit.events import history as history_topic
 
     cookie = await sync_to_async(session_cookie)(outsider_persona)
     mine = history_topic("users.user", str(outsider_persona.user.pk))

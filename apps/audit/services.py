@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import Model
 from django.utils import timezone
 
+from apps.audit import events as audit_events
 from apps.audit.chain import GENESIS_HASH, event_hash
 from apps.audit.models import ActorKind, AuditChainHead, AuditEvent, Outcome, Source
 from apps.audit.redaction import redact
@@ -226,21 +227,15 @@ MAX_HISTORY_TOPICS = 20
 
 def _publish(events: list[AuditEvent]) -> None:
     """One message for the live tail, one per distinct object (bounded) for history panels."""
-    items: list[tuple[str, dict[str, Any]]] = [("audit", {"seqs": [e.seq for e in events[-50:]]})]
+    tail: audit_events.TailPayload = {"seqs": [e.seq for e in events[-50:]]}
+    items: list[tuple[str, dict[str, Any]]] = [(audit_events.TAIL, dict(tail))]
     seen: set[str] = set()
     for event in reversed(events):
         if len(seen) >= MAX_HISTORY_TOPICS:
             break
-        topic = history_topic(event.target_type, event.target_id) if event.target_id else None
+        topic = audit_events.history(event.target_type, event.target_id) if event.target_id else None
         if topic and topic not in seen:
             seen.add(topic)
-            items.append((topic, {"seq": event.seq}))
+            payload: audit_events.HistoryPayload = {"seq": event.seq}
+            items.append((topic, dict(payload)))
     publish_many(items)
-
-
-def history_topic(target_type: str, target_id: str) -> str | None:
-    """The live topic of one object's history panel, e.g. ``history.users-user.42``."""
-    name = f"history.{target_type.replace('.', '-')}.{target_id}"
-    from apps.core.events import TOPIC_RE
-
-    return name if TOPIC_RE.match(name) and len(name) <= 90 else None

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.template.loader import render_to_string
 
+from apps.audit.events import TAIL
 from apps.core import topics
 from apps.core.access import Action, is_platform_superuser, restrict, scopes_for
 
@@ -50,5 +51,5 @@ def _may_read_target(user: Any, name: str) -> bool:
     return restrict(user, Action.READ, model._default_manager.filter(pk=target_id)).exists()
 
 
-topics.register("audit", authorize=_staff, render=_render_tail)
+topics.register(TAIL, authorize=_staff, render=_render_tail)
 topics.register("history", authorize=_may_read_target, render=_render_history)

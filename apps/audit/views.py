@@ -13,8 +13,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from apps.audit import exports
+from apps.audit.events import history as history_topic
 from apps.audit.selectors import AuditFilterForm, audit_events, object_history, parse_filters
-from apps.audit.services import history_topic
 from apps.audit.verification import last_verify_result
 from apps.core.errors import DomainError
 

@@ -39,7 +39,7 @@ def _may_read(model: Any) -> topics.Authorize:
 
 
 def _refresh(target: str, url: str, include: str) -> str:
-    return render_to_string("clusters/_refresh.html", {"target": target, "url": url, "include": include})
+    return render_to_string("core/_refresh.html", {"target": target, "url": url, "include": include})
 
 
 def _render_clusters(user: Any, name: str, payload: dict[str, Any]) -> str:

@@ -11,19 +11,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.core.paginator import Page, Paginator
+from django.core.paginator import Page
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.audit.services import history_topic, target_of
+from apps.audit.events import history_of
 from apps.clusters import selectors, services
 from apps.clusters.credentials import kubeconfig_contexts
 from apps.clusters.crypto import decrypt, encrypt
@@ -42,10 +40,9 @@ from apps.clusters.forms import (
     WorkloadFilterForm,
 )
 from apps.clusters.models import Application, AuthMode, Cluster, Pod, Workload
-from apps.core import registry
+from apps.core import portal, registry
 from apps.core.access import GLOBAL, Action, can, can_at, is_platform_superuser, scopes_for
 from apps.core.errors import DomainError
-from apps.core.signals import access_denied
 
 PAGE = 50
 STASH_SECONDS = 900
@@ -53,47 +50,8 @@ HISTORY_PANELS = 40  # live history panels of an application's workloads (a webs
 SECRET_FIELDS = ("token", "ca_data", "kubeconfig_text")  # kept out of error reports
 
 
-def _deny(request: HttpRequest, action: str, target: Any) -> None:
-    """Refuse (403) and record the attempt as denied."""
-    access_denied.send(
-        sender=Cluster,
-        action=f"portal.{action}",
-        target_id=str(getattr(target, "pk", "") or ""),
-        message="not allowed",
-        path=request.path,
-    )
-    raise PermissionDenied(action)
-
-
-def _require(request: HttpRequest, action: str, obj: Any, what: str) -> None:
-    if not can(request.user, action, obj):
-        _deny(request, what, obj)
-
-
-def _filters(form: Any) -> dict[str, Any]:
-    """The valid filter values (an invalid one is shown as an error and ignored)."""
-    if not form.is_bound:
-        return {}
-    form.is_valid()
-    return {k: v for k, v in form.cleaned_data.items() if v not in (None, "")}
-
-
-def _query(filters: dict[str, Any]) -> str:
-    """The filters as a query string, for pagination links (``page`` is added by the link)."""
-    return urlencode({k: v for k, v in filters.items() if k != "page"})
-
-
 def _page(items: Any, number: Any) -> Page[Any]:
-    return Paginator(items, PAGE).get_page(number)
-
-
-def _history_topic(obj: Any) -> str:
-    target_type, target_id, _ = target_of(obj)
-    return history_topic(target_type, target_id) or ""
-
-
-def _live(*topics: str) -> str:
-    return ",".join(t for t in topics if t)
+    return portal.paginate(items, number, PAGE)
 
 
 # --- the kubeconfig, kept encrypted in the session between attempts (never echoed into the page) ---------
@@ -188,10 +146,11 @@ def _may_register(user: Any) -> bool:
 
 def _clusters_table_context(request: HttpRequest) -> dict[str, Any]:
     form = ClusterFilterForm(request.GET or None)
-    filters = _filters(form)
+    filters = portal.valid_filters(form)
     clusters = selectors.cluster_list(request.user, status=filters.get("status", ""), search=filters.get("q", ""))
     page = _page(clusters, filters.get("page"))
-    return {"form": form, "page": page, "filtered": bool(_query(filters)), "query": _query(filters)}
+    query = portal.query_string(filters)
+    return {"form": form, "page": page, "filtered": bool(query), "query": query}
 
 
 @login_required
@@ -213,7 +172,7 @@ def cluster_table(request: HttpRequest) -> HttpResponse:
 @sensitive_post_parameters(*SECRET_FIELDS)
 def cluster_register(request: HttpRequest) -> HttpResponse:
     if not _may_register(request.user):
-        _deny(request, "clusters.cluster.register", None)
+        portal.deny(request, "clusters.cluster.register", None)
     form = RegisterForm(request.POST or None, request.FILES or None)
     state = _connection_state(request, "new") if request.method == "GET" else KubeconfigState()
     status = 200
@@ -247,7 +206,7 @@ def cluster_register(request: HttpRequest) -> HttpResponse:
 def kubeconfig_contexts_fragment(request: HttpRequest) -> HttpResponse:
     """The contexts of a kubeconfig being uploaded (htmx: fills the context chooser before submitting)."""
     if not _may_register(request.user) and not _may_edit_somewhere(request.user):
-        _deny(request, "clusters.kubeconfig.contexts", None)
+        portal.deny(request, "clusters.kubeconfig.contexts", None)
     upload = request.FILES.get("kubeconfig")
     text, error = "", ""
     if upload is not None:
@@ -276,7 +235,7 @@ def _cluster(request: HttpRequest, pk: int) -> Cluster:
 
 def _cluster_workloads_context(request: HttpRequest, cluster: Cluster) -> dict[str, Any]:
     form = WorkloadFilterForm(request.GET or None)
-    filters = _filters(form)
+    filters = portal.valid_filters(form)
     workloads = selectors.cluster_workloads(
         request.user,
         cluster,
@@ -289,7 +248,7 @@ def _cluster_workloads_context(request: HttpRequest, cluster: Cluster) -> dict[s
         "workload_form": form,
         "workloads": _page(workloads, filters.get("page")),
         "workload_namespaces": selectors.workload_namespaces(request.user, cluster),
-        "query": _query(filters),
+        "query": portal.query_string(filters),
     }
 
 
@@ -307,7 +266,7 @@ def cluster_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "may_act": can(request.user, Action.ACT, cluster),
         "reason_form": ReasonForm(),
         "tabs": registry.tabs_for("clusters.cluster", cluster, request.user),
-        "live_topics": _live(f"cluster.{cluster.pk}", _history_topic(cluster)),
+        "live_topics": portal.live(f"cluster.{cluster.pk}", history_of(cluster)),
     }
     return render(request, "clusters/cluster_detail.html", context)
 
@@ -324,7 +283,7 @@ def cluster_workloads_fragment(request: HttpRequest, pk: int) -> HttpResponse:
 @sensitive_post_parameters(*SECRET_FIELDS)
 def cluster_edit(request: HttpRequest, pk: int) -> HttpResponse:
     cluster = _cluster(request, pk)
-    _require(request, Action.CONFIGURE, cluster, "clusters.cluster.update")
+    portal.require(request, Action.CONFIGURE, cluster, "clusters.cluster.update")
     scope = f"edit-{cluster.pk}"
     initial = {
         "description": cluster.description,
@@ -366,7 +325,8 @@ def cluster_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _set_paused(request: HttpRequest, pk: int, *, paused: bool) -> HttpResponse:
     cluster = _cluster(request, pk)
-    _require(request, Action.CONFIGURE, cluster, "clusters.cluster.pause" if paused else "clusters.cluster.resume")
+    what = "clusters.cluster.pause" if paused else "clusters.cluster.resume"
+    portal.require(request, Action.CONFIGURE, cluster, what)
     form = ReasonForm(request.POST)
     if not form.is_valid():
         messages.error(request, f"To {'pause' if paused else 'resume'} {cluster.name}, say why (reason).")
@@ -392,7 +352,7 @@ def cluster_resume(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def cluster_sync(request: HttpRequest, pk: int) -> HttpResponse:
     cluster = _cluster(request, pk)
-    _require(request, Action.ACT, cluster, "clusters.cluster.sync")
+    portal.require(request, Action.ACT, cluster, "clusters.cluster.sync")
     if cluster.paused:
         messages.error(request, f"Cluster {cluster.name} is paused: resume it to sync.")
     else:
@@ -405,7 +365,7 @@ def cluster_sync(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def cluster_delete(request: HttpRequest, pk: int) -> HttpResponse:
     cluster = _cluster(request, pk)
-    _require(request, Action.CONFIGURE, cluster, "clusters.cluster.delete")
+    portal.require(request, Action.CONFIGURE, cluster, "clusters.cluster.delete")
     form = DeleteForm(request.POST or None)
     status = 200
     if request.method == "POST":
@@ -429,7 +389,7 @@ def cluster_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _applications_table_context(request: HttpRequest) -> dict[str, Any]:
     form = ApplicationFilterForm(request.GET or None, initial={"active": "yes"})
-    filters = _filters(form)
+    filters = portal.valid_filters(form)
     active = {"yes": True, "no": False, "all": None}[filters.get("active", "yes")]
     apps = selectors.application_list(
         request.user,
@@ -444,7 +404,7 @@ def _applications_table_context(request: HttpRequest) -> dict[str, Any]:
     return {
         "form": form,
         "page": page,
-        "query": _query(filters),
+        "query": portal.query_string(filters),
         "choices": selectors.application_filter_choices(request.user),
         "filters": filters,
     }
@@ -475,10 +435,10 @@ def _application_page(request: HttpRequest, app: Application, status: int = 200,
         restart_form=forms.get("restart_form") or RestartForm(),
         action_workload=forms.get("workload"),
         tabs=registry.tabs_for("clusters.application", app, request.user),
-        live_topics=_live(
+        live_topics=portal.live(
             f"application.{app.pk}",
-            _history_topic(app),
-            *(_history_topic(w) for w in context["workloads"][:HISTORY_PANELS]),
+            history_of(app),
+            *(history_of(w) for w in context["workloads"][:HISTORY_PANELS]),
         ),
     )
     return render(request, "clusters/application_detail.html", context, status=status)
@@ -493,7 +453,7 @@ def application_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def _workload(request: HttpRequest, app: Application, workload_id: int, what: str) -> Workload:
     workload = selectors.visible(request.user, Workload.objects.filter(application=app).select_related("cluster"),
                                  workload_id)  # fmt: skip
-    _require(request, Action.ACT, workload, what)
+    portal.require(request, Action.ACT, workload, what)
     return workload
 
 
@@ -546,9 +506,9 @@ LOGS_FOLLOW_URL = "/ws/pods/{pod_id}/logs/"
 def pod_logs(request: HttpRequest, pk: int, pod_id: int) -> HttpResponse:
     app = _application(request, pk)
     pod = selectors.visible(request.user, Pod.objects.filter(application=app).select_related("cluster"), pod_id)
-    _require(request, Action.ACT, pod, "clusters.pod.logs")
+    portal.require(request, Action.ACT, pod, "clusters.pod.logs")
     form = LogForm(request.GET or None)
-    filters = _filters(form)
+    filters = portal.valid_filters(form)
     lines: list[str] = []
     error = ""
     status = 200

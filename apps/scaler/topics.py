@@ -57,7 +57,7 @@ def authorize(user: Any, name: str) -> bool:
 
 
 def _refresh(target: str, url: str, include: str) -> str:
-    return render_to_string("clusters/_refresh.html", {"target": target, "url": url, "include": include})
+    return render_to_string("core/_refresh.html", {"target": target, "url": url, "include": include})
 
 
 def render(user: Any, name: str, payload: dict[str, Any]) -> str:

@@ -8,22 +8,20 @@ the buttons they may not use are not shown.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.audit.services import history_topic, target_of
+from apps.audit.events import history_of
 from apps.clusters.models import Application
+from apps.core import portal
 from apps.core.access import GLOBAL, Action, can, can_at, restrict
 from apps.core.errors import DomainError
-from apps.core.signals import access_denied
 from apps.scaler import selectors, services
 from apps.scaler.forms import FleetFilterForm, PauseForm, PolicyForm, ReasonForm, ReplayForm, policy_initial
 from apps.scaler.models import ScalingPolicy
@@ -33,34 +31,11 @@ FLEET_PAGE = 50
 DECISIONS_PAGE = 20
 
 
-def _deny(request: HttpRequest, action: str, target: Any) -> None:
-    access_denied.send(sender=ScalingPolicy, action=f"portal.{action}",
-                       target_id=str(getattr(target, "pk", "") or ""), message="not allowed",
-                       path=request.path)  # fmt: skip
-    raise PermissionDenied(action)
-
-
 def _app(request: HttpRequest, application_id: int) -> Application:
     app = selectors.application(request.user, application_id)
     if app is None:
         raise Http404("no such application")
     return app
-
-
-def _filters(form: Any) -> dict[str, Any]:
-    if not form.is_bound:
-        return {}
-    form.is_valid()
-    return {k: v for k, v in form.cleaned_data.items() if v not in (None, "")}
-
-
-def _query(filters: dict[str, Any]) -> str:
-    return urlencode({k: v for k, v in filters.items() if k != "page"})
-
-
-def _history_topic(obj: Any) -> str:
-    target_type, target_id, _ = target_of(obj)
-    return history_topic(target_type, target_id) or ""
 
 
 def _chart_json(chart: selectors.Chart | None) -> dict[str, Any] | None:
@@ -73,11 +48,11 @@ def _chart_json(chart: selectors.Chart | None) -> dict[str, Any] | None:
 
 def _fleet_context(request: HttpRequest) -> dict[str, Any]:
     form = FleetFilterForm(request.GET or None)
-    filters = _filters(form)
+    filters = portal.valid_filters(form)
     policies = selectors.fleet(request.user, status=filters.get("status", ""), mode=filters.get("mode", ""),
                                cluster=filters.get("cluster"), search=filters.get("q", ""))  # fmt: skip
     page: Page[Any] = Paginator(policies, FLEET_PAGE).get_page(filters.get("page"))
-    return {"form": form, "filters": filters, "page": page, "query": _query(filters)}
+    return {"form": form, "filters": filters, "page": page, "query": portal.query_string(filters)}
 
 
 @login_required
@@ -103,7 +78,7 @@ def fleet_table(request: HttpRequest) -> HttpResponse:
 @require_POST
 def global_pause(request: HttpRequest) -> HttpResponse:
     if not can_at(request.user, Action.CONFIGURE, GLOBAL):
-        _deny(request, "scaler.global_pause", None)
+        portal.deny(request, "scaler.global_pause", None)
     form = PauseForm(request.POST)
     if not form.is_valid():
         missing = ", ".join(sorted(form.errors))
@@ -147,7 +122,7 @@ def _page(request: HttpRequest, app: Application, *, form: PolicyForm | None = N
         initial, metric_rows, schedule_rows = policy_initial(policy)
         form = PolicyForm(initial=initial, workloads=[(w.pk, f"{w.kind} {w.name}") for w in workloads],
                           metric_rows=metric_rows, schedule_rows=schedule_rows)  # fmt: skip
-    topics = [application_topic(app.pk), _history_topic(policy) if policy else "", _history_topic(app)]
+    topics = [application_topic(app.pk), history_of(policy) if policy else "", history_of(app)]
     context = {
         **selectors.summary_context(user, app),
         **_decisions_context(request, app),
@@ -173,7 +148,7 @@ def application_scaling(request: HttpRequest, application_id: int) -> HttpRespon
     policies = selectors.policies(request.user, app)
     policy = _selected(request, policies)
     if not can(request.user, Action.CONFIGURE, policy if policy is not None else app):
-        _deny(request, "scaler.policy.update" if policy else "scaler.policy.create", policy or app)
+        portal.deny(request, "scaler.policy.update" if policy else "scaler.policy.create", policy or app)
     workloads = selectors.workloads(request.user, app)
     form = PolicyForm(request.POST, workloads=[(w.pk, f"{w.kind} {w.name}") for w in workloads])
     if "add_metric" in request.POST or "add_schedule" in request.POST:
@@ -225,7 +200,7 @@ def metrics_fragment(request: HttpRequest, application_id: int) -> HttpResponse:
 def kill_switch(request: HttpRequest, application_id: int) -> HttpResponse:
     app = _app(request, application_id)
     if not can(request.user, Action.ACT, app):
-        _deny(request, "scaler.kill_switch", app)
+        portal.deny(request, "scaler.kill_switch", app)
     form = ReasonForm(request.POST)
     if not form.is_valid():
         messages.error(request, "To turn the kill switch on or off, say why (reason).")

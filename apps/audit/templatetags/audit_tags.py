@@ -5,8 +5,9 @@ from typing import Any
 from django import template
 from django.db.models import Model
 
+from apps.audit.events import history as history_topic
 from apps.audit.selectors import object_history
-from apps.audit.services import history_topic, target_of
+from apps.audit.services import target_of
 
 register = template.Library()
 

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from apps.audit.services import audit_record
 from apps.clusters import services
 from apps.clusters.api import querysets
-from apps.clusters.api.filters import ClusterFilter, StrictOrderingFilter
+from apps.clusters.api.filters import ClusterFilter
 from apps.clusters.api.serializers import (
     ClusterCreateSerializer,
     ClusterDeleteSerializer,
@@ -27,7 +27,7 @@ from apps.clusters.api.serializers import (
 )
 from apps.clusters.models import Cluster
 from apps.core.access import Action
-from apps.core.api.filters import FilterBackend
+from apps.core.api.filters import FilterBackend, StrictOrderingFilter
 from apps.core.api.viewsets import RestrictedViewSetMixin
 from apps.core.errors import ConflictError, DomainError
 

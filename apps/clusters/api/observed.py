@@ -21,7 +21,6 @@ from apps.clusters.api.filters import (
     NamespaceFilter,
     NodeFilter,
     PodFilter,
-    StrictOrderingFilter,
     WarningEventFilter,
     WorkloadFilter,
 )
@@ -41,7 +40,7 @@ from apps.clusters.api.serializers import (
     WorkloadSerializer,
 )
 from apps.core.access import Action
-from apps.core.api.filters import FilterBackend
+from apps.core.api.filters import FilterBackend, StrictOrderingFilter
 from apps.core.api.pagination import CursorPagination
 from apps.core.api.viewsets import ReadOnlyViewSet
 

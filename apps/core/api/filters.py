@@ -1,9 +1,16 @@
+"""Strict filters every API list uses: each bad value is a 400 naming the parameter."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from django.db.models import QuerySet
+from django import forms
+from django.db.models import Q, QuerySet
+from django_filters import rest_framework as filters
 from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework.exceptions import ValidationError
+from rest_framework.filters import OrderingFilter
 
 
 class FilterBackend(DjangoFilterBackend):
@@ -18,3 +25,73 @@ class FilterBackend(DjangoFilterBackend):
         if filterset_class is None or not set(request.query_params).intersection(filterset_class.base_filters):
             return queryset
         return super().filter_queryset(request, queryset, view)
+
+
+BOOLEAN_CHOICES = [("true", "true"), ("false", "false"), ("1", "1"), ("0", "0")]
+
+
+def _boolean(value: str) -> bool:
+    return value in ("true", "1")
+
+
+class StrictBooleanFilter(filters.TypedChoiceFilter):
+    """``true``/``false`` (or 1/0); anything else is refused, where django-filter would silently ignore it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("choices", BOOLEAN_CHOICES)
+        kwargs.setdefault("coerce", _boolean)
+        super().__init__(*args, **kwargs)
+
+
+class StrictOrderingFilter(OrderingFilter):
+    """``?ordering=name`` or ``-name`` among the view's ``ordering_fields``; an unknown field is a 400.
+
+    The id is always appended as the last key so cursor pages are stable when the first key repeats."""
+
+    def get_ordering(self, request: Any, queryset: QuerySet[Any], view: Any) -> Sequence[str]:
+        raw = request.query_params.get(self.ordering_param)
+        default: tuple[str, ...] = tuple(getattr(view, "ordering", None) or ("id",))
+        if raw is None:
+            return default
+        allowed = tuple(getattr(view, "ordering_fields", ()) or ())
+        terms = [term.strip() for term in raw.split(",") if term.strip()]
+        if len(terms) != 1 or terms[0].lstrip("-") not in allowed:
+            choices = ", ".join(f"{name}, -{name}" for name in allowed)
+            raise ValidationError({self.ordering_param: [f"Order by one of: {choices}."]})
+        term = terms[0]
+        if term.lstrip("-") == "id":
+            return (term,)
+        return (term, "-id" if term.startswith("-") else "id")
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        params = super().get_schema_operation_parameters(view)
+        allowed = tuple(getattr(view, "ordering_fields", ()) or ())
+        for param in params:
+            param["schema"] = {"type": "string", "enum": [*allowed, *(f"-{name}" for name in allowed)]}
+        return params
+
+
+class IdFilter(filters.NumberFilter):
+    """A row id: a whole number (``1.5`` or ``abc`` is refused naming the parameter)."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", 2**63 - 1)
+        super().__init__(*args, **kwargs)
+
+
+def search_method(fields: tuple[str, ...]) -> Any:
+    """A FilterSet ``method`` for ``q``: case-insensitive substring of any of ``fields``."""
+
+    def method(self: filters.FilterSet, queryset: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
+        value = value.strip()
+        if not value:
+            return queryset
+        condition = Q()
+        for field in fields:
+            condition |= Q(**{f"{field}__icontains": value})
+        return queryset.filter(condition)
+
+    return method

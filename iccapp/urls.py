@@ -9,7 +9,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from apps.clusters.urls import applications_urlpatterns
-from apps.users.forms import ThrottledAdminAuthenticationForm
+from apps.users.forms import ThrottledAdminAuthenticationForm, ThrottledPasswordChangeForm
 from apps.users.oidc import LoginView
 
 admin.site.site_header = "ICC administration"
@@ -36,7 +36,11 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("accounts/password/", auth_views.PasswordChangeView.as_view(success_url="/"), name="password_change"),
+    path(
+        "accounts/password/",
+        auth_views.PasswordChangeView.as_view(form_class=ThrottledPasswordChangeForm, success_url="/"),
+        name="password_change",
+    ),
     path("audit/", include("apps.audit.urls")),
     path("clusters/", include("apps.clusters.urls")),
     path("applications/", include(applications_urlpatterns)),

@@ -4,10 +4,11 @@ from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
 
 from apps.audit.models import Outcome
 from apps.audit.services import Actor, audit_record_outcome
+from apps.core import context
 from apps.core.middleware import client_ip
 from apps.users import throttle
 
@@ -41,10 +42,7 @@ class LoginThrottleMixin(_Base):
                 actor=Actor("anonymous", "", username[:150] or "anonymous"),
                 message=f"login throttled: too many failures, retry in {attempt.wait} s",
             )
-            raise forms.ValidationError(
-                f"Too many failed logins for this account or from this address. Try again in {attempt.wait} seconds.",
-                code="throttled",
-            )
+            raise throttled_error(attempt.wait)
         if not attempt.keys:
             return super().clean()  # checks nothing: a field is missing
         try:
@@ -56,9 +54,40 @@ class LoginThrottleMixin(_Base):
         return data
 
 
+def throttled_error(wait: int) -> forms.ValidationError:
+    return forms.ValidationError(
+        f"Too many failed logins for this account or from this address. Try again in {wait} seconds.",
+        code="throttled",
+    )
+
+
 class ThrottledAuthenticationForm(LoginThrottleMixin, AuthenticationForm):
     """Django's login form, throttled."""
 
 
 class ThrottledAdminAuthenticationForm(LoginThrottleMixin, AdminAuthenticationForm):
     """The admin site's login form (staff only), throttled with the same counts as the portal's."""
+
+
+class ThrottledPasswordChangeForm(PasswordChangeForm):
+    """Checking the current password is a login too: a stolen session must not make it an unlimited oracle.
+
+    Same counts as the login forms (the account, and the client address from the request context)."""
+
+    def clean_old_password(self) -> str:
+        attempt = throttle.attempt_begin(self.user.get_username(), context.current().client_ip)
+        if not attempt.allowed:
+            raise throttled_error(attempt.wait)
+        try:
+            old_password: str = super().clean_old_password()
+        except forms.ValidationError:
+            throttle.attempt_failed(attempt)
+            audit_record_outcome(
+                outcome=Outcome.FAILED,
+                action="users.user.password_change",
+                target=self.user,
+                message="password change refused: wrong current password",
+            )
+            raise
+        throttle.attempt_succeeded(attempt)
+        return old_password

@@ -145,6 +145,27 @@ def test_parallel_guesses_cannot_slip_past_the_limit(admin_account, path):
     assert THROTTLED in response.content.decode() and not logged_in(c)
 
 
+def test_a_stolen_session_cannot_guess_the_current_password_without_limit(make_user):
+    """The password change form checks the current password: it is throttled like a login."""
+    victim = make_user("victim", role="viewer")
+    hijacked = Client()
+    hijacked.force_login(victim.user)
+    new = "Attacker-chosen-Passphrase-77"
+    for i in range(5):
+        response = hijacked.post(
+            "/accounts/password/", {"old_password": f"{WRONG}-{i}", "new_password1": new, "new_password2": new}
+        )
+        assert response.status_code == 200 and THROTTLED not in response.content.decode()
+    response = hijacked.post(
+        "/accounts/password/", {"old_password": victim.password, "new_password1": new, "new_password2": new}
+    )
+    assert response.status_code == 200 and THROTTLED in response.content.decode()
+    victim.user.refresh_from_db()
+    assert victim.user.check_password(victim.password), "the password is unchanged"
+    refused = AuditEvent.objects.filter(action="users.user.password_change", outcome="failed")
+    assert refused.count() == 5 and refused.first().actor_name == "victim"
+
+
 # --- 10. client addresses from trusted proxies only ----------------------------------------------------------
 
 
@@ -371,7 +392,8 @@ async def test_the_live_socket_closes_when_the_session_ends(operator, monkeypatc
     again = WebsocketCommunicator(application, "/ws/?topics=dashboard", headers=[ORIGIN, browser.cookie])
     connected, code = await again.connect(timeout=5)
     assert not connected and code == consumers.CLOSE_UNAUTHENTICATED, "and the cookie opens no new one"
-    await communicator.wait()
+    await again.disconnect()
+    await communicator.disconnect()
 
 
 @pytest.fixture
@@ -433,3 +455,4 @@ async def test_the_pod_log_follow_ends_when_the_session_ends(operator, followed_
     closed = await closed_within(communicator, RECHECK + 3)
     assert time.monotonic() - started < RECHECK + 3
     assert closed["type"] == "websocket.close"
+    await communicator.disconnect()

@@ -162,10 +162,11 @@ def _check_in_cluster(auth_mode: str, cluster: Cluster | None) -> None:
 def edit_connection(cluster: Cluster, values: dict[str, Any]) -> dict[str, Any]:
     """The connection of an edited cluster, from the connection fields given (``build_credentials`` keywords).
 
-    Rules: the address is kept unless a new one is given. Stored credentials are reused only when neither the
-    address nor the mode changes (rotate a token without resending the CA bundle): a stored token is never sent
-    to an address it was not registered for, so a new ``api_url`` or ``auth_mode`` needs the token again (400
-    naming ``token``), and a kubeconfig cluster needs its kubeconfig again for any change, a context included
+    Rules: the address is kept unless a new one is given. The stored token is reused only when the address,
+    the mode and the way the server is verified stay as they are (rotate a token without resending the CA
+    bundle): a stored token is never sent to an address it was not registered for, nor to one verified
+    differently, so a new ``api_url``, ``auth_mode``, CA bundle or ``allow_insecure`` needs the token again
+    (400 naming ``token``); a kubeconfig cluster needs its kubeconfig again for any change, a context included
     (400 naming ``kubeconfig``)."""
     auth_mode = values.get("auth_mode") or cluster.auth_mode
     connection: dict[str, Any] = {
@@ -175,18 +176,33 @@ def edit_connection(cluster: Cluster, values: dict[str, Any]) -> dict[str, Any]:
     }
     if auth_mode != AuthMode.TOKEN:
         return connection
-    same_address = _same_address(str(connection.setdefault("api_url", cluster.api_url)), cluster.api_url)
-    if cluster.auth_mode == AuthMode.TOKEN and same_address:
-        stored = creds.Credentials.from_dict(decrypt(bytes(cluster.credentials)))
-        connection.setdefault("token", stored.token)
-        connection.setdefault("ca_data", stored.ca_data)
-    elif not str(connection.get("token") or "").strip():
-        what = "a new API URL" if not same_address else f"a change from {cluster.auth_mode} to token"
+    connection.setdefault("api_url", cluster.api_url)
+    if cluster.auth_mode != AuthMode.TOKEN:
+        if not str(connection.get("token") or "").strip():
+            raise DomainError(
+                f"a change from {cluster.auth_mode} to token needs the token: stored credentials are never reused "
+                "for another mode",
+                field="token",
+            )
+        return connection
+    stored = creds.Credentials.from_dict(decrypt(bytes(cluster.credentials)))
+    connection.setdefault("ca_data", stored.ca_data)  # a CA bundle is public: kept unless replaced
+    if str(connection.get("token") or "").strip():
+        return connection  # a token given now: the stored one is not used
+    changed = ""
+    if not _same_address(str(connection["api_url"]), cluster.api_url):
+        changed = "a new API URL"
+    elif "ca_data" in values and str(values["ca_data"] or "").strip() != stored.ca_data.strip():
+        changed = "a new CA bundle"
+    elif bool(connection["allow_insecure"]) and not cluster.allow_insecure:
+        changed = "allowing an insecure connection"
+    if changed:
         raise DomainError(
-            f"{what} needs the token again: stored credentials are never sent to an address they were not "
-            "registered for",
+            f"{changed} needs the token again: stored credentials are never sent to an address they were not "
+            "registered for, nor verified differently",
             field="token",
         )
+    connection["token"] = stored.token
     return connection
 
 

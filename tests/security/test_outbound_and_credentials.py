@@ -245,6 +245,8 @@ def test_a_new_auth_mode_or_kubeconfig_context_needs_the_credentials_again(kube_
         (kube_cluster, {"auth_mode": "token"}, "token"),  # the same address, another mode: still the token
         (kube_cluster, {"context": "other"}, "kubeconfig"),
         (token_cluster, {"auth_mode": "kubeconfig"}, "kubeconfig"),
+        (token_cluster, {"ca_data": ""}, "token"),  # the same address, verified differently: the token again
+        (token_cluster, {"allow_insecure": True}, "token"),
     ]
     for cluster, change, field in cases:
         before = bytes(Cluster.objects.get(pk=cluster.pk).credentials)

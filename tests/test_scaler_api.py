@@ -106,7 +106,7 @@ def test_promql_the_real_prometheus_rejects_is_refused_with_its_message(admin_pe
                     {"application": shop["shop"].pk, **GOOD, "metrics": [bad]})  # fmt: skip
     assert response.status_code == 400
     text = " ".join(fields(response)["metrics"])
-    assert "Prometheus rejected the query" in text and "parse error" in text  # Prometheus' own words
+    assert "Prometheus rejected the query" in text and "parse error at line 1, column 33" in text  # ICC's words
 
     good = {**bad, "query": "sum(rate(http_requests_total{$selector}[1m]))"}
     response = post(client_for(admin_persona.user), f"{API}/policies/",

@@ -27,7 +27,7 @@ def _networks(cidrs: tuple[str, ...]) -> tuple[Network, ...]:
 
 def parse_ip(value: object) -> Address | None:
     """An address from REMOTE_ADDR or one X-Forwarded-For entry (``[v6]:port`` and ``v4:port`` too); else None."""
-    text = str(value or "").strip()[:64]
+    text = str(value or "").strip()[:64].split("%", 1)[0]  # no IPv6 zone (PostgreSQL's inet has none)
     if text.startswith("[") and "]" in text:
         text = text[1 : text.index("]")]
     elif text.count(":") == 1:

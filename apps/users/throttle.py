@@ -2,9 +2,10 @@
 
 Rule: the 5th failure within the window locks that account name (and, separately, that address) for
 30 seconds; every further failure doubles the wait, up to 15 minutes. A success clears the account's
-count. Account names are compared the way Django normalizes them (NFKC) and case-folded, so ``admin``,
-``Admin`` and ``admin`` spelled with fullwidth letters share one count. The state lives in the cache
-(Redis in production), so every web process shares it.
+count; the address count covers an IPv6 client's whole /64. Account names are compared the way Django
+normalizes them (NFKC) and case-folded, so ``admin``, ``Admin`` and ``admin`` spelled with fullwidth
+letters share one count. The state lives in the cache (Redis in production), so every web process
+shares it.
 
 Counting is atomic: an attempt reserves its place in the count (``INCR``) *before* the password is
 checked, so parallel attempts cannot all read "4 failures" and all go ahead. Past the limit, one attempt
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import time
 from dataclasses import dataclass, field
 
@@ -34,11 +36,22 @@ def normalize_username(username: str) -> str:
     return str(AbstractBaseUser.normalize_username(str(username))).strip().casefold()[:150]
 
 
+def address_key(ip: str) -> str:
+    """What the per-address count keys on: the address, or for IPv6 its /64 (one host usually has all of it)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip[:64]
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
 def _keys(username: str, ip: str) -> list[str]:
     digest = hashlib.sha256(normalize_username(username).encode()).hexdigest()[:32]
     keys = [f"icc:login-fail:user:{digest}"]
     if ip:
-        keys.append(f"icc:login-fail:ip:{ip}")
+        keys.append(f"icc:login-fail:ip:{address_key(ip)}")
     return keys
 
 

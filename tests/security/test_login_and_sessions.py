@@ -145,6 +145,19 @@ def test_parallel_guesses_cannot_slip_past_the_limit(admin_account, path):
     assert THROTTLED in response.content.decode() and not logged_in(c)
 
 
+def test_rotating_through_an_ipv6_prefix_does_not_escape_the_address_count(make_user):
+    """One host usually holds a whole /64: five guesses from five of its addresses lock the prefix."""
+    for i in range(5):
+        post_login(Client(REMOTE_ADDR=f"2001:db8:1:2::{i + 1:x}"), "/accounts/login/", f"user-{i}", WRONG)
+    other = make_user("bystander", role="viewer")
+    same_prefix = Client(REMOTE_ADDR="2001:db8:1:2:ffff::99")
+    response = post_login(same_prefix, "/accounts/login/", other.username, other.password)
+    assert THROTTLED in response.content.decode() and not logged_in(same_prefix)
+    elsewhere = Client(REMOTE_ADDR="2001:db8:1:3::1")
+    post_login(elsewhere, "/accounts/login/", other.username, other.password)
+    assert logged_in(elsewhere), "another /64 is another client"
+
+
 def test_a_stolen_session_cannot_guess_the_current_password_without_limit(make_user):
     """The password change form checks the current password: it is throttled like a login."""
     victim = make_user("victim", role="viewer")
@@ -191,6 +204,7 @@ def failed_login_from(settings: Any, trusted: list[str], **meta: str) -> AuditEv
         (["10.0.0.0/8"], "10.1.2.3", "1.2.3.4, garbage, 10.9.9.9", "10.9.9.9"),
         ([], "not-an-ip", "1.2.3.4", None),
         (["0.0.0.0/0"], "unix:/run/icc.sock", "1.2.3.4", None),
+        ([], "fe80::1%eth0", "", "fe80::1"),  # a zone id is no part of the address PostgreSQL stores
     ],
 )
 def test_forwarded_for_is_believed_only_from_trusted_proxies(settings, trusted, remote_addr, forwarded_for, recorded):

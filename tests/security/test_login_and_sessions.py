@@ -145,6 +145,35 @@ def test_parallel_guesses_cannot_slip_past_the_limit(admin_account, path):
     assert THROTTLED in response.content.decode() and not logged_in(c)
 
 
+def test_after_the_lock_only_one_parallel_guess_goes_through(monkeypatch):
+    """When the 30 s lock runs out, a burst of parallel guesses gets one try, not one each."""
+    import time as time_module
+
+    from apps.users import throttle
+
+    now = [2_000_000.0]
+    monkeypatch.setattr(time_module, "time", lambda: now[0])
+    for _ in range(5):
+        throttle.record_failure("admin", "")
+    now[0] += throttle.BASE_DELAY_S + 1
+    barrier = threading.Barrier(10)
+    attempts: list[throttle.Attempt] = []
+
+    def guess(i: int) -> None:
+        barrier.wait(timeout=10)
+        attempts.append(throttle.attempt_begin("admin", f"198.18.2.{i}"))
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    allowed = [a for a in attempts if a.allowed]
+    assert len(attempts) == 10 and len(allowed) == 1
+    throttle.attempt_failed(allowed[0])
+    assert throttle.retry_after("ADMIN", "") == 2 * throttle.BASE_DELAY_S, "and its failure doubles the wait"
+
+
 def test_rotating_through_an_ipv6_prefix_does_not_escape_the_address_count(make_user):
     """One host usually holds a whole /64: five guesses from five of its addresses lock the prefix."""
     for i in range(5):

@@ -187,7 +187,9 @@ def manage(env: dict[str, str], *args: str, timeout: float = 600) -> None:
 
 
 def setup_django(env: dict[str, str]) -> None:
-    """Django in this process, with the same settings as the processes the bench starts."""
+    """Django in this process, with the same settings as the processes the bench starts: the environment is
+    replaced, not updated, so a parent's ICC_CACHE_PREFIX (say) cannot split this process from its children."""
+    os.environ.clear()
     os.environ.update(env)
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))

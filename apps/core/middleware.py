@@ -70,6 +70,13 @@ def client_ip(request: HttpRequest) -> str:
     return str(client)
 
 
+def peer_is_trusted_proxy(request: HttpRequest) -> bool:
+    """Is the direct peer inside ``TRUSTED_PROXIES``?"""
+    peer = parse_ip(request.META.get("REMOTE_ADDR"))
+    trusted = _networks(tuple(settings.TRUSTED_PROXIES))
+    return peer is not None and any(peer in net for net in trusted)
+
+
 class HybridMiddleware:
     """Base for ICC middleware: sync- and async-capable, so under ASGI it adds no thread hop.
 
@@ -107,9 +114,14 @@ class HybridMiddleware:
 
 
 class RequestIdMiddleware(HybridMiddleware):
-    """Accepts X-Request-ID (or makes one), exposes it on the request, the logs and the response."""
+    """Accepts X-Request-ID (or makes one), exposes it on the request, the logs and the response; drops an
+    X-Forwarded-Proto that no trusted proxy sent."""
 
     def before(self, request: HttpRequest) -> None:
+        # Rule: X-Forwarded-Proto (SECURE_PROXY_SSL_HEADER) is believed only from a trusted proxy; a client
+        # talking to ICC directly cannot claim HTTPS (which would skip the redirect and HSTS).
+        if "HTTP_X_FORWARDED_PROTO" in request.META and not peer_is_trusted_proxy(request):
+            del request.META["HTTP_X_FORWARDED_PROTO"]
         request_id = context.accept_request_id(request.headers.get(REQUEST_ID_HEADER))
         request.request_id = request_id  # type: ignore[attr-defined]
         path = request.path

@@ -394,3 +394,16 @@ def test_later_logins_follow_the_subject_not_the_name(oidc_settings):
     # A userinfo answer about another subject than the ID token's is refused.
     with pytest.raises(Exception, match="another subject"):
         _Backend({"sub": "s-9", "preferred_username": "carol"}).login({"sub": "s-1", "iss": ISSUER})
+
+
+# --- X-Forwarded-Proto from trusted proxies only (complements item 10) ----------------------------------------
+
+
+def test_a_direct_client_cannot_claim_https_but_a_trusted_proxy_can(settings, viewer_persona):
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
+    direct = Client(REMOTE_ADDR="203.0.113.9").get("/accounts/login/", HTTP_X_FORWARDED_PROTO="https")
+    assert direct.status_code == 301 and direct["Location"].startswith("https://")
+    proxied = Client(REMOTE_ADDR="10.1.2.3").get("/accounts/login/", HTTP_X_FORWARDED_PROTO="https")
+    assert proxied.status_code == 200

@@ -159,7 +159,7 @@ def metrics_history(viewer: Any, policy: ScalingPolicy, *, now: datetime | None 
         except (prometheus.PromQLRejected, KeyError) as exc:
             out.errors.append(f"{metric.get('name')}: {getattr(exc, 'message', exc)}")
             continue
-        points = prometheus.aggregate_range(series, mean=metric.get("kind") != "value")
+        points = prometheus.aggregate_range(series, mean=metric.get("kind") != "value", pods=set(pods))
         xs = [t for t, _ in points]
         target = float(metric.get("target") or 0)
         out.charts.append(

@@ -116,3 +116,46 @@ def test_an_operator_without_rights_is_refused_the_same_way(shop, viewer_persona
         response = client.post(f"/scaling/applications/{shop.pk}/kill-switch/", {"on": "on", "reason": "x"})
     assert response.status_code == 403
     assert not ScalingPolicy.objects.get(application=shop).kill_switch
+
+
+@pytest.mark.parametrize("through", ["api", "portal"])
+def test_sync_now_is_one_service(shop, make_user, django_capture_on_commit_callbacks, through):
+    from apps.clusters import events as cluster_events
+    from apps.users.models import RoleBinding
+
+    operator = make_user("sync-operator")
+    RoleBinding.objects.create(
+        user=operator.user, role="operator", scope_kind="cluster", scope_cluster=str(shop.cluster_id)
+    )
+    listener = Listener(cluster_events.cluster(shop.cluster_id))
+    client = logged_in(operator)
+    with django_capture_on_commit_callbacks(execute=True):
+        if through == "api":
+            response = client.post(f"/api/v1/clusters/{shop.cluster_id}/sync/", content_type="application/json")
+            assert response.status_code == 202, response.content
+        else:
+            response = client.post(f"/clusters/{shop.cluster_id}/sync/")
+            assert response.status_code == 302
+    event = last_event("clusters.cluster.sync")
+    assert (event.actor_name, event.target_id, event.message) == (
+        operator.username,
+        str(shop.cluster_id),
+        "full sync requested",
+    )
+    assert event.scope_cluster == str(shop.cluster_id)
+    message = listener.received()
+    assert (message["topic"], message["payload"]) == (cluster_events.cluster(shop.cluster_id), {"reason": "sync"})
+
+
+@pytest.mark.parametrize("through", ["api", "portal"])
+def test_sync_of_a_paused_cluster_is_refused_the_same_way(shop, admin_persona, through):
+    Cluster.objects.filter(pk=shop.cluster_id).update(paused=True)
+    client = logged_in(admin_persona)
+    if through == "api":
+        response = client.post(f"/api/v1/clusters/{shop.cluster_id}/sync/", content_type="application/json")
+        assert response.status_code == 409
+        assert "paused" in response.json()["error"]["fields"]
+    else:
+        response = client.post(f"/clusters/{shop.cluster_id}/sync/", follow=True)
+        assert "is paused; resume it first" in response.content.decode()
+    assert not AuditEvent.objects.filter(action="clusters.cluster.sync").exists()

@@ -18,13 +18,14 @@ from django.utils import timezone
 
 from apps.audit.services import audit_record
 from apps.clusters import credentials as creds
+from apps.clusters import events
 from apps.clusters import gateway as gateways
 from apps.clusters.crypto import decrypt, encrypt
 from apps.clusters.kinds import workload_path
 from apps.clusters.models import AuthMode, Cluster, ClusterStatus, Pod, Workload
 from apps.core import outbound
 from apps.core.errors import ConflictError, DomainError, ForbiddenError
-from apps.core.events import publish
+from apps.core.events import dashboard_changed, publish_many
 from apps.core.tasking import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
@@ -248,8 +249,8 @@ def cluster_register(
             scope=_scope(cluster),
         )
         schedule_sync(cluster)
-        publish("clusters", {"cluster": cluster.pk})
-        publish("dashboard", {"reason": "cluster.registered"})
+        publish_many([events.list_changed(events.CLUSTERS, cluster.pk)])
+        dashboard_changed("cluster.registered")
     return cluster
 
 
@@ -270,6 +271,28 @@ def schedule_sync(cluster: Cluster) -> None:
     from apps.clusters.tasks import full_sync_task
 
     enqueue_on_commit(full_sync_task, cluster.pk)
+
+
+def cluster_sync_request(*, cluster: Cluster, by: Any) -> None:
+    """Ask for a full sync now (it runs on a worker; single-flight per cluster).
+
+    Rule: operators of the cluster (act) may ask; a paused cluster is not synced (409 naming ``paused``).
+    Audited as ``clusters.cluster.sync``; the cluster's page shows the request at once."""
+    from apps.core.access import Action, can
+
+    if not can(by, Action.ACT, cluster):
+        raise ForbiddenError(f"asking for a sync of {cluster.name} needs the operator role on it")
+    if cluster.paused:
+        raise ConflictError(f"cluster {cluster.name} is paused; resume it first", field="paused")
+    with transaction.atomic():
+        audit_record(
+            action="clusters.cluster.sync",
+            target=cluster,
+            message="full sync requested",
+            scope={"cluster": str(cluster.pk)},
+        )
+        events.cluster_changed(cluster.pk, "sync", lists=False)
+        schedule_sync(cluster)
 
 
 def cluster_update(
@@ -318,8 +341,7 @@ def cluster_update(
         if "credentials" in changes:
             gateways.forget(cluster.pk)
             schedule_sync(cluster)
-        publish(f"cluster.{cluster.pk}", {"reason": "updated"})
-        publish("clusters", {"cluster": cluster.pk})
+        events.cluster_changed(cluster.pk, "updated")
     return cluster
 
 
@@ -341,8 +363,7 @@ def cluster_set_paused(cluster: Cluster, *, paused: bool, reason: str = "") -> C
         )
         if not paused:
             schedule_sync(cluster)
-        publish(f"cluster.{cluster.pk}", {"reason": "paused" if paused else "resumed"})
-        publish("clusters", {"cluster": cluster.pk})
+        events.cluster_changed(cluster.pk, "paused" if paused else "resumed")
     return cluster
 
 
@@ -366,8 +387,8 @@ def cluster_delete(cluster: Cluster, *, confirm: str, reason: str = "") -> None:
         )
         pk = cluster.pk
         cluster.delete()
-        publish("clusters", {"cluster": pk})
-        publish("dashboard", {"reason": "cluster.deleted"})
+        publish_many([events.list_changed(events.CLUSTERS, pk)])
+        dashboard_changed("cluster.deleted")
     gateways.forget(pk)
 
 

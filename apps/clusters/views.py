@@ -353,10 +353,11 @@ def cluster_resume(request: HttpRequest, pk: int) -> HttpResponse:
 def cluster_sync(request: HttpRequest, pk: int) -> HttpResponse:
     cluster = _cluster(request, pk)
     portal.require(request, Action.ACT, cluster, "clusters.cluster.sync")
-    if cluster.paused:
-        messages.error(request, f"Cluster {cluster.name} is paused: resume it to sync.")
+    try:
+        services.cluster_sync_request(cluster=cluster, by=request.user)
+    except DomainError as exc:
+        messages.error(request, exc.message)
     else:
-        services.schedule_sync(cluster)
         messages.success(request, f"A full sync of {cluster.name} is queued.")
     return redirect("cluster-detail", pk=cluster.pk)
 

@@ -107,3 +107,18 @@ def publish_many(items: list[tuple[str, dict[str, Any]]], *, using: str | None =
         group_for(topic)  # validate early, inside the caller's code path
     data = [(topic, dict(payload)) for topic, payload in items]
     transaction.on_commit(lambda: send_many(data), using=using)
+
+
+# --- core's own live topic ----------------------------------------------------------------------------------
+
+DASHBOARD = "dashboard"  # the dashboard's counters
+
+
+class DashboardChanged(TypedDict):
+    reason: str  # what changed, e.g. ``cluster.registered``
+
+
+def dashboard_changed(reason: str) -> None:
+    """After commit: every open dashboard re-renders its counters."""
+    payload: DashboardChanged = {"reason": reason}
+    publish(DASHBOARD, dict(payload))

@@ -11,7 +11,7 @@ from django.db import transaction
 from apps.audit.redaction import diff
 from apps.audit.services import audit_record
 from apps.core.errors import ConflictError, DomainError
-from apps.core.events import publish
+from apps.core.events import dashboard_changed
 from apps.users.models import Team, User
 
 AUDITED_FIELDS = (
@@ -106,7 +106,7 @@ def user_create(
             target=user,
             changes=diff({}, _snapshot(user) | {"password": "set" if password else None}),
         )
-        publish("dashboard", {"reason": "user.created"})
+        dashboard_changed("user.created")
     return user
 
 
@@ -123,7 +123,7 @@ def user_update(*, user: User, by: User | None = None, **changes: Any) -> User:
         user.save(update_fields=[*changes, "updated_at"])
         audit_record(action="users.user.update", target=user, changes=diff(before, _snapshot(user)))
         if "is_active" in changes:
-            publish("dashboard", {"reason": "user.updated"})
+            dashboard_changed("user.updated")
     return user
 
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.audit.services import audit_record
 from apps.clusters import services
 from apps.clusters.api import querysets
 from apps.clusters.api.filters import ClusterFilter
@@ -29,7 +27,7 @@ from apps.clusters.models import Cluster
 from apps.core.access import Action
 from apps.core.api.filters import FilterBackend, StrictOrderingFilter
 from apps.core.api.viewsets import RestrictedViewSetMixin
-from apps.core.errors import ConflictError, DomainError
+from apps.core.errors import DomainError
 
 
 class ClusterViewSet(
@@ -106,12 +104,7 @@ class ClusterViewSet(
     def sync(self, request: Request, pk: str | None = None) -> Response:
         """Ask for a full sync now (it runs on a worker; single-flight per cluster)."""
         cluster = self.get_object()
-        if cluster.paused:
-            raise ConflictError(f"cluster {cluster.name} is paused; resume it first", field="paused")
-        with transaction.atomic():
-            audit_record(action="clusters.cluster.sync", target=cluster, message="full sync requested",
-                         scope={"cluster": str(cluster.pk)})  # fmt: skip
-            services.schedule_sync(cluster)
+        services.cluster_sync_request(cluster=cluster, by=request.user)
         return Response({"status": "queued", "cluster": cluster.pk}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=ReasonSerializer, responses=ClusterSerializer)

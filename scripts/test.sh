@@ -51,7 +51,7 @@ ensure_redis() {
   log "Redis did not come up on $host:$port"; exit 1
 }
 
-apt_install chromium git
+apt_install chromium git wrk  # wrk: bench/api.py, which the suite runs with --quick
 # A real Prometheus for the scaler tests (tests/prom.py starts it; Debian does not auto-start it here).
 apt_install prometheus
 # Node.js for the test OpenID Connect provider: Debian's packages only where node/npm are missing (a

@@ -10,16 +10,18 @@ from apps.core.events import publish_many
 
 CLUSTERS = "clusters"  # the clusters list
 APPLICATIONS = "applications"  # the applications list
+CLUSTER = "cluster"  # prefix of one cluster's page: ``cluster.<id>``
+APPLICATION = "application"  # prefix of one application's page: ``application.<id>``
 
 
 def cluster(cluster_id: int) -> str:
     """One cluster's page."""
-    return f"cluster.{cluster_id}"
+    return f"{CLUSTER}.{cluster_id}"
 
 
 def application(application_id: int) -> str:
     """One application's page."""
-    return f"application.{application_id}"
+    return f"{APPLICATION}.{application_id}"
 
 
 class ListChanged(TypedDict):

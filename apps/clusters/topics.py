@@ -16,6 +16,7 @@ from typing import Any
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from apps.clusters import events
 from apps.core import topics
 from apps.core.access import Action, restrict
 
@@ -107,10 +108,10 @@ def register() -> None:
 
     register_counters(dashboard_counters)
 
-    topics.register("clusters", authorize=topics.authenticated, render=_render_clusters)
-    topics.register("applications", authorize=topics.authenticated, render=_render_applications)
-    topics.register("cluster", authorize=_may_read(Cluster), render=_render_cluster)
-    topics.register("application", authorize=_may_read(Application), render=_render_application)
+    topics.register(events.CLUSTERS, authorize=topics.authenticated, render=_render_clusters)
+    topics.register(events.APPLICATIONS, authorize=topics.authenticated, render=_render_applications)
+    topics.register(events.CLUSTER, authorize=_may_read(Cluster), render=_render_cluster)
+    topics.register(events.APPLICATION, authorize=_may_read(Application), render=_render_application)
 
 
 register()

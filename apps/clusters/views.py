@@ -22,7 +22,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.audit.events import history_of
-from apps.clusters import selectors, services
+from apps.clusters import events, selectors, services
 from apps.clusters.credentials import kubeconfig_contexts
 from apps.clusters.crypto import decrypt, encrypt
 from apps.clusters.forms import (
@@ -157,7 +157,7 @@ def _clusters_table_context(request: HttpRequest) -> dict[str, Any]:
 @require_GET
 def cluster_list(request: HttpRequest) -> HttpResponse:
     context = _clusters_table_context(request)
-    context.update(may_register=_may_register(request.user), live_topics="clusters")
+    context.update(may_register=_may_register(request.user), live_topics=events.CLUSTERS)
     return render(request, "clusters/cluster_list.html", context)
 
 
@@ -266,7 +266,7 @@ def cluster_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "may_act": can(request.user, Action.ACT, cluster),
         "reason_form": ReasonForm(),
         "tabs": registry.tabs_for("clusters.cluster", cluster, request.user),
-        "live_topics": portal.live(f"cluster.{cluster.pk}", history_of(cluster)),
+        "live_topics": portal.live(events.cluster(cluster.pk), history_of(cluster)),
     }
     return render(request, "clusters/cluster_detail.html", context)
 
@@ -415,7 +415,7 @@ def _applications_table_context(request: HttpRequest) -> dict[str, Any]:
 @require_GET
 def application_list(request: HttpRequest) -> HttpResponse:
     context = _applications_table_context(request)
-    context["live_topics"] = "applications"
+    context["live_topics"] = events.APPLICATIONS
     return render(request, "clusters/application_list.html", context)
 
 
@@ -437,7 +437,7 @@ def _application_page(request: HttpRequest, app: Application, status: int = 200,
         action_workload=forms.get("workload"),
         tabs=registry.tabs_for("clusters.application", app, request.user),
         live_topics=portal.live(
-            f"application.{app.pk}",
+            events.application(app.pk),
             history_of(app),
             *(history_of(w) for w in context["workloads"][:HISTORY_PANELS]),
         ),

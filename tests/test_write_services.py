@@ -14,8 +14,9 @@ from apps.audit.models import AuditEvent
 from apps.clusters.crypto import encrypt
 from apps.clusters.models import Application, Cluster
 from apps.core.events import group_for
+from apps.scaler.events import FLEET
+from apps.scaler.events import application as application_topic
 from apps.scaler.models import ScalerSettings, ScalingPolicy
-from apps.scaler.topics import FLEET, application_topic
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@
   re-renders the summary (current vs desired replicas, status, kill switch) out of band and re-fetches the
   decisions timeline at the page the viewer is on.
 
-Publishing: :func:`publish_application` after commit. Decisions and policy rows published on save (the
+Publishing: :func:`apps.scaler.events.scaling_changed` after commit. Decisions and policy rows published on save (the
 ``post_save`` receivers below), so every writer — evaluation, services, admin — keeps the pages live; writes
 made with ``QuerySet.update()`` (the kill switch) are published by their caller.
 """
@@ -19,23 +19,12 @@ from django.db.models.signals import post_save
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from apps.core import events, topics
+from apps.core import topics
 from apps.core.access import Action, restrict
+from apps.scaler.events import FLEET, scaling_changed
 from apps.scaler.selectors import pause_context, summary_context
 
-FLEET = "scaling"
-
-
-def application_topic(application_id: int) -> str:
-    return f"{FLEET}.{application_id}"
-
-
-def publish_application(application_id: int | None, kind: str = "") -> None:
-    """The fleet and the application's page, after the current transaction commits."""
-    items: list[tuple[str, dict[str, Any]]] = [(FLEET, {"kind": kind})]
-    if application_id:
-        items.append((application_topic(application_id), {"kind": kind}))
-    events.publish_many(items)
+publish_application = scaling_changed  # the name the scaler's services call (see apps.scaler.events)
 
 
 def _application_id(name: str) -> int | None:
@@ -78,15 +67,15 @@ def render(user: Any, name: str, payload: dict[str, Any]) -> str:
 
 
 def _on_decision(sender: Any, instance: Any, **_: Any) -> None:
-    publish_application(instance.application_id, "decision")
+    scaling_changed(instance.application_id, "decision")
 
 
 def _on_policy(sender: Any, instance: Any, **_: Any) -> None:
-    publish_application(instance.application_id, "policy")
+    scaling_changed(instance.application_id, "policy")
 
 
 def _on_settings(sender: Any, instance: Any, **_: Any) -> None:
-    publish_application(None, "pause")
+    scaling_changed(None, "pause")
 
 
 def register() -> None:

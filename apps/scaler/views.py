@@ -23,9 +23,10 @@ from apps.core import portal
 from apps.core.access import GLOBAL, Action, can, can_at, restrict
 from apps.core.errors import DomainError
 from apps.scaler import selectors, services
+from apps.scaler.events import FLEET
+from apps.scaler.events import application as application_topic
 from apps.scaler.forms import FleetFilterForm, PauseForm, PolicyForm, ReasonForm, ReplayForm, policy_initial
 from apps.scaler.models import ScalingPolicy
-from apps.scaler.topics import FLEET, application_topic
 
 FLEET_PAGE = 50
 DECISIONS_PAGE = 20

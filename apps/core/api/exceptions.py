@@ -17,7 +17,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from apps.core import context
 from apps.core.api.anonymous import count_anonymous
-from apps.core.errors import DomainError
+from apps.core.errors import DomainError, ForbiddenError
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +62,8 @@ def exception_handler(exc: Exception, ctx: dict[str, Any]) -> Response | None:
         exc = exceptions.NotAuthenticated()
         exc.auth_header = "Bearer"  # type: ignore[attr-defined]
     if isinstance(exc, DomainError):
+        if isinstance(exc, ForbiddenError):
+            _announce_denied(exc.message, ctx)  # a service's refusal of a signed-in principal is audited too
         fields = {exc.field: [exc.message]} if exc.field else {}
         return Response(_body(exc.status, exc.code, exc.message, fields), status=exc.status)
     if isinstance(exc, DjangoValidationError):
@@ -102,7 +104,7 @@ def _record_refusal(exc: exceptions.APIException, ctx: dict[str, Any], *, anonym
     elif isinstance(exc, (exceptions.PermissionDenied, exceptions.NotAuthenticated)) or (
         isinstance(exc, exceptions.NotFound) and _exists_but_hidden(ctx)
     ):
-        _announce_denied(exc, ctx)
+        _announce_denied(str(exc.detail), ctx)
 
 
 def _refusal(exc: Exception) -> bool:
@@ -118,7 +120,7 @@ def _refusal(exc: Exception) -> bool:
     )
 
 
-def _announce_denied(exc: exceptions.APIException, ctx: dict[str, Any]) -> None:
+def _announce_denied(message: str, ctx: dict[str, Any]) -> None:
     from apps.core.signals import access_denied
 
     view, request = ctx.get("view"), ctx.get("request")
@@ -128,7 +130,7 @@ def _announce_denied(exc: exceptions.APIException, ctx: dict[str, Any]) -> None:
         sender=type(view),
         action=f"api.{basename}.{action}",
         target_id=str((ctx.get("kwargs") or {}).get("pk", "")),
-        message=str(exc.detail),
+        message=message,
         path=request.path if request else "",
     )
 

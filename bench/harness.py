@@ -3,7 +3,7 @@ for the ICC processes it starts, ``manage.py``, in-process Django, server proces
 
 A bench runs as ``python bench/<name>.py`` from the repository root; each script puts the root on ``sys.path``
 and imports this module as ``bench.harness``. Every script has ``--quick`` (small sizes, short durations), which
-``tests/test_benches.py`` runs so that a bench cannot break unnoticed.
+``tests/deploy/test_benches.py`` runs so that a bench cannot break unnoticed.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE = "icc_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
-QUICK_HELP = "smoke run: small sizes and short durations (what tests/test_benches.py runs; figures mean little)"
+QUICK_HELP = "smoke run: small sizes and short durations (what tests/deploy/test_benches.py runs; figures mean little)"
 # Settings the parent environment must not leak into the bench's processes: the bench sets its own.
 SETTINGS_PREFIXES = (
     "DATABASE_",
@@ -327,14 +327,14 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: flo
     raise SystemExit(f"timed out after {timeout} s waiting for {what}")
 
 
-# --- a real Kubernetes control plane (tests/kube.py) ---------------------------------------------------------
+# --- a real Kubernetes control plane (tests/support/kube.py) ---------------------------------------------------------
 
 
 @contextmanager
 def kube_cluster(workdir: Path) -> Iterator[Any]:
     """etcd, kube-apiserver v1.20.2, controller-manager, scheduler and the simulated node of the tests; the
     binaries come from ``~/.cache/icc-kube`` (built by scripts/kube-binaries.sh when missing: ~7 minutes)."""
-    from tests.kube import kube_bin_dir, new_cluster, start_cluster, start_node, stop_cluster
+    from tests.support.kube import kube_bin_dir, new_cluster, start_cluster, start_node, stop_cluster
 
     workdir.mkdir(parents=True, exist_ok=True)
     cluster = new_cluster(kube_bin_dir(), workdir)

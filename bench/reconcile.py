@@ -1,5 +1,5 @@
 """Benchmark of cluster reconciliation against a real kube-apiserver (v1.20.2, etcd, controller-manager,
-scheduler and the simulated node from tests/kube_node.py).
+scheduler and the simulated node from tests/support/kube_node.py).
 
 In one run:
 
@@ -209,7 +209,7 @@ def main() -> int:
         from django.contrib.auth import get_user_model
         from django.db import connections
 
-        from apps.clusters import reconcile, services
+        from apps.clusters import services, sync
         from apps.clusters.models import WatchState
 
         get_user_model().objects.create_superuser(ADMIN[0], "bench@example.test", ADMIN[1])
@@ -226,8 +226,8 @@ def main() -> int:
             cluster = services.cluster_register(
                 name="bench", auth_mode="token", api_url=kube.url, token=kube.token, ca_data=kube.ca_path.read_text()
             )
-            first = reconcile.full_sync(cluster.pk)
-            again = reconcile.full_sync(cluster.pk)
+            first = sync.full_sync(cluster.pk)
+            again = sync.full_sync(cluster.pk)
             changed = sum(sum(v.values()) for v in again.changes.values())
             print(f"ICC full sync (empty database): {first.seconds * 1000:.0f} ms for {first.objects} objects")
             print(f"ICC full sync (no change): {again.seconds * 1000:.0f} ms, {changed} changes", flush=True)

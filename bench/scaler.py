@@ -217,7 +217,7 @@ def main() -> int:
     args.trials = args.trials or (3 if args.quick else 50)
     args.prometheus_trials = args.prometheus_trials or (2 if args.quick else max(5, args.trials // 5))
 
-    from tests.prom import Exporter, PrometheusServer
+    from tests.support.prometheus import Exporter, PrometheusServer
 
     binary = shutil.which("prometheus") or "/usr/bin/prometheus"
     if not Path(binary).exists():
@@ -237,7 +237,7 @@ def main() -> int:
         from django.contrib.auth import get_user_model
         from django.db import connections
 
-        from apps.clusters import reconcile, services
+        from apps.clusters import services, sync
         from apps.clusters.models import Workload
         from apps.scaler import services as scaler_services
 
@@ -250,7 +250,7 @@ def main() -> int:
             cluster = services.cluster_register(
                 name="bench", auth_mode="token", api_url=kube.url, token=kube.token, ca_data=kube.ca_path.read_text()
             )
-            reconcile.full_sync(cluster.pk)
+            sync.full_sync(cluster.pk)
             workload = Workload.objects.select_related("application").get(
                 cluster=cluster, namespace=NAMESPACE, name="web"
             )

@@ -52,7 +52,7 @@ ensure_redis() {
 }
 
 apt_install chromium git wrk  # wrk: bench/api.py, which the suite runs with --quick
-# A real Prometheus for the scaler tests (tests/prom.py starts it; Debian does not auto-start it here).
+# A real Prometheus for the scaler tests (tests/support/prometheus.py starts it; Debian does not auto-start it here).
 apt_install prometheus
 # Node.js for the test OpenID Connect provider: Debian's packages only where node/npm are missing (a
 # machine may carry a newer Node.js whose bundled npm conflicts with Debian's npm package).
@@ -66,8 +66,8 @@ export PATH="$VENV/bin:$PATH"
 # the first run on a machine pays the ~4-7 minute build).
 log "Kubernetes binaries"
 ./scripts/kube-binaries.sh
-# The OpenID Connect provider the login tests start (tests/oidc, npm oidc-provider).
-npm ci --prefix tests/oidc --no-audit --no-fund
+# The OpenID Connect provider the login tests start (tests/support/oidc_provider, npm oidc-provider).
+npm ci --prefix tests/support/oidc_provider --no-audit --no-fund
 
 # The Django checks connect to DATABASE_URL's database itself (pytest uses test_<name>): create it.
 python - <<'PY'

@@ -33,7 +33,7 @@ from apps.audit.models import AuditEvent
 from apps.clusters.models import Cluster, Pod
 from iccapp.asgi import application
 from tests.conftest import Persona, free_port, running_icc
-from tests.kube import KubeCluster, kube_apiserver  # noqa: F401 - fixture
+from tests.support.kube import KubeCluster, kube_apiserver  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -318,7 +318,7 @@ def tokenreviews_served(kube: KubeCluster) -> float:
     return total
 
 
-@pytest.mark.timeout(45 * 60)  # a cold start builds the Kubernetes binaries (tests/kube.py)
+@pytest.mark.timeout(45 * 60)  # a cold start builds the Kubernetes binaries (tests/support/kube.py)
 def test_a_junk_service_account_token_costs_one_tokenreview(kube_apiserver):
     from apps.clusters import services
     from apps.core import context

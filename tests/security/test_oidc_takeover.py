@@ -7,7 +7,7 @@ from urllib.parse import urljoin
 
 import requests
 
-from tests.test_oidc import (  # noqa: F401 - fixtures
+from tests.users.test_oidc import (  # noqa: F401 - fixtures
     form_of,
     icc_oidc,
     oidc_provider,

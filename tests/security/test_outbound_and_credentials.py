@@ -6,8 +6,9 @@
 7. Kubeconfig parsing is bounded (no anchors/aliases, 256 KiB, shapes checked: 400, never 500).
 8. Custom PromQL is a global-admin feature; decision inputs keep only the application's own pods.
 
-Real components: the kube-apiserver of tests/kube.py, the Prometheus of tests/prom.py, and a tiny listener on
-127.0.0.1 playing the attacker's server (it records every request and answers what the test tells it to).
+Real components: the kube-apiserver of tests/support/kube.py, the Prometheus of tests/support/prometheus.py, and a
+tiny listener on 127.0.0.1 playing the attacker's server (it records every request and answers what the test tells it
+to).
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ from apps.scaler import services as scaler_services
 from apps.scaler.models import ScalingPolicy
 from apps.users.models import RoleBinding
 from tests.conftest import free_port
-from tests.kube import KubeCluster, kube_apiserver  # noqa: F401 - session fixture
-from tests.prom import PrometheusServer, prometheus_server  # noqa: F401 - session fixture
+from tests.support.kube import KubeCluster, kube_apiserver  # noqa: F401 - session fixture
+from tests.support.prometheus import PrometheusServer, prometheus_server  # noqa: F401 - session fixture
 
 pytestmark = [pytest.mark.timeout(45 * 60), pytest.mark.django_db(transaction=True)]
 

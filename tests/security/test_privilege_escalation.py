@@ -323,7 +323,7 @@ def test_a_staff_global_admin_cannot_change_passwords_or_delete_superusers_in_th
 
 class _Backend:
     """The real ICC backend with the provider's answers given (the real provider's flow is tested in
-    test_oidc_first_login_cannot_take_over_the_bootstrap_admin below and in tests/test_oidc.py)."""
+    test_oidc_first_login_cannot_take_over_the_bootstrap_admin below and in tests/users/test_oidc.py)."""
 
     def __init__(self, userinfo: dict[str, Any]) -> None:
         from apps.users.oidc import ICCOIDCBackend

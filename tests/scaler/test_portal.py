@@ -27,9 +27,9 @@ from apps.scaler import evaluation, services
 from apps.scaler import topics as scaler_topics
 from apps.scaler.models import Decision, Outcome, ScalerSettings, ScalingPolicy
 from apps.users.models import RoleBinding
+from tests.clusters.test_portal import deployment, wait_ready
 from tests.conftest import free_port
-from tests.kube import KubeCluster, kube_apiserver  # noqa: F401
-from tests.test_clusters_portal import deployment, wait_ready
+from tests.support.kube import KubeCluster, kube_apiserver  # noqa: F401
 
 pytestmark = [pytest.mark.timeout(45 * 60), pytest.mark.django_db(transaction=True)]
 

@@ -27,7 +27,7 @@ from apps.clusters.crypto import encrypt
 from apps.clusters.models import Application, Cluster, Pod, WarningEvent, Workload
 from apps.core import context
 from apps.users.models import RoleBinding
-from tests.kube import KubeCluster, kube_apiserver  # noqa: F401 - registers the session fixture
+from tests.support.kube import KubeCluster, kube_apiserver  # noqa: F401 - registers the session fixture
 
 pytestmark = [pytest.mark.timeout(45 * 60), pytest.mark.django_db]
 

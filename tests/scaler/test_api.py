@@ -17,7 +17,7 @@ from apps.clusters.crypto import encrypt
 from apps.clusters.models import Application, Cluster, Pod, Workload
 from apps.scaler.models import Decision, ScalerSettings, ScalingPolicy, Signal
 from apps.users.models import RoleBinding
-from tests.prom import PrometheusServer, prometheus_server  # noqa: F401 - session fixture
+from tests.support.prometheus import PrometheusServer, prometheus_server  # noqa: F401 - session fixture
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1/scaler"

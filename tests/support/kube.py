@@ -1,11 +1,11 @@
 """A real Kubernetes control plane (v1.20.2) for tests: etcd, kube-apiserver, controller-manager and scheduler.
 
-The one simulated piece is the node: ``tests.kube_node.FakeNode`` (a kwok-like kubelet) registers a Ready Node,
+The one simulated piece is the node: ``tests.support.kube_node.FakeNode`` (a kwok-like kubelet) registers a Ready Node,
 runs the pods bound to it (status only) and serves their logs; the session fixture exposes it as ``cluster.node``.
 
 Use it by importing the fixture into a test module (pytest registers fixtures found in a module's namespace)::
 
-    from tests.kube import kube_apiserver  # noqa: F401
+    from tests.support.kube import kube_apiserver  # noqa: F401
 
 The binaries are built once from Debian's kubernetes source package by ``scripts/kube-binaries.sh`` and cached
 outside the repository (``${ICC_KUBE_CACHE:-~/.cache/icc-kube}/v1.20.2/bin``). A cold build takes ~7 minutes:
@@ -36,7 +36,7 @@ import pytest
 import requests
 
 from tests.conftest import ROOT, free_port, require
-from tests.kube_node import FakeNode
+from tests.support.kube_node import FakeNode
 
 KUBE_VERSION = "v1.20.2"
 COMPONENTS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
@@ -317,7 +317,7 @@ def start_cluster(cluster: KubeCluster, *, controller_manager: bool = True, sche
 
 
 def start_node(cluster: KubeCluster, name: str = "icc-node-1", capacity: dict[str, str] | None = None) -> FakeNode:
-    """Register a simulated kubelet (tests.kube_node.FakeNode) with the cluster and keep it as ``cluster.node``."""
+    """Register a simulated kubelet (``FakeNode``) with the cluster and keep it as ``cluster.node``."""
     cluster.node = FakeNode(cluster.url, cluster.token, cluster.ca_path, name=name, capacity=capacity).start()
     return cluster.node
 

@@ -1,4 +1,4 @@
-"""A simulated kubelet (as kwok does) for the real control plane in tests/kube.py.
+"""A simulated kubelet (as kwok does) for the real control plane in tests/support/kube.py.
 
 ``FakeNode`` registers a Ready Node, keeps its Lease and Ready heartbeat fresh, turns pods bound to it into
 Running/Ready pods (status subresource), finishes their deletion like a kubelet, and serves pod logs over HTTPS

@@ -29,7 +29,7 @@ from apps.clusters import reconcile, services
 from apps.clusters.models import Application, Cluster, ClusterStatus, Pod, Workload
 from apps.core import context, topics
 from apps.users.models import RoleBinding
-from tests.kube import KubeCluster, kube_apiserver  # noqa: F401
+from tests.support.kube import KubeCluster, kube_apiserver  # noqa: F401
 
 pytestmark = [pytest.mark.timeout(45 * 60), pytest.mark.django_db(transaction=True)]
 
@@ -553,7 +553,7 @@ def test_a_read_only_registration_shows_what_icc_cannot_do_and_the_refusal(
 ) -> None:
     """Registered through the form with a ServiceAccount that may only list and watch: the cluster page names
     the missing permissions, and a Scale from the application page shows the API server's 403 as a form error."""
-    from tests.test_clusters_register import READ_RULES, service_account_token
+    from tests.clusters.test_register import READ_RULES, service_account_token
 
     api = kube_apiserver.api_client()
     core, apps_api = k8s.CoreV1Api(api), k8s.AppsV1Api(api)

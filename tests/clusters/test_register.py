@@ -27,7 +27,7 @@ from apps.clusters.credentials import Credentials
 from apps.clusters.models import Cluster, ClusterStatus
 from apps.core.errors import DomainError
 from tests.conftest import free_port
-from tests.kube import KubeCluster, kube_apiserver  # noqa: F401
+from tests.support.kube import KubeCluster, kube_apiserver  # noqa: F401
 
 pytestmark = [pytest.mark.timeout(45 * 60), pytest.mark.django_db(transaction=True)]
 

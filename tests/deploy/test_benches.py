@@ -97,7 +97,7 @@ def assert_keys(summary: dict[str, Any], expected: set[str]) -> None:
 
 def require_kube_binaries() -> None:
     """The cached Kubernetes binaries, built here (in this test's time, not the bench's) when missing."""
-    from tests.kube import kube_bin_dir
+    from tests.support.kube import kube_bin_dir
 
     kube_bin_dir()
 

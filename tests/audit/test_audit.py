@@ -404,7 +404,7 @@ async def test_the_live_tail_and_the_history_panel_show_a_new_event(admin_person
     from asgiref.sync import sync_to_async
 
     from apps.audit.events import history as history_topic
-    from tests.test_websocket import connect, session_cookie
+    from tests.core.test_websocket import connect, session_cookie
 
     cookie = await sync_to_async(session_cookie)(admin_persona)
     topic = history_topic("users.user", str(viewer_persona.user.pk))

@@ -33,7 +33,7 @@ from apps.clusters.models import (
     Workload,
 )
 from apps.core.locks import advisory_lock
-from tests.kube import KubeCluster, kube_apiserver  # noqa: F401 - registers the session fixture
+from tests.support.kube import KubeCluster, kube_apiserver  # noqa: F401 - registers the session fixture
 
 pytestmark = [pytest.mark.timeout(45 * 60), pytest.mark.django_db(transaction=True)]
 

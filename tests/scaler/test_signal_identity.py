@@ -14,8 +14,7 @@ from kubernetes import client as k8s
 from apps.clusters.models import Application, Pod
 from apps.scaler import services
 from apps.scaler.models import Signal
-from tests.kube import KubeCluster
-from tests.test_clusters_api import (  # noqa: F401 - fixtures
+from tests.clusters.test_api import (  # noqa: F401 - fixtures
     k8s_api,
     kube,
     kube_apiserver,
@@ -25,7 +24,8 @@ from tests.test_clusters_api import (  # noqa: F401 - fixtures
     register,
     synced,
 )
-from tests.test_machine_identity import sa_token, service_account
+from tests.support.kube import KubeCluster
+from tests.users.test_machine_identity import sa_token, service_account
 
 pytestmark = [pytest.mark.timeout(45 * 60), pytest.mark.django_db]
 SIGNALS = "/api/v1/scaler/signals/"

@@ -1,4 +1,4 @@
-"""The simulated kubelet (tests.kube_node.FakeNode) against the real control plane of tests/kube.py.
+"""The simulated kubelet (tests.support.kube_node.FakeNode) against the real control plane of tests/support/kube.py.
 
 Deployments go through kube-controller-manager and kube-scheduler to pods the fake node runs; pod logs go
 through kube-apiserver's proxy to the fake kubelet's HTTPS server.
@@ -18,8 +18,8 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.utils import parse_quantity
 
-from tests.kube import KubeCluster, kube_apiserver  # noqa: F401 - registers the session fixture
-from tests.kube_node import FakeNode
+from tests.support.kube import KubeCluster, kube_apiserver  # noqa: F401 - registers the session fixture
+from tests.support.kube_node import FakeNode
 
 pytestmark = pytest.mark.timeout(45 * 60)
 

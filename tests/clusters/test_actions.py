@@ -20,8 +20,7 @@ from kubernetes import client as k8s
 from apps.audit.models import AuditEvent
 from apps.clusters.models import Cluster, Pod, Workload
 from iccapp.asgi import application
-from tests.kube import KubeCluster
-from tests.test_clusters_api import (  # noqa: F401 - fixtures
+from tests.clusters.test_api import (  # noqa: F401 - fixtures
     API,
     bind,
     client_for,
@@ -37,6 +36,7 @@ from tests.test_clusters_api import (  # noqa: F401 - fixtures
     synced,
     wait_for,
 )
+from tests.support.kube import KubeCluster
 
 pytestmark = [pytest.mark.timeout(45 * 60), pytest.mark.django_db]
 

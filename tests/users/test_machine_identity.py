@@ -25,8 +25,7 @@ from apps.clusters.crypto import decrypt, encrypt
 from apps.clusters.identity import MachineIdentity, MachineUser
 from apps.clusters.models import Application, Cluster, Pod, Workload
 from apps.core.access import Action, restrict
-from tests.kube import KubeCluster
-from tests.test_clusters_api import (  # noqa: F401 - fixtures
+from tests.clusters.test_api import (  # noqa: F401 - fixtures
     API,
     client_for,
     k8s_api,
@@ -38,6 +37,7 @@ from tests.test_clusters_api import (  # noqa: F401 - fixtures
     register,
     synced,
 )
+from tests.support.kube import KubeCluster
 
 pytestmark = [pytest.mark.timeout(45 * 60), pytest.mark.django_db]
 IDENTITY = f"{API}/identity/"

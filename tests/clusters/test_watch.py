@@ -45,9 +45,7 @@ from apps.clusters.models import (
     Workload,
 )
 from apps.clusters.watcher import Applier, ClusterWatch, Watcher
-from tests.conftest import ROOT, free_port, running_icc, server_env
-from tests.kube import kube_apiserver  # noqa: F401 - registers the session fixture
-from tests.test_clusters_reconcile import (
+from tests.clusters.test_reconcile import (
     api,  # noqa: F401 - fixture
     deployment,
     deployment_settled,
@@ -55,6 +53,8 @@ from tests.test_clusters_reconcile import (
     register,
     wait_for,
 )
+from tests.conftest import ROOT, free_port, running_icc, server_env
+from tests.support.kube import kube_apiserver  # noqa: F401 - registers the session fixture
 
 pytestmark = [pytest.mark.timeout(45 * 60), pytest.mark.django_db(transaction=True)]
 

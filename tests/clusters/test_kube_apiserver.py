@@ -15,7 +15,7 @@ import requests
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from tests.kube import KubeCluster, kube_apiserver  # noqa: F401 - registers the session fixture
+from tests.support.kube import KubeCluster, kube_apiserver  # noqa: F401 - registers the session fixture
 
 pytestmark = pytest.mark.timeout(45 * 60)
 

@@ -1,4 +1,4 @@
-"""OpenID Connect login against a real provider (npm ``oidc-provider``, tests/oidc/provider.js).
+"""OpenID Connect login against a real provider (npm ``oidc-provider``, tests/support/oidc_provider/provider.js).
 
 The provider runs on ``localhost`` and ICC on ``127.0.0.1`` (cookies ignore ports). Its accounts file is
 read on every lookup, so a test changes someone's groups at the "identity provider" between two logins.
@@ -30,9 +30,9 @@ from tests.conftest import (
     running_icc,
     stop_process,
 )
-from tests.test_settings_env import start
+from tests.core.test_settings_env import start
 
-OIDC_DIR = ROOT / "tests" / "oidc"
+OIDC_DIR = ROOT / "tests" / "support" / "oidc_provider"
 CLIENT_ID = "icc-test"
 CLIENT_SECRET = "icc-test-client-secret-0123456789"
 GROUP_ROLES = "icc-admins=admin,icc-ops=operator"
@@ -61,7 +61,7 @@ class Provider:
 
 @pytest.fixture(scope="session")
 def provider_installed() -> None:
-    """node and npm present; ``npm ci --prefix tests/oidc`` run when node_modules is missing."""
+    """node and npm present; ``npm ci --prefix tests/support/oidc_provider`` run when node_modules is missing."""
     require(bool(shutil.which("node") and shutil.which("npm")), "node and npm are not installed (apt nodejs npm)")
     if not (OIDC_DIR / "node_modules" / "oidc-provider").exists():
         subprocess.run(
@@ -260,7 +260,7 @@ def test_explicit_endpoints_work_without_discovery(transactional_db, tmp_path, c
 
 @pytest.mark.browser
 def test_sso_login_in_chromium(icc_oidc, oidc_provider):
-    from tests.test_browser import CHROMIUM_ARGS, chromium_path, outside_playwright
+    from tests.core.test_browser import CHROMIUM_ARGS, chromium_path, outside_playwright
 
     path = chromium_path()
     require(path is not None, "Chromium is not installed (apt-get install -y --no-install-recommends chromium)")
@@ -340,7 +340,7 @@ def test_oidc_only_refuses_local_passwords_except_for_superusers(transactional_d
         assert "The single sign-on provider cannot be reached right now." in down.text
 
 
-check = start  # manage.py check in a clean environment plus ``env`` (tests/test_settings_env.py)
+check = start  # manage.py check in a clean environment plus ``env`` (tests/core/test_settings_env.py)
 
 
 @pytest.mark.parametrize(

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
+from tests.clusters.test_portal import deployment, wait_ready
 from tests.conftest import ARTIFACTS, Persona, RunningServer, free_port, require, running_icc
-from tests.kube import KubeCluster, kube_apiserver  # noqa: F401
-from tests.test_browser import CHROMIUM_ARGS, chromium_path, log_in
-from tests.test_clusters_portal import deployment, wait_ready
+from tests.core.test_browser import CHROMIUM_ARGS, chromium_path, log_in
+from tests.support.kube import KubeCluster, kube_apiserver  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(45 * 60), pytest.mark.django_db(transaction=True)]
 

@@ -25,10 +25,7 @@ from apps.clusters.models import Workload
 from apps.scaler import evaluation, services
 from apps.scaler.models import Decision, ScalingPolicy
 from apps.users.models import RoleBinding
-from tests.conftest import ROOT, free_port, server_env, stop_process
-from tests.kube import KubeCluster
-from tests.prom import PrometheusServer, prometheus_server  # noqa: F401 - session fixture
-from tests.test_clusters_api import (  # noqa: F401 - fixtures
+from tests.clusters.test_api import (  # noqa: F401 - fixtures
     k8s_api,
     kube,
     kube_apiserver,
@@ -39,6 +36,9 @@ from tests.test_clusters_api import (  # noqa: F401 - fixtures
     synced,
     wait_for,
 )
+from tests.conftest import ROOT, free_port, server_env, stop_process
+from tests.support.kube import KubeCluster
+from tests.support.prometheus import PrometheusServer, prometheus_server  # noqa: F401 - session fixture
 
 pytestmark = [pytest.mark.timeout(45 * 60), pytest.mark.django_db]
 

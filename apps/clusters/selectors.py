@@ -1,4 +1,4 @@
-"""Reads for the portal's cluster and application pages: every query is restricted to what the viewer may see.
+"""Reads of the clusters app (portal pages and API lists): every query is restricted to what the viewer may see.
 
 Counts shown next to a row (nodes, workloads, pods) are subqueries over restricted querysets too, so a
 namespace-scoped viewer never learns how many objects other namespaces hold.
@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from django.db.models import Count, IntegerField, Model, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, IntegerField, Model, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.expressions import Expression
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -53,12 +54,6 @@ def visible(viewer: Any, queryset: QuerySet[M], pk: int) -> M:
     return get_object_or_404(restrict(viewer, Action.READ, queryset), pk=pk)
 
 
-def _count(queryset: QuerySet[Any], outer: str) -> Coalesce:
-    """A correlated COUNT(*) of ``queryset`` rows whose ``outer`` field points at the outer row."""
-    counted = queryset.filter(**{outer: OuterRef("pk")}).order_by().values(outer).annotate(n=Count("*")).values("n")
-    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
-
-
 def _sum(queryset: QuerySet[Any], outer: str, field: str) -> Coalesce:
     summed = queryset.filter(**{outer: OuterRef("pk")}).order_by().values(outer).annotate(n=Sum(field)).values("n")
     return Coalesce(Subquery(summed, output_field=IntegerField()), 0)
@@ -81,8 +76,8 @@ def cluster_list(viewer: Any, *, status: str = "", search: str = "") -> QuerySet
             Q(name__icontains=search) | Q(description__icontains=search) | Q(api_url__icontains=search)
         )
     return clusters.annotate(
-        node_count=_count(restrict(viewer, Action.READ, Node.objects.all()), "cluster"),
-        workload_count=_count(restrict(viewer, Action.READ, Workload.objects.all()), "cluster"),
+        node_count=count_where(restrict(viewer, Action.READ, Node.objects.all()), cluster="pk"),
+        workload_count=count_where(restrict(viewer, Action.READ, Workload.objects.all()), cluster="pk"),
     ).order_by("name")
 
 
@@ -185,12 +180,12 @@ def application_list(
     return (
         apps.select_related("cluster")
         .annotate(
-            workload_count=_count(workloads, "application"),
+            workload_count=count_where(workloads, application="pk"),
             desired_replicas=_sum(workloads, "application", "desired_replicas"),
-            failed_rollouts=_count(workloads.filter(rollout_state=RolloutState.FAILED), "application"),
-            pods_total=_count(pods.filter(deleting=False), "application"),
-            pods_ready=_count(pods.filter(deleting=False, ready=True), "application"),
-            pods_bad=_count(pods.filter(_bad_pods(), deleting=False), "application"),
+            failed_rollouts=count_where(workloads.filter(rollout_state=RolloutState.FAILED), application="pk"),
+            pods_total=count_where(pods.filter(deleting=False), application="pk"),
+            pods_ready=count_where(pods.filter(deleting=False, ready=True), application="pk"),
+            pods_bad=count_where(pods.filter(_bad_pods(), deleting=False), application="pk"),
         )
         .order_by("cluster__name", "namespace", "name")
     )
@@ -308,3 +303,96 @@ def dashboard_counters(viewer: Any) -> list[dict[str, Any]]:
         {"key": "pods", "label": "Pods",
          "value": restrict(viewer, Action.READ, Pod.objects.filter(deleting=False)).count()},
     ]  # fmt: skip
+
+
+# --- the API's lists: one query per page however many rows (counts are correlated subqueries) -----------
+
+
+def count_where(queryset: QuerySet[Any], **outer: str) -> Expression:
+    """COUNT(*) of ``queryset`` rows whose fields equal the outer row's (``cluster="pk"``); 0 when none."""
+    if queryset.query.is_empty():
+        return Value(0, output_field=IntegerField())
+    group = next(iter(outer))
+    counted = (
+        queryset.filter(**{field: OuterRef(ref) for field, ref in outer.items()})
+        .order_by()
+        .values(group)
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def _readable(user: Any, model: type[M]) -> QuerySet[M]:
+    """Every row of ``model`` the user may read."""
+    return restrict(user, Action.READ, model._default_manager.all())
+
+
+def cluster_rows(user: Any) -> QuerySet[Cluster]:
+    """Readable clusters with counts of what the user may see in them, and their watch streams."""
+    return (
+        _readable(user, Cluster)
+        .annotate(
+            node_count=count_where(_readable(user, Node), cluster="pk"),
+            namespace_count=count_where(_readable(user, Namespace), cluster="pk"),
+            workload_count=count_where(_readable(user, Workload), cluster="pk"),
+            pod_count=count_where(_readable(user, Pod).filter(deleting=False), cluster="pk"),
+            application_count=count_where(_readable(user, Application).filter(active=True), cluster="pk"),
+        )
+        .prefetch_related(Prefetch("watch_states", queryset=_readable(user, WatchState).order_by("kind")))
+    )
+
+
+def namespace_rows(user: Any) -> QuerySet[Namespace]:
+    return (
+        _readable(user, Namespace)
+        .select_related("cluster")
+        .annotate(
+            workload_count=count_where(_readable(user, Workload), cluster="cluster_id", namespace="name"),
+            pod_count=count_where(_readable(user, Pod).filter(deleting=False), cluster="cluster_id", namespace="name"),
+        )
+    )
+
+
+def node_rows(user: Any) -> QuerySet[Node]:
+    return (
+        _readable(user, Node)
+        .select_related("cluster")
+        .annotate(
+            pod_count=count_where(_readable(user, Pod).filter(deleting=False), cluster="cluster_id", node_name="name")
+        )
+    )
+
+
+def application_rows(user: Any) -> QuerySet[Application]:
+    pods = _readable(user, Pod).filter(deleting=False)
+    return (
+        _readable(user, Application)
+        .select_related("cluster")
+        .annotate(
+            workload_count=count_where(_readable(user, Workload), application="pk"),
+            pod_count=count_where(pods, application="pk"),
+            ready_pod_count=count_where(pods.filter(ready=True), application="pk"),
+        )
+    )
+
+
+def application_version_rows(user: Any, application: Application) -> QuerySet[ApplicationVersion]:
+    return restrict(user, Action.READ, ApplicationVersion.objects.filter(application=application))
+
+
+def workload_rows(user: Any, action: str = Action.READ) -> QuerySet[Workload]:
+    pods = _readable(user, Pod).filter(deleting=False)
+    return (
+        restrict(user, action, Workload.objects.all())
+        .select_related("cluster", "application")
+        .annotate(pod_count=count_where(pods, workload="pk"))
+    )
+
+
+def pod_rows(user: Any) -> QuerySet[Pod]:
+    return _readable(user, Pod).select_related("cluster", "application", "workload")
+
+
+def warning_event_rows(user: Any) -> QuerySet[WarningEvent]:
+    return _readable(user, WarningEvent).select_related("cluster", "application")

@@ -11,8 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.clusters import services
-from apps.clusters.api import querysets
+from apps.clusters import selectors, services
 from apps.clusters.api.filters import ClusterFilter
 from apps.clusters.api.serializers import (
     ClusterCreateSerializer,
@@ -49,7 +48,7 @@ class ClusterViewSet(
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_restricted_queryset(self, user: Any) -> Any:
-        return querysets.clusters(user)
+        return selectors.cluster_rows(user)
 
     def _fresh(self, cluster: Cluster) -> dict[str, Any]:
         return dict(ClusterSerializer(self.get_queryset().get(pk=cluster.pk)).data)

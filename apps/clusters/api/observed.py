@@ -14,8 +14,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.clusters import services
-from apps.clusters.api import querysets
+from apps.clusters import selectors, services
 from apps.clusters.api.filters import (
     ApplicationFilter,
     NamespaceFilter,
@@ -60,7 +59,7 @@ class NamespaceViewSet(ObservedViewSet):
     filterset_class = NamespaceFilter
 
     def get_restricted_queryset(self, user: Any) -> Any:
-        return querysets.namespaces(user)
+        return selectors.namespace_rows(user)
 
 
 class NodeViewSet(ObservedViewSet):
@@ -70,7 +69,7 @@ class NodeViewSet(ObservedViewSet):
     filterset_class = NodeFilter
 
     def get_restricted_queryset(self, user: Any) -> Any:
-        return querysets.nodes(user)
+        return selectors.node_rows(user)
 
 
 class VersionPagination(CursorPagination):
@@ -88,7 +87,7 @@ class ApplicationViewSet(ObservedViewSet):
     action_rights = {"versions": Action.READ}
 
     def get_restricted_queryset(self, user: Any) -> Any:
-        return querysets.applications(user)
+        return selectors.application_rows(user)
 
     @extend_schema(responses=ApplicationVersionSerializer(many=True), filters=False)
     @action(detail=True, methods=["get"])
@@ -96,7 +95,7 @@ class ApplicationViewSet(ObservedViewSet):
         """The application's rollouts, newest first: when each workload's images or revision changed."""
         application = self.get_object()
         paginator = VersionPagination()
-        versions = querysets.application_versions(request.user, application)
+        versions = selectors.application_version_rows(request.user, application)
         page = paginator.paginate_queryset(versions, request, view=self)
         return paginator.get_paginated_response(ApplicationVersionSerializer(page, many=True).data)
 
@@ -109,7 +108,7 @@ class WorkloadViewSet(ObservedViewSet):
     action_rights = {"scale": Action.ACT, "restart": Action.ACT}
 
     def get_restricted_queryset(self, user: Any) -> Any:
-        return querysets.workloads(user)
+        return selectors.workload_rows(user)
 
     @extend_schema(request=ScaleSerializer, responses=ScaleResultSerializer)
     @action(detail=True, methods=["post"])
@@ -142,7 +141,7 @@ class PodViewSet(ObservedViewSet):
     action_rights = {"logs": Action.ACT}
 
     def get_restricted_queryset(self, user: Any) -> Any:
-        return querysets.pods(user)
+        return selectors.pod_rows(user)
 
     @extend_schema(parameters=[PodLogQuerySerializer], responses=PodLogSerializer, filters=False)
     @action(detail=True, methods=["get"])
@@ -166,4 +165,4 @@ class WarningEventViewSet(ObservedViewSet):
     ordering_fields = ("id", "created_at")
 
     def get_restricted_queryset(self, user: Any) -> Any:
-        return querysets.warning_events(user)
+        return selectors.warning_event_rows(user)

@@ -1,4 +1,5 @@
-"""The Kubernetes kinds ICC observes and how each object becomes a row (pure functions, no database)."""
+"""The Kubernetes kinds ICC observes: how each object becomes a row (pure functions, no database), where the rows
+are stored and what else a change of one touches (data the reconciler reads instead of asking which kind it has)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.db.models import Model
 from django.utils.dateparse import parse_datetime
+
+from apps.clusters.models import Namespace, Node, Pod, WarningEvent, Workload
 
 PART_OF = "app.kubernetes.io/part-of"
 APP_NAME = "app.kubernetes.io/name"
@@ -249,28 +253,73 @@ def event_row(obj: dict[str, Any]) -> Row:
     }
 
 
+WATCH_EVENTS = frozenset({"ADDED", "MODIFIED", "DELETED"})
+ANY_CHANGE = WATCH_EVENTS | {"RELIST"}
+
+
 @dataclass(frozen=True)
 class Kind:
     key: str  # the watch/list name, e.g. "deployments"
     path: str  # the cluster-wide list path
     row: Callable[[dict[str, Any]], Row]
+    model: type[Model]  # where its rows are stored
+    key_fields: tuple[str, ...]  # what names a row within a cluster
     query: tuple[tuple[str, str], ...] = ()
+    workload: str = ""  # the workload kind ("Deployment" ...): the row names its application and has versions
+    link: str = ""  # how a row finds its application: "labels" (its own), "owner" (its workload's), "involved"
+    capped: bool = False  # only the newest CLUSTER_WARNING_EVENTS_KEEP rows are kept
+    clusters_list_on: frozenset[str] = frozenset()  # the changes ("RELIST" too) the clusters list shows
+    applications_list_on: frozenset[str] = frozenset()  # and those the applications list shows
 
     @property
     def params(self) -> dict[str, str]:
         return dict(self.query)
 
+    def key_of(self, row: Row) -> tuple[str, ...]:
+        return tuple(str(row[name]) for name in self.key_fields)
+
+
+def _workload_kind(key: str, workload: str) -> Kind:
+    return Kind(
+        key,
+        f"/apis/apps/v1/{key}",
+        lambda o: workload_row(workload, o),
+        Workload,
+        ("kind", "namespace", "name"),
+        workload=workload,
+        link="labels",
+        clusters_list_on=frozenset({"ADDED", "DELETED", "RELIST"}),  # its counts, not its state
+        applications_list_on=ANY_CHANGE,
+    )
+
 
 KINDS: dict[str, Kind] = {
     k.key: k
     for k in (
-        Kind("namespaces", "/api/v1/namespaces", namespace_row),
-        Kind("nodes", "/api/v1/nodes", node_row),
-        Kind("deployments", "/apis/apps/v1/deployments", lambda o: workload_row("Deployment", o)),
-        Kind("statefulsets", "/apis/apps/v1/statefulsets", lambda o: workload_row("StatefulSet", o)),
-        Kind("daemonsets", "/apis/apps/v1/daemonsets", lambda o: workload_row("DaemonSet", o)),
-        Kind("pods", "/api/v1/pods", pod_row),
-        Kind("events", "/api/v1/events", event_row, (("fieldSelector", "type=Warning"),)),
+        Kind("namespaces", "/api/v1/namespaces", namespace_row, Namespace, ("name",), clusters_list_on=ANY_CHANGE),
+        Kind("nodes", "/api/v1/nodes", node_row, Node, ("name",), clusters_list_on=ANY_CHANGE),
+        _workload_kind("deployments", "Deployment"),
+        _workload_kind("statefulsets", "StatefulSet"),
+        _workload_kind("daemonsets", "DaemonSet"),
+        Kind(
+            "pods",
+            "/api/v1/pods",
+            pod_row,
+            Pod,
+            ("namespace", "name"),
+            link="owner",
+            applications_list_on=WATCH_EVENTS,  # ready / total pods; a relist is followed by a full page reload
+        ),
+        Kind(
+            "events",
+            "/api/v1/events",
+            event_row,
+            WarningEvent,
+            ("uid",),
+            (("fieldSelector", "type=Warning"),),
+            link="involved",
+            capped=True,
+        ),
     )
 }
 WORKLOAD_KINDS = {"deployments": "Deployment", "statefulsets": "StatefulSet", "daemonsets": "DaemonSet"}

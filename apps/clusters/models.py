@@ -2,7 +2,7 @@
 
 ``Cluster`` holds where and how to reach a Kubernetes API server (credentials encrypted, see
 :mod:`apps.clusters.crypto`). Everything else here is *observed state*, written only by reconciliation
-(:mod:`apps.clusters.reconcile`): full sync and the watcher. Rows are keyed by (cluster, namespace, name)
+(:mod:`apps.clusters.sync`): full sync and the watcher. Rows are keyed by (cluster, namespace, name)
 like the objects they mirror and carry the object's ``uid`` and ``resourceVersion``.
 
 An ``Application`` groups workloads by the recommended label ``app.kubernetes.io/part-of``, else

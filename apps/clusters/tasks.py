@@ -8,9 +8,9 @@ from typing import Any
 
 from django.utils import timezone
 
-from apps.clusters import reconcile
 from apps.clusters.gateway import KubeError
 from apps.clusters.models import Cluster
+from apps.clusters.sync import full_sync
 from apps.core.tasking import icc_task
 
 logger = logging.getLogger(__name__)
@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 @icc_task(name="clusters.full_sync", queue="reconcile", soft_time_limit=600, time_limit=660)
 def full_sync_task(cluster_id: int) -> dict[str, Any]:
     try:
-        return reconcile.full_sync(cluster_id).as_dict()
+        return full_sync(cluster_id).as_dict()
     except KubeError as exc:  # recorded on the cluster (status, last error); nothing to retry here
         logger.warning("full sync of cluster %s failed: %s", cluster_id, exc.message)
         return {"cluster": cluster_id, "error": exc.message}

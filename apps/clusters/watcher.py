@@ -11,11 +11,11 @@ backoff on errors.
 Stream threads only talk HTTP. The database work (events and relists) is done by a few :class:`Applier`
 threads, each owning the streams hashed to it, so a stream's events and relists are applied in order and the
 process holds a handful of database connections whatever the number of clusters. Each event is applied in
-one transaction by :func:`apps.clusters.reconcile.apply_event`, which publishes the live updates after commit.
+one transaction by :func:`apps.clusters.sync.apply_event`, which publishes the live updates after commit.
 
 Health: a stream that cannot (re)connect is *failing*; a cluster whose failing streams all failed to connect
 (refused, timed out, TLS) is ``unreachable``, one with other failures (403, 5xx, bad data) ``degraded``, one
-with every stream connected ``connected`` — recorded through :func:`apps.clusters.reconcile.set_health`.
+with every stream connected ``connected`` — recorded through :func:`apps.clusters.sync.set_health`.
 Per-stream state goes to ``WatchState`` rows at most once a second, and to Prometheus (events, apply time,
 lag, relists).
 """
@@ -43,7 +43,7 @@ from django.utils import timezone
 from urllib3.exceptions import HTTPError, ProtocolError, ReadTimeoutError
 
 from apps.clusters import gateway as gateways
-from apps.clusters import leases, reconcile
+from apps.clusters import leases, sync
 from apps.clusters.kinds import KINDS, Kind
 from apps.clusters.metrics import WATCH_APPLY_SECONDS, WATCH_EVENTS, WATCH_LAG, WATCH_RELISTS
 from apps.clusters.models import Cluster, ClusterStatus, WatchState
@@ -83,7 +83,7 @@ class Job:
     obj: dict[str, Any] = field(default_factory=dict)
     received: float = 0.0
     relist: tuple[list[dict[str, Any]], str] | None = None
-    future: concurrent.futures.Future[reconcile.SyncResult] | None = None
+    future: concurrent.futures.Future[sync.SyncResult] | None = None
 
 
 class Applier(threading.Thread):
@@ -126,11 +126,11 @@ class Applier(threading.Thread):
         try:
             if job.relist is not None:
                 rows, list_rv = job.relist
-                result = reconcile.relist_apply(stream.owner.cluster, stream.kind.key, rows, list_rv)
+                result = sync.relist_apply(stream.owner.cluster, stream.kind.key, rows, list_rv)
                 if job.future is not None:
                     job.future.set_result(result)
                 return
-            reconcile.apply_event(stream.owner.cluster, stream.kind.key, job.event_type, job.obj)
+            sync.apply_event(stream.owner.cluster, stream.kind.key, job.event_type, job.obj)
             done = time.monotonic()
             WATCH_APPLY_SECONDS.labels(stream.kind.key).observe(done - job.received)
             WATCH_EVENTS.labels(stream.owner.name, stream.kind.key, job.event_type).inc()
@@ -250,12 +250,12 @@ class KindStream(threading.Thread):
 
     def _relist(self) -> None:
         had_version = bool(self.resource_version) or self.ever_connected
-        rows, list_rv = reconcile.list_kind(self.owner.gateway, self.kind.key)
+        rows, list_rv = sync.list_kind(self.owner.gateway, self.kind.key)
         self._connected()
         if self._relist_wanted and had_version:
             self._count_relist()
         self._relist_wanted = False
-        future: concurrent.futures.Future[reconcile.SyncResult] = concurrent.futures.Future()
+        future: concurrent.futures.Future[sync.SyncResult] = concurrent.futures.Future()
         self.applier.submit(Job(stream=self, relist=(rows, list_rv), future=future))
         while not self.stopped.is_set():
             try:
@@ -433,7 +433,7 @@ class ClusterWatch:
         # Same status: the error shown is refreshed only when it says something new, and not too often.
         if unchanged and (error == self.reported_error or time.monotonic() - self.reported_at < ERROR_REFRESH_SECONDS):
             return
-        reconcile.set_health(self.cluster.pk, status, error)
+        sync.set_health(self.cluster.pk, status, error)
         self.reported, self.reported_error, self.reported_at = status, error, time.monotonic()
         logger.info("cluster %s is %s%s", self.name, status, f": {error}" if error else "")
 
@@ -627,7 +627,7 @@ class Watcher:
             except Exception as exc:  # credentials that cannot be read or used: say so, retry when they change
                 logger.warning("cluster %s: cannot watch: %s", cluster.name, exc)
                 self.broken[pk] = fingerprint
-                reconcile.set_health(pk, ClusterStatus.DEGRADED, f"cannot watch: {exc}")
+                sync.set_health(pk, ClusterStatus.DEGRADED, f"cannot watch: {exc}")
                 leases.release([pk], self.holder)
                 continue
             self.broken.pop(pk, None)

@@ -1,0 +1,63 @@
+"""A cluster's health as the reconcilers see it: recorded, audited when it changes, published, exported."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.clusters.metrics import CLUSTER_STATUS
+from apps.clusters.models import Cluster, ClusterStatus, WatchState
+from apps.core.events import publish
+
+
+def set_health(cluster_id: int, status: str, error: str = "", **fields: Any) -> None:
+    """Record the cluster's health; a change of status is audited (as the system) and published."""
+    from apps.audit.services import audit_record
+
+    now = timezone.now()
+    with transaction.atomic():
+        cluster = Cluster.objects.select_for_update().filter(pk=cluster_id).first()
+        if cluster is None:
+            return
+        previous = cluster.status
+        if cluster.paused:
+            status = ClusterStatus.PAUSED
+        cluster.status = status
+        if error:
+            cluster.last_error, cluster.last_error_at = error[:4000], now
+        elif status == ClusterStatus.CONNECTED:
+            cluster.last_error = ""
+        for name, value in fields.items():
+            setattr(cluster, name, value)
+        cluster.save(update_fields=["status", "last_error", "last_error_at", "updated_at", *fields])
+        if previous != status:
+            audit_record(
+                action="clusters.cluster.health",
+                target=cluster,
+                message=f"{previous} -> {status}" + (f": {error}" if error else ""),
+                changes={"status": [previous, status]},
+                scope={"cluster": str(cluster.pk)},
+            )
+        publish(f"cluster.{cluster.pk}", {"reason": "health"})
+        publish("clusters", {"cluster": cluster.pk})
+    for value in ClusterStatus.values:
+        CLUSTER_STATUS.labels(cluster.name, value).set(1 if value == status else 0)
+
+
+def failing_watches(cluster_id: int) -> str:
+    """The errors of this cluster's watch streams that are failing right now ("" when none is).
+
+    A full sync that succeeds proves the cluster answers lists; it must not call a cluster whose watches fail
+    (say, a kind ICC may list but not watch) connected, or the watcher and the sync would flip its status."""
+    recent = timezone.now() - timedelta(seconds=max(60, 4 * int(settings.CLUSTER_WATCH_LEASE_SECONDS)))
+    errors = (
+        WatchState.objects.filter(cluster_id=cluster_id, connected=False, updated_at__gte=recent)
+        .exclude(last_error="")
+        .order_by("kind")
+        .values_list("kind", "last_error")
+    )
+    return "; ".join(f"watch {kind}: {error}" for kind, error in errors)

@@ -22,7 +22,7 @@ from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
 from apps.audit.models import AuditEvent
-from apps.clusters import reconcile, services
+from apps.clusters import services, sync
 from apps.clusters.crypto import encrypt
 from apps.clusters.models import Application, Cluster, Pod, WarningEvent, Workload
 from apps.core import context
@@ -160,7 +160,7 @@ def register(kube: KubeCluster, name: str = "") -> Cluster:
 
 
 def synced(cluster: Cluster) -> Cluster:
-    reconcile.full_sync(cluster.pk)
+    sync.full_sync(cluster.pk)
     cluster.refresh_from_db()
     return cluster
 

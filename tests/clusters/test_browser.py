@@ -38,7 +38,7 @@ def watching_server(transactional_db: Any, tmp_path: Path, collected_static: Pat
 @pytest.fixture
 def shop(kube_apiserver: KubeCluster, admin_persona: Persona) -> Iterator[dict[str, Any]]:
     """A namespace with Deployment ``web`` (1 replica, part of application ``shop``), registered and synced."""
-    from apps.clusters import reconcile, services
+    from apps.clusters import services, sync
     from apps.clusters.models import Application
     from apps.core import context
 
@@ -57,7 +57,7 @@ def shop(kube_apiserver: KubeCluster, admin_persona: Persona) -> Iterator[dict[s
             token=kube_apiserver.token,
             ca_data=kube_apiserver.ca_path.read_text(),
         )
-        reconcile.full_sync(cluster.pk)
+        sync.full_sync(cluster.pk)
         app = Application.objects.get(cluster=cluster, namespace=namespace, name="shop")
         yield {"namespace": namespace, "app_id": app.pk, "apps_api": apps_api}
     finally:

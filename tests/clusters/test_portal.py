@@ -25,7 +25,7 @@ from django.test import Client
 from kubernetes import client as k8s
 
 from apps.audit.models import AuditEvent
-from apps.clusters import reconcile, services
+from apps.clusters import services, sync
 from apps.clusters.models import Application, Cluster, ClusterStatus, Pod, Workload
 from apps.core import context, topics
 from apps.users.models import RoleBinding
@@ -80,7 +80,7 @@ class World:
         return Application.objects.get(cluster=self.cluster, namespace=namespace)
 
     def sync(self) -> None:
-        result = reconcile.full_sync(self.cluster.pk)
+        result = sync.full_sync(self.cluster.pk)
         assert not result.skipped, result.skipped
 
 
@@ -570,7 +570,7 @@ def test_a_read_only_registration_shows_what_icc_cannot_do_and_the_refusal(
         })  # fmt: skip
         assert registered.status_code == 302, html(registered)
         cluster = Cluster.objects.get(name="read-only")
-        reconcile.full_sync(cluster.pk)
+        sync.full_sync(cluster.pk)
         detail = html(c.get(f"/clusters/{cluster.pk}/"))
         assert 'id="missing-permissions"' in detail
         assert "<code>get, update apps/deployments/scale</code>" in detail

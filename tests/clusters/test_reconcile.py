@@ -19,7 +19,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from apps.clusters import gateway as gateways
-from apps.clusters import reconcile, services
+from apps.clusters import services, sync
 from apps.clusters.kinds import PART_OF
 from apps.clusters.models import (
     Application,
@@ -217,7 +217,7 @@ def test_full_sync_mirrors_namespaces_workloads_pods_and_warnings(kube_apiserver
     cluster = register(kube_apiserver)
 
     started = time.monotonic()
-    result = reconcile.full_sync(cluster.pk)
+    result = sync.full_sync(cluster.pk)
     print(f"\nfull sync: {result.objects} objects in {time.monotonic() - started:.2f}s")
     assert not result.skipped
     cluster.refresh_from_db()
@@ -286,7 +286,7 @@ def test_full_sync_mirrors_namespaces_workloads_pods_and_warnings(kube_apiserver
     for _ in range(5):
         before_rvs = {n: p.metadata.resource_version for n, p in namespace_pods(core, namespace).items()}
         before = rows_of(namespace, cluster)
-        second = reconcile.full_sync(cluster.pk)
+        second = sync.full_sync(cluster.pk)
         after_rvs = {n: p.metadata.resource_version for n, p in namespace_pods(core, namespace).items()}
         if before_rvs == after_rvs:
             break
@@ -312,14 +312,14 @@ def test_full_sync_is_single_flight_per_cluster(kube_apiserver):
     other.start()
     try:
         assert holding.wait(10)
-        result = reconcile.full_sync(cluster.pk)
+        result = sync.full_sync(cluster.pk)
         assert result.skipped == "a sync of this cluster is already running"
         assert result.objects == 0
         assert not Workload.objects.filter(cluster=cluster).exists()
     finally:
         release.set()
         other.join(10)
-    assert not reconcile.full_sync(cluster.pk).skipped, "runs once the other sync is over"
+    assert not sync.full_sync(cluster.pk).skipped, "runs once the other sync is over"
 
 
 def test_a_deleted_object_disappears_and_an_image_change_is_a_new_version(kube_apiserver, api, namespace):
@@ -330,7 +330,7 @@ def test_a_deleted_object_disappears_and_an_image_change_is_a_new_version(kube_a
         "both deployments to run", lambda: all(deployment_settled(apps_api, namespace, n) for n in ("web", "cron"))
     )
     cluster = register(kube_apiserver)
-    reconcile.full_sync(cluster.pk)
+    sync.full_sync(cluster.pk)
     cron = Workload.objects.get(cluster=cluster, namespace=namespace, name="cron")
     cron_pods = set(Pod.objects.filter(workload=cron).values_list("name", flat=True))
     assert len(cron_pods) == 1
@@ -347,7 +347,7 @@ def test_a_deleted_object_disappears_and_an_image_change_is_a_new_version(kube_a
     )
     wait_for("the new web rollout", lambda: deployment_settled(apps_api, namespace, "web"))
 
-    result = reconcile.full_sync(cluster.pk)
+    result = sync.full_sync(cluster.pk)
     assert result.changes["deployments"]["deleted"] >= 1
     assert not Workload.objects.filter(cluster=cluster, namespace=namespace, name="cron").exists()
     assert not Pod.objects.filter(cluster=cluster, namespace=namespace, name__in=cron_pods).exists()
@@ -371,7 +371,7 @@ def test_full_sync_does_not_put_back_what_a_watch_event_changed_meanwhile(kube_a
     apps_api.create_namespaced_deployment(namespace, deployment("web", "nginx:1.19", replicas=1))
     wait_for("web to run", lambda: deployment_settled(apps_api, namespace, "web"))
     cluster = register(kube_apiserver)
-    reconcile.full_sync(cluster.pk)
+    sync.full_sync(cluster.pk)
     web = Workload.objects.get(cluster=cluster, namespace=namespace, name="web")
     # Pretend the row is old, so the next sync wants to update it ...
     Workload.objects.filter(pk=web.pk).update(resource_version="1")
@@ -394,7 +394,7 @@ def test_full_sync_does_not_put_back_what_a_watch_event_changed_meanwhile(kube_a
     writer = threading.Thread(target=watch_event_in_flight)
     writer.start()
     assert locked.wait(10)
-    reconcile.full_sync(cluster.pk)
+    sync.full_sync(cluster.pk)
     finished = time.monotonic()
     writer.join(10)
     assert committed_at and finished >= committed_at[0], "the sync waited for the row lock"
@@ -416,10 +416,10 @@ def test_events_apply_in_resource_version_order_only(kube_apiserver, api, namesp
     apps_api.patch_namespaced_deployment("web", namespace, {"spec": {"replicas": 3}})
     second = gateway.get(f"{path}/web")
 
-    assert reconcile.apply_event(cluster, "deployments", "ADDED", first)
-    assert reconcile.apply_event(cluster, "deployments", "MODIFIED", second)
-    assert not reconcile.apply_event(cluster, "deployments", "MODIFIED", second), "the same version twice"
-    assert not reconcile.apply_event(cluster, "deployments", "MODIFIED", first), "an older version"
+    assert sync.apply_event(cluster, "deployments", "ADDED", first)
+    assert sync.apply_event(cluster, "deployments", "MODIFIED", second)
+    assert not sync.apply_event(cluster, "deployments", "MODIFIED", second), "the same version twice"
+    assert not sync.apply_event(cluster, "deployments", "MODIFIED", first), "an older version"
     web = Workload.objects.get(cluster=cluster, namespace=namespace, name="web")
     assert web.desired_replicas == 3 and web.resource_version == second["metadata"]["resourceVersion"]
     assert ApplicationVersion.objects.filter(application=web.application).count() == 1
@@ -428,14 +428,14 @@ def test_events_apply_in_resource_version_order_only(kube_apiserver, api, namesp
     wait_for("web to be gone", lambda: not apps_api.list_namespaced_deployment(namespace).items)
     apps_api.create_namespaced_deployment(namespace, deployment("web", "nginx:1.21", replicas=2))
     recreated = wait_for("revision 1", lambda: rolled_out_to(gateway, f"{path}/web", "1"))
-    assert reconcile.apply_event(cluster, "deployments", "ADDED", recreated)
+    assert sync.apply_event(cluster, "deployments", "ADDED", recreated)
     old_deletion = {**second, "metadata": {**second["metadata"]}}  # the first incarnation's DELETED, late
-    assert not reconcile.apply_event(cluster, "deployments", "DELETED", old_deletion)
+    assert not sync.apply_event(cluster, "deployments", "DELETED", old_deletion)
     web.refresh_from_db()
     assert web.uid == recreated["metadata"]["uid"] and web.desired_replicas == 2
     assert [c["to"] for v in web.application.versions.all() for c in v.changes] == ["nginx:1.21"]
 
-    assert reconcile.apply_event(cluster, "deployments", "DELETED", recreated)
+    assert sync.apply_event(cluster, "deployments", "DELETED", recreated)
     assert not Workload.objects.filter(pk=web.pk).exists()
     assert Application.objects.get(pk=web.application_id).active is False
 
@@ -449,18 +449,18 @@ def test_an_image_edit_becomes_one_version_when_the_controller_rolls_it_out(kube
     path = f"/apis/apps/v1/namespaces/{namespace}/deployments/web"
     apps_api.create_namespaced_deployment(namespace, deployment("web", "nginx:1.19"))
     created = wait_for("revision 1", lambda: rolled_out_to(gateway, path, "1"))
-    assert reconcile.apply_event(cluster, "deployments", "ADDED", created)
+    assert sync.apply_event(cluster, "deployments", "ADDED", created)
     edited = gateway.patch(
         path, {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:1.21"}]}}}}
     )
     assert edited["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "1", (
         "as written, before the controller"
     )
-    assert reconcile.apply_event(cluster, "deployments", "MODIFIED", edited)
+    assert sync.apply_event(cluster, "deployments", "MODIFIED", edited)
     web = Workload.objects.get(cluster=cluster, namespace=namespace, name="web")
     assert web.images == [{"container": "web", "image": "nginx:1.21"}]
     assert [v.revision for v in web.application.versions.all()] == ["1"], "no rollout yet"
-    assert reconcile.apply_event(
+    assert sync.apply_event(
         cluster, "deployments", "MODIFIED", wait_for("revision 2", lambda: rolled_out_to(gateway, path, "2"))
     )
     history = list(web.application.versions.order_by("observed_at", "id").values_list("revision", "changes"))
@@ -468,7 +468,7 @@ def test_an_image_edit_becomes_one_version_when_the_controller_rolls_it_out(kube
     # A rollout restart changes no image: the entry names the revisions.
     services.workload_restart(web, reason="test")
     restarted = wait_for("revision 3", lambda: rolled_out_to(gateway, path, "3"))
-    assert reconcile.apply_event(cluster, "deployments", "MODIFIED", restarted)
+    assert sync.apply_event(cluster, "deployments", "MODIFIED", restarted)
     assert web.application.versions.order_by("-observed_at", "-id").first().changes == [
         {"container": "", "from": "revision 2", "to": "revision 3"}
     ]
@@ -481,13 +481,13 @@ def test_a_relist_links_pods_seen_before_their_workload(kube_apiserver, api, nam
     cluster = register(kube_apiserver)
     gateway = gateways.for_cluster(cluster)
     # The pods stream relists before the deployments stream: the pods have no workload yet ...
-    rows, list_rv = reconcile.list_kind(gateway, "pods")
-    reconcile.relist_apply(cluster, "pods", rows, list_rv)
+    rows, list_rv = sync.list_kind(gateway, "pods")
+    sync.relist_apply(cluster, "pods", rows, list_rv)
     pods = Pod.objects.filter(cluster=cluster, namespace=namespace)
     assert pods.count() == 2 and not pods.filter(workload__isnull=False).exists()
     # ... and get it when the deployments arrive.
-    rows, list_rv = reconcile.list_kind(gateway, "deployments")
-    result = reconcile.relist_apply(cluster, "deployments", rows, list_rv)
+    rows, list_rv = sync.list_kind(gateway, "deployments")
+    result = sync.relist_apply(cluster, "deployments", rows, list_rv)
     assert result.changes["deployments"]["created"] >= 1
     web = Workload.objects.get(cluster=cluster, namespace=namespace, name="web")
     assert set(pods.values_list("workload_id", "application_id")) == {(web.pk, web.application_id)}
@@ -496,7 +496,7 @@ def test_a_relist_links_pods_seen_before_their_workload(kube_apiserver, api, nam
     # A label change moves the workload, and its pods, to another application.
     apps_api.patch_namespaced_deployment("web", namespace, {"metadata": {"labels": {PART_OF: "b"}}})
     moved = gateway.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/web")
-    assert reconcile.apply_event(cluster, "deployments", "MODIFIED", moved)
+    assert sync.apply_event(cluster, "deployments", "MODIFIED", moved)
     web.refresh_from_db()
     assert web.application.name == "b"
     assert set(pods.values_list("application_id", flat=True)) == {web.application_id}

@@ -22,7 +22,7 @@ from django.test import override_settings
 from kubernetes import client
 
 from apps.audit.models import AuditEvent
-from apps.clusters import crypto, reconcile, services
+from apps.clusters import crypto, services, sync
 from apps.clusters.credentials import Credentials
 from apps.clusters.models import Cluster, ClusterStatus
 from apps.core.errors import DomainError
@@ -87,7 +87,7 @@ def test_good_credentials_register_encrypt_and_sync(kube_apiserver, caplog):
     assert b"BEGIN CERTIFICATE" not in stored
     assert Credentials.from_dict(crypto.decrypt(stored)).token == kube_apiserver.token
 
-    result = reconcile.full_sync(cluster.pk)
+    result = sync.full_sync(cluster.pk)
     cluster.refresh_from_db()
     assert cluster.status == ClusterStatus.CONNECTED, cluster.last_error
     assert result.objects > 0
@@ -136,7 +136,7 @@ def test_read_only_rights_register_and_list_what_icc_cannot_do(kube_apiserver):
     assert "get, update apps/deployments/scale" in cluster.missing_permissions
     assert "get pods/log" in cluster.missing_permissions
     assert "create authentication.k8s.io/tokenreviews" in cluster.missing_permissions
-    assert reconcile.full_sync(cluster.pk).objects > 0
+    assert sync.full_sync(cluster.pk).objects > 0
 
 
 def test_an_unreachable_server_is_named(kube_apiserver):
@@ -280,10 +280,10 @@ def test_new_credentials_are_tested_before_they_replace_the_old_ones(kube_apiser
 
 def test_pause_resume_and_delete_with_confirmation(kube_apiserver):
     cluster = register(kube_apiserver)
-    reconcile.full_sync(cluster.pk)
+    sync.full_sync(cluster.pk)
     services.cluster_set_paused(cluster, paused=True, reason="maintenance")
     assert Cluster.objects.get(pk=cluster.pk).status == ClusterStatus.PAUSED
-    assert reconcile.full_sync(cluster.pk).skipped == "the cluster is paused"
+    assert sync.full_sync(cluster.pk).skipped == "the cluster is paused"
     services.cluster_set_paused(cluster, paused=False)
     with pytest.raises(DomainError) as caught:
         services.cluster_delete(cluster, confirm="wrong")

@@ -32,7 +32,7 @@ from prometheus_client import REGISTRY
 
 from apps.audit.models import AuditEvent
 from apps.clusters import gateway as gateways
-from apps.clusters import leases, reconcile, services
+from apps.clusters import leases, services, sync
 from apps.clusters.kinds import KINDS, PART_OF
 from apps.clusters.models import (
     ApplicationVersion,
@@ -244,7 +244,7 @@ def test_410_gone_relists_without_losing_or_duplicating_state(kube_apiserver, ap
     warning_event(core, namespace, "old-warning", "keep")
     wait_for("both to run", lambda: all(deployment_settled(apps_api, namespace, n) for n in ("keep", "drop")))
     cluster = register(kube_apiserver)
-    synced = reconcile.full_sync(cluster.pk)
+    synced = sync.full_sync(cluster.pk)
     assert WarningEvent.objects.filter(cluster=cluster, namespace=namespace, reason="old-warning").exists()
     # Changes nobody watches: deployments added, removed and scaled, a warning added and one removed.
     apps_api.create_namespaced_deployment(namespace, deployment("added", "redis:6"))
@@ -352,7 +352,7 @@ def test_a_resync_repairs_what_the_watcher_missed_while_stopped(kube_apiserver, 
     assert workload(cluster, namespace, "web").desired_replicas == 1, "nobody watched: the row is stale"
     assert workload(cluster, namespace, "tmp") is not None
 
-    result = reconcile.full_sync(cluster.pk)
+    result = sync.full_sync(cluster.pk)
     assert result.changes["deployments"]["updated"] >= 1 and result.changes["deployments"]["deleted"] >= 1
     assert workload(cluster, namespace, "web").desired_replicas == 4
     assert workload(cluster, namespace, "tmp") is None

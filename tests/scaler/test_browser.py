@@ -39,7 +39,7 @@ def off_loop(work: Callable[[], T]) -> T:
 @pytest.fixture
 def shop(kube_apiserver: KubeCluster, admin_persona: Persona) -> Iterator[dict[str, Any]]:
     """Application ``shop`` (Deployment ``web``, 2 ready replicas), registered and synced, with a recommend policy."""
-    from apps.clusters import reconcile, services
+    from apps.clusters import services, sync
     from apps.clusters.models import Application
     from apps.core import context
     from apps.scaler import services as scaler_services
@@ -56,7 +56,7 @@ def shop(kube_apiserver: KubeCluster, admin_persona: Persona) -> Iterator[dict[s
             name=f"sclive-{namespace[-8:]}", auth_mode="token", api_url=kube_apiserver.url,
             token=kube_apiserver.token, ca_data=kube_apiserver.ca_path.read_text(),
         )  # fmt: skip
-        reconcile.full_sync(cluster.pk)
+        sync.full_sync(cluster.pk)
         app = Application.objects.get(cluster=cluster, namespace=namespace, name="shop")
         policy = scaler_services.policy_create(application=app, metrics=[{"name": "cpu", "target": 0.7}],
                                                mode="recommend", min_replicas=1, max_replicas=10)  # fmt: skip

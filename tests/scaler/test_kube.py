@@ -20,7 +20,7 @@ from kubernetes import client as k8s
 
 from apps.audit.models import AuditEvent
 from apps.clusters import gateway as gateways
-from apps.clusters import reconcile
+from apps.clusters import sync
 from apps.clusters.models import Workload
 from apps.scaler import evaluation, services
 from apps.scaler.models import Decision, ScalingPolicy
@@ -120,7 +120,7 @@ def test_a_metric_step_scales_the_real_deployment_and_the_scaler_sees_the_new_po
     ready_pods(k8s_api, web["namespace"], "web", 3)  # controller-manager made them, the node made them Ready
 
     def seen() -> bool:
-        reconcile.full_sync(web["cluster"].pk)
+        sync.full_sync(web["cluster"].pk)
         workload = Workload.objects.get(pk=web["workload"].pk)
         ready = workload.pods.filter(ready=True, deleting=False).count()
         return (workload.desired_replicas, workload.ready_replicas, ready) == (3, 3, 3)

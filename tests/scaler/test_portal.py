@@ -19,8 +19,8 @@ from django.test import Client
 from kubernetes import client as k8s
 
 from apps.audit.models import AuditEvent
-from apps.clusters import reconcile
 from apps.clusters import services as cluster_services
+from apps.clusters import sync
 from apps.clusters.models import Application, Cluster, Pod
 from apps.core import context
 from apps.scaler import evaluation, services
@@ -61,7 +61,7 @@ def world(kube_apiserver: KubeCluster) -> Iterator[World]:
             name=f"s-{suffix}", auth_mode="token", api_url=kube_apiserver.url, token=kube_apiserver.token,
             ca_data=kube_apiserver.ca_path.read_text(),
         )  # fmt: skip
-        reconcile.full_sync(cluster.pk)
+        sync.full_sync(cluster.pk)
         shop = Application.objects.get(cluster=cluster, namespace=shop_ns, name="shop")
         billing = Application.objects.get(cluster=cluster, namespace=other_ns, name="billing")
         yield World(cluster, shop, billing, shop_ns)

@@ -30,12 +30,12 @@ class ClustersConfig(AppConfig):
 
 
 def _watcher_start() -> None:
-    from apps.clusters import watcher  # the Kubernetes client loads only where a watcher runs
+    from apps.clusters import watch  # the Kubernetes client loads only where a watcher runs
 
-    watcher.start_embedded()
+    watch.start_embedded()
 
 
 def _watcher_stop() -> None:
-    from apps.clusters import watcher
+    from apps.clusters import watch
 
-    watcher.stop_embedded()
+    watch.stop_embedded()

@@ -31,7 +31,7 @@ class Command(BaseCommand):
         parser.add_argument("--metrics-addr", default="0.0.0.0", help="address of the metrics port")  # noqa: S104
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from apps.clusters.watcher import Watcher
+        from apps.clusters.watch import Watcher
 
         lease = options["lease_seconds"] or settings.CLUSTER_WATCH_LEASE_SECONDS
         if lease < 3:

@@ -32,7 +32,7 @@ from prometheus_client import REGISTRY
 
 from apps.audit.models import AuditEvent
 from apps.clusters import gateway as gateways
-from apps.clusters import leases, services, sync
+from apps.clusters import services, sync
 from apps.clusters.kinds import KINDS, PART_OF
 from apps.clusters.models import (
     ApplicationVersion,
@@ -44,7 +44,7 @@ from apps.clusters.models import (
     WatchState,
     Workload,
 )
-from apps.clusters.watcher import Applier, ClusterWatch, Watcher
+from apps.clusters.watch import Applier, ClusterWatch, Watcher, leases
 from tests.clusters.test_reconcile import (
     api,  # noqa: F401 - fixture
     deployment,
@@ -561,7 +561,7 @@ def test_the_watcher_and_its_leases_work_on_the_embedded_sqlite_default(kube_api
         )
     )
     state = f"""
-        from apps.clusters import leases
+        from apps.clusters.watch import leases
         from apps.clusters.models import Cluster, Namespace, WatchState
         connected = WatchState.objects.filter(cluster_id={cluster_id}, connected=True).count()
         namespaces = Namespace.objects.filter(cluster_id={cluster_id}, name="kube-system").count()

@@ -68,3 +68,17 @@ class AuditedModelAdmin(admin.ModelAdmin):
         for obj in queryset:
             audit_record(action=_model_action(obj, "delete"), target=obj, message="deleted in the admin (bulk)")
         super().delete_queryset(request, queryset)
+
+
+class ReadOnlyAdmin(AuditedModelAdmin):
+    """Rows that change only through ICC's services (observed state, decisions, the trail itself): the
+    admin lists and shows them to whoever may read them, and offers no add, change or delete."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -4,12 +4,10 @@ observed objects read-only (reconciliation is their only writer)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
 from django.http import HttpRequest
 
-from apps.audit.admin_mixins import AuditedModelAdmin
+from apps.audit.admin_mixins import AuditedModelAdmin, ReadOnlyAdmin
 from apps.clusters import models as m
 
 
@@ -40,28 +38,15 @@ class ClusterAdmin(AuditedModelAdmin):
         return False  # register in the portal or the API: the connection is tested first
 
 
-class ObservedAdmin(AuditedModelAdmin):
-    """Observed state: read-only."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 @admin.register(m.Application)
-class ApplicationAdmin(ObservedAdmin):
+class ApplicationAdmin(ReadOnlyAdmin):
     list_display = ("name", "namespace", "cluster", "active", "label_source")
     list_filter = ("active", "cluster")
     search_fields = ("name", "namespace")
 
 
 @admin.register(m.Workload)
-class WorkloadAdmin(ObservedAdmin):
+class WorkloadAdmin(ReadOnlyAdmin):
     list_display = ("name", "kind", "namespace", "cluster", "desired_replicas", "ready_replicas", "rollout_state")
     list_filter = ("kind", "rollout_state", "cluster")
     search_fields = ("name", "namespace")
@@ -69,7 +54,7 @@ class WorkloadAdmin(ObservedAdmin):
 
 
 @admin.register(m.Pod)
-class PodAdmin(ObservedAdmin):
+class PodAdmin(ReadOnlyAdmin):
     list_display = ("name", "namespace", "cluster", "phase", "ready", "restarts", "reason", "node_name")
     list_filter = ("phase", "ready", "cluster")
     search_fields = ("name", "namespace")
@@ -77,13 +62,13 @@ class PodAdmin(ObservedAdmin):
 
 
 @admin.register(m.Node)
-class NodeAdmin(ObservedAdmin):
+class NodeAdmin(ReadOnlyAdmin):
     list_display = ("name", "cluster", "ready", "cordoned", "kubelet_version")
     list_filter = ("ready", "cordoned", "cluster")
 
 
 @admin.register(m.Namespace)
-class NamespaceAdmin(ObservedAdmin):
+class NamespaceAdmin(ReadOnlyAdmin):
     list_display = ("name", "cluster", "phase")
     list_filter = ("cluster",)
     search_fields = ("name",)

@@ -8,19 +8,8 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from apps.audit.admin_mixins import AuditedModelAdmin
+from apps.audit.admin_mixins import ReadOnlyAdmin
 from apps.scaler.models import Decision, ScalerSettings, ScalingPolicy, ScheduleWindow, Signal
-
-
-class ReadOnlyAdmin(AuditedModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class ScheduleWindowInline(admin.TabularInline):

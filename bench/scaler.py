@@ -64,13 +64,13 @@ def summary(values: list[float]) -> dict[str, float | None]:
 
 
 def replay_figures() -> dict[str, Any]:
-    from apps.scaler import replay
+    from apps.scaler import replay, replay_traces
 
     sim = replay.Simulation()
     traces = {
-        "spike": replay.spike(),
-        "ramp": replay.ramp(),
-        "daily_noise20": replay.daily_cycle(noise=0.2, seed=1, period_s=7200),
+        "spike": replay_traces.spike(),
+        "ramp": replay_traces.ramp(),
+        "daily_noise20": replay_traces.daily_cycle(noise=0.2, seed=1, period_s=7200),
     }
     figures: dict[str, Any] = {}
     for name, trace in traces.items():

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from apps.clusters.models import Application, Cluster, Pod, Workload
 from apps.core.access import GLOBAL, Action, can_at, restrict
-from apps.scaler import engine, prometheus, replay
+from apps.scaler import engine, prometheus, replay, replay_traces
 from apps.scaler.models import Decision, ScalerSettings, ScalingPolicy
 
 CHART_MINUTES = 60
@@ -266,15 +266,15 @@ def replay_comparison(viewer: Any, app: Application, policy: ScalingPolicy | Non
                 field="trace",
             )
         origin = points[0][0]
-        trace = replay.recorded(f"recorded {trace_key[-3:]} of {app.name}",
+        trace = replay_traces.recorded(f"recorded {trace_key[-3:]} of {app.name}",
                                 [(t - origin, needed * per_pod) for t, needed in points])  # fmt: skip
         note = f"{len(points)} decisions"
     elif trace_key == "ramp":
-        trace = replay.ramp(low=low * per_pod, high=high * per_pod * 0.9)
+        trace = replay_traces.ramp(low=low * per_pod, high=high * per_pod * 0.9)
     elif trace_key == "spike":
-        trace = replay.spike(base=low * per_pod, peak=max(high * 0.6, low * 5) * per_pod)
+        trace = replay_traces.spike(base=low * per_pod, peak=max(high * 0.6, low * 5) * per_pod)
     elif trace_key == "daily":
-        trace = replay.daily_cycle(low=low * per_pod, high=high * per_pod * 0.8, period_s=3600.0)
+        trace = replay_traces.daily_cycle(low=low * per_pod, high=high * per_pod * 0.8, period_s=3600.0)
     else:
         raise DomainError(f"unknown trace {trace_key!r}", field="trace")
     dt = max(1.0, trace.duration_s / MAX_SIMULATION_STEPS)

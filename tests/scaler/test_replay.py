@@ -15,16 +15,11 @@ from apps.scaler.replay import (
     Observation,
     ReactivePolicy,
     Simulation,
-    Trace,
     compare,
-    daily_cycle,
-    ramp,
     ratios,
-    recorded,
     run_replay,
-    spike,
-    with_noise,
 )
+from apps.scaler.replay_traces import Trace, daily_cycle, ramp, recorded, spike, with_noise
 
 SIM = Simulation()  # 100 load units per pod at utilisation 1.0, target 0.7, pods ready 30 s after asked for
 

@@ -24,6 +24,7 @@ from apps.clusters.crypto import decrypt, encrypt
 from apps.clusters.kinds import workload_path
 from apps.clusters.models import AuthMode, Cluster, ClusterStatus, Pod, Workload
 from apps.core import outbound
+from apps.core.access import Action
 from apps.core.errors import ConflictError, DomainError, ForbiddenError
 from apps.core.events import dashboard_changed, publish_many
 from apps.core.tasking import enqueue_on_commit
@@ -211,10 +212,29 @@ def _same_address(given: str, stored: str) -> bool:
     return given.strip().rstrip("/") == stored.strip().rstrip("/")
 
 
+def _check(by: Any, action: str, obj: Any, what: str) -> None:
+    """Rule of every write below: the caller ``by`` needs ``action`` on ``obj`` (global scope when None).
+    ``by`` None is ICC itself (management commands, tasks, tests that set things up)."""
+    from apps.core.access import GLOBAL, can, can_at
+
+    if by is None:
+        return
+    allowed = can_at(by, action, GLOBAL) if obj is None else can(by, action, obj)
+    if not allowed:
+        raise ForbiddenError(f"your role does not allow {what} here")
+
+
 def cluster_register(
-    *, name: str, description: str = "", sync_interval_seconds: int | None = None, **connection: Any
+    *,
+    name: str,
+    description: str = "",
+    sync_interval_seconds: int | None = None,
+    by: Any = None,
+    **connection: Any,
 ) -> Cluster:
-    """Register a cluster after testing the connection; its first full sync runs right after commit."""
+    """Register a cluster after testing the connection; its first full sync runs right after commit.
+    Rule: global admins register clusters."""
+    _check(by, Action.CONFIGURE, None, "registering a cluster")
     name = (name or "").strip()
     if Cluster.objects.filter(name=name).exists():
         raise ConflictError(f"a cluster named {name!r} already exists", field="name")
@@ -278,7 +298,7 @@ def cluster_sync_request(*, cluster: Cluster, by: Any) -> None:
 
     Rule: operators of the cluster (act) may ask; a paused cluster is not synced (409 naming ``paused``).
     Audited as ``clusters.cluster.sync``; the cluster's page shows the request at once."""
-    from apps.core.access import Action, can
+    from apps.core.access import can
 
     if not can(by, Action.ACT, cluster):
         raise ForbiddenError(f"asking for a sync of {cluster.name} needs the operator role on it")
@@ -301,8 +321,11 @@ def cluster_update(
     description: str | None = None,
     sync_interval_seconds: int | None = None,
     connection: dict[str, Any] | None = None,
+    by: Any = None,
 ) -> Cluster:
-    """Change the description or sync interval, or replace the credentials (tested before they are kept)."""
+    """Change the description or sync interval, or replace the credentials (tested before they are kept).
+    Rule: admins of the cluster (configure) change it."""
+    _check(by, Action.CONFIGURE, cluster, "changing this cluster")
     changes: dict[str, Any] = {}
     probe_result = None
     new_credentials = None
@@ -345,8 +368,9 @@ def cluster_update(
     return cluster
 
 
-def cluster_set_paused(cluster: Cluster, *, paused: bool, reason: str = "") -> Cluster:
-    """Pause (stop syncing and watching; keep the observed data) or resume a cluster."""
+def cluster_set_paused(cluster: Cluster, *, paused: bool, reason: str = "", by: Any = None) -> Cluster:
+    """Pause (stop syncing and watching; keep the observed data) or resume a cluster (configure)."""
+    _check(by, Action.CONFIGURE, cluster, "pausing or resuming this cluster")
     with transaction.atomic():
         cluster = Cluster.objects.select_for_update().get(pk=cluster.pk)
         if cluster.paused == paused:
@@ -367,8 +391,9 @@ def cluster_set_paused(cluster: Cluster, *, paused: bool, reason: str = "") -> C
     return cluster
 
 
-def cluster_delete(cluster: Cluster, *, confirm: str, reason: str = "") -> None:
-    """Remove a cluster and everything observed in it. ``confirm`` must repeat the cluster's name."""
+def cluster_delete(cluster: Cluster, *, confirm: str, reason: str = "", by: Any = None) -> None:
+    """Remove a cluster and everything observed in it. ``confirm`` must repeat the cluster's name (configure)."""
+    _check(by, Action.CONFIGURE, cluster, "removing this cluster")
     if confirm != cluster.name:
         raise DomainError(f"type the cluster's name ({cluster.name}) to confirm", field="confirm")
     with transaction.atomic():
@@ -427,9 +452,13 @@ def _workload_scope(workload: Workload) -> dict[str, str]:
     }
 
 
-def workload_scale(workload: Workload, *, replicas: int, reason: str, resource_version: str = "") -> dict[str, Any]:
+def workload_scale(
+    workload: Workload, *, replicas: int, reason: str, resource_version: str = "", by: Any = None
+) -> dict[str, Any]:
     """Set a workload's replicas through the scale subresource with a resourceVersion precondition (the
-    caller's, or the one just read): a concurrent change answers 409 instead of being overwritten."""
+    caller's, or the one just read): a concurrent change answers 409 instead of being overwritten.
+    Rule: operators of the workload (act) scale it."""
+    _check(by, Action.ACT, workload, "scaling this workload")
     reason = _reason(reason)
     if workload.kind == "DaemonSet":
         raise DomainError("a DaemonSet runs one pod per node; it cannot be scaled", field="replicas")
@@ -463,8 +492,9 @@ def workload_scale(workload: Workload, *, replicas: int, reason: str, resource_v
     return {"replicas": replicas, "previous": previous, "resource_version": result["metadata"]["resourceVersion"]}
 
 
-def workload_restart(workload: Workload, *, reason: str) -> dict[str, Any]:
-    """A rollout restart, as ``kubectl rollout restart`` does: stamp the pod template with the time."""
+def workload_restart(workload: Workload, *, reason: str, by: Any = None) -> dict[str, Any]:
+    """A rollout restart, as ``kubectl rollout restart`` does: stamp the pod template with the time (act)."""
+    _check(by, Action.ACT, workload, "restarting this workload")
     reason = _reason(reason)
     gateway = gateways.for_cluster(workload.cluster)
     stamp = timezone.now().isoformat()

@@ -187,6 +187,7 @@ def cluster_register(request: HttpRequest) -> HttpResponse:
                     name=data["name"],
                     description=data.get("description") or "",
                     sync_interval_seconds=data.get("sync_interval_seconds"),
+                    by=request.user,
                     **form.connection(kubeconfig),
                 )
             except DomainError as exc:
@@ -311,6 +312,7 @@ def cluster_edit(request: HttpRequest, pk: int) -> HttpResponse:
                     description=data.get("description") or "",
                     sync_interval_seconds=data["sync_interval_seconds"],
                     connection=form.connection(kubeconfig) if replace else None,
+                    by=request.user,
                 )
             except DomainError as exc:
                 _service_error(form, exc)
@@ -331,7 +333,7 @@ def _set_paused(request: HttpRequest, pk: int, *, paused: bool) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, f"To {'pause' if paused else 'resume'} {cluster.name}, say why (reason).")
     else:
-        services.cluster_set_paused(cluster, paused=paused, reason=form.cleaned_data["reason"])
+        services.cluster_set_paused(cluster, paused=paused, reason=form.cleaned_data["reason"], by=request.user)
         messages.success(request, f"Cluster {cluster.name} {'paused' if paused else 'resumed'}.")
     return redirect("cluster-detail", pk=cluster.pk)
 
@@ -373,8 +375,12 @@ def cluster_delete(request: HttpRequest, pk: int) -> HttpResponse:
         status = 400
         if form.is_valid():
             try:
-                services.cluster_delete(cluster, confirm=form.cleaned_data["confirm"],
-                                        reason=form.cleaned_data.get("reason") or "")  # fmt: skip
+                services.cluster_delete(
+                    cluster,
+                    confirm=form.cleaned_data["confirm"],
+                    reason=form.cleaned_data.get("reason") or "",
+                    by=request.user,
+                )
             except DomainError as exc:
                 _service_error(form, exc)
             else:
@@ -468,7 +474,7 @@ def workload_scale(request: HttpRequest, pk: int, workload_id: int) -> HttpRespo
     if form.is_valid():
         try:
             result = services.workload_scale(
-                workload, replicas=form.cleaned_data["replicas"], reason=form.cleaned_data["reason"]
+                workload, replicas=form.cleaned_data["replicas"], reason=form.cleaned_data["reason"], by=request.user
             )
         except DomainError as exc:
             _service_error(form, exc)
@@ -488,7 +494,7 @@ def workload_restart(request: HttpRequest, pk: int, workload_id: int) -> HttpRes
     status = 400
     if form.is_valid():
         try:
-            services.workload_restart(workload, reason=form.cleaned_data["reason"])
+            services.workload_restart(workload, reason=form.cleaned_data["reason"], by=request.user)
         except DomainError as exc:
             _service_error(form, exc)
             status = exc.status

@@ -58,7 +58,7 @@ class ClusterViewSet(
         """Register a cluster: the connection is tested first and every problem names its field."""
         data = ClusterCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        cluster = services.cluster_register(**data.validated_data)
+        cluster = services.cluster_register(**data.validated_data, by=request.user)
         return Response(self._fresh(cluster), status=status.HTTP_201_CREATED)
 
     @extend_schema(request=ClusterUpdateSerializer, responses=ClusterSerializer)
@@ -75,6 +75,7 @@ class ClusterViewSet(
             description=values.get("description"),
             sync_interval_seconds=values.get("sync_interval_seconds"),
             connection=services.edit_connection(cluster, values) if connection_given(values) else None,
+            by=request.user,
         )
         return Response(self._fresh(cluster))
 
@@ -95,7 +96,9 @@ class ClusterViewSet(
         given = {name: request.query_params[name] for name in ("confirm", "reason") if name in request.query_params}
         data = ClusterDeleteSerializer(data={**given, **body})
         data.is_valid(raise_exception=True)
-        services.cluster_delete(cluster, confirm=data.validated_data["confirm"], reason=data.validated_data["reason"])
+        services.cluster_delete(
+            cluster, confirm=data.validated_data["confirm"], reason=data.validated_data["reason"], by=request.user
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses={202: QueuedSerializer})
@@ -122,5 +125,7 @@ class ClusterViewSet(
         cluster = self.get_object()
         data = ReasonSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        cluster = services.cluster_set_paused(cluster, paused=paused, reason=data.validated_data["reason"])
+        cluster = services.cluster_set_paused(
+            cluster, paused=paused, reason=data.validated_data["reason"], by=request.user
+        )
         return Response(self._fresh(cluster))

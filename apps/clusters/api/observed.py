@@ -118,7 +118,7 @@ class WorkloadViewSet(ObservedViewSet):
         workload = self.get_object()
         data = ScaleSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        result = services.workload_scale(workload, **data.validated_data)
+        result = services.workload_scale(workload, **data.validated_data, by=request.user)
         return Response(ScaleResultSerializer(result).data)
 
     @extend_schema(request=RestartSerializer, responses=RestartResultSerializer)
@@ -128,7 +128,7 @@ class WorkloadViewSet(ObservedViewSet):
         workload = self.get_object()
         data = RestartSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        result = services.workload_restart(workload, reason=data.validated_data["reason"])
+        result = services.workload_restart(workload, reason=data.validated_data["reason"], by=request.user)
         return Response(RestartResultSerializer(result).data)
 
 

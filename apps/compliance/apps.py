@@ -8,7 +8,6 @@ class ComplianceConfig(AppConfig):
     label = "compliance"
 
     def ready(self) -> None:
-        from apps.core.registry import area_register, nav_register
+        from apps.core.registry import placeholder_register
 
-        nav_register("compliance", "Compliance", "/compliance/", order=50)
-        area_register("compliance", "Compliance", "No policies yet.")  # until the app's own pages land
+        placeholder_register("compliance", "Compliance", order=50, empty="No policies yet.")

@@ -80,7 +80,8 @@ def peer_is_trusted_proxy(request: HttpRequest) -> bool:
 class HybridMiddleware:
     """Base for ICC middleware: sync- and async-capable, so under ASGI it adds no thread hop.
 
-    Subclasses implement ``before(request)`` and/or ``after(request, response)`` (both plain functions).
+    Subclasses implement ``before(request)`` (returning a response answers at once, skipping the view)
+    and/or ``after(request, response)`` (both plain functions).
     """
 
     sync_capable = True
@@ -95,18 +96,22 @@ class HybridMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self.__acall__(request)
-        self.before(request)
+        early = self.before(request)
+        if early is not None:
+            return early
         response = self.get_response(request)
         self.after(request, response)
         return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
-        self.before(request)
+        early = self.before(request)
+        if early is not None:
+            return early
         response = await self.get_response(request)
         self.after(request, response)
         return response
 
-    def before(self, request: HttpRequest) -> None:
+    def before(self, request: HttpRequest) -> HttpResponse | None:
         return None
 
     def after(self, request: HttpRequest, response: HttpResponse) -> None:

@@ -75,6 +75,12 @@ def area_register(key: str, title: str, empty: str) -> None:
     _areas[key] = Area(key, title, empty)
 
 
+def placeholder_register(key: str, label: str, *, order: int, empty: str) -> None:
+    """An app whose pages are still to come: its menu entry and the placeholder page behind it."""
+    nav_register(key, label, f"/{key}/", order=order)
+    area_register(key, label, empty)
+
+
 def area(key: str) -> Area | None:
     return _areas.get(key)
 

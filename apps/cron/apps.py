@@ -8,7 +8,6 @@ class CronConfig(AppConfig):
     label = "cron"
 
     def ready(self) -> None:
-        from apps.core.registry import area_register, nav_register
+        from apps.core.registry import placeholder_register
 
-        nav_register("cron", "Cron", "/cron/", order=40)
-        area_register("cron", "Cron", "No scheduled jobs yet.")  # until the app's own pages land
+        placeholder_register("cron", "Cron", order=40, empty="No scheduled jobs yet.")

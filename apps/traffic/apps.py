@@ -8,7 +8,6 @@ class TrafficConfig(AppConfig):
     label = "traffic"
 
     def ready(self) -> None:
-        from apps.core.registry import area_register, nav_register
+        from apps.core.registry import placeholder_register
 
-        nav_register("traffic", "Traffic", "/traffic/", order=60)
-        area_register("traffic", "Traffic", "No traffic samples received yet.")  # until the app's own pages land
+        placeholder_register("traffic", "Traffic", order=60, empty="No traffic samples received yet.")

@@ -10,16 +10,13 @@ carry credentials, valid or not, go on to DRF, where refusals of principals stay
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
 
 from apps.core import context
 from apps.core.metrics import API_ANONYMOUS_DENIED
+from apps.core.middleware import HybridMiddleware
 
 API_PREFIX = "/api/"
 PUBLIC_API_PATHS = ("/api/v1/schema/", "/api/v1/docs/", "/api/v1/redoc/")
@@ -57,33 +54,12 @@ def not_authenticated_response() -> JsonResponse:
     return response
 
 
-class AnonymousFirstMiddleware:
+class AnonymousFirstMiddleware(HybridMiddleware):
     """Answers credential-less API requests 401 before any view runs (sync and async, no thread hop)."""
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def refuse(self, request: HttpRequest) -> HttpResponse | None:
+    def before(self, request: HttpRequest) -> HttpResponse | None:
         path = request.path
         if not path.startswith(API_PREFIX) or path.startswith(PUBLIC_API_PATHS) or has_credentials(request):
             return None
         count_anonymous(request)
         return not_authenticated_response()
-
-    def __call__(self, request: HttpRequest) -> Any:
-        if self.is_async:
-            return self.__acall__(request)
-        return self.refuse(request) or self.get_response(request)
-
-    async def __acall__(self, request: HttpRequest) -> HttpResponse:
-        refused = self.refuse(request)
-        if refused is not None:
-            return refused
-        response: HttpResponse = await self.get_response(request)
-        return response

@@ -16,20 +16,7 @@ class UserSerializer(StrictModelSerializer):
 
     class Meta:
         model = User
-        fields = (
-            "id",
-            "username",
-            "email",
-            "first_name",
-            "last_name",
-            "display_name",
-            "is_active",
-            "is_staff",
-            "is_superuser",
-            "date_joined",
-            "last_login",
-            "password",
-        )
+        fields = ("id", *services.AUDITED_FIELDS, "date_joined", "last_login", "password")
         read_only_fields = ("id", "is_superuser", "date_joined", "last_login")
 
     def create(self, validated_data: dict[str, Any]) -> User:

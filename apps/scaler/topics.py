@@ -24,8 +24,6 @@ from apps.core.access import Action, restrict
 from apps.scaler.events import FLEET, scaling_changed
 from apps.scaler.selectors import pause_context, summary_context
 
-publish_application = scaling_changed  # the name the scaler's services call (see apps.scaler.events)
-
 
 def _application_id(name: str) -> int | None:
     _, _, raw = name.partition(".")

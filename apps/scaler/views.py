@@ -167,7 +167,7 @@ def application_scaling(request: HttpRequest, application_id: int) -> HttpRespon
         if policy is None:
             saved = services.policy_create(application=app, by=request.user, **values)
         else:
-            saved = services.policy_update(policy, **values)
+            saved = services.policy_update(policy, by=request.user, **values)
     except DomainError as exc:
         form.add_service_error(exc.field, exc.message)
         return _page(request, app, form=form, status=exc.status)

@@ -102,11 +102,11 @@ class ScalingPolicyViewSet(
             raise DomainError("a policy cannot move to another application", field="application")
         if "workload" in values:
             values["workload"] = _workload(policy.application, values["workload"])
-        policy = services.policy_update(policy, **values)
+        policy = services.policy_update(policy, by=self.request.user, **values)
         return Response(self._fresh(policy))
 
     def perform_destroy(self, instance: ScalingPolicy) -> None:
-        services.policy_delete(instance)
+        services.policy_delete(instance, by=self.request.user)
 
 
 class DecisionViewSet(RestrictedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,

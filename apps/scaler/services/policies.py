@@ -11,7 +11,8 @@ from django.db.models import F
 
 from apps.audit.services import audit_record
 from apps.clusters.models import Application
-from apps.core.errors import DomainError
+from apps.core.access import Action, can
+from apps.core.errors import DomainError, ForbiddenError
 from apps.scaler.models import ScalingPolicy, ScheduleWindow
 from apps.scaler.services.evaluation_requests import request_evaluation
 from apps.scaler.services.validation import clean_policy
@@ -46,8 +47,15 @@ def _replace_schedules(policy: ScalingPolicy, windows: Sequence[Mapping[str, Any
     ScheduleWindow.objects.bulk_create([ScheduleWindow(policy=policy, **window) for window in windows])
 
 
+def _check(by: Any, application: Application, what: str) -> None:
+    """Rule: admins of the application (configure) change its policies; ``by`` None is ICC itself."""
+    if by is not None and not can(by, Action.CONFIGURE, application):
+        raise ForbiddenError(f"{what} needs the admin role on the application")
+
+
 def policy_create(*, application: Application, metrics: Any, by: Any = None, **values: Any) -> ScalingPolicy:
     """A scaling policy for an application; every input is validated and named on error."""
+    _check(by, application, "creating a scaling policy")
     cleaned = clean_policy({**values, "metrics": metrics}, application, None)
     windows = cleaned.pop("schedules", [])
     name = cleaned.setdefault("name", "default")
@@ -71,8 +79,9 @@ def policy_create(*, application: Application, metrics: Any, by: Any = None, **v
     return policy
 
 
-def policy_update(policy: ScalingPolicy, **values: Any) -> ScalingPolicy:
+def policy_update(policy: ScalingPolicy, *, by: Any = None, **values: Any) -> ScalingPolicy:
     """Change some fields (and replace the schedules when given); the version goes up by one."""
+    _check(by, policy.application, "changing a scaling policy")
     cleaned = clean_policy(values, policy.application, policy)
     renamed = "name" in cleaned and cleaned["name"] != policy.name
     if renamed and ScalingPolicy.objects.filter(application=policy.application, name=cleaned["name"]).exists():
@@ -101,7 +110,9 @@ def policy_update(policy: ScalingPolicy, **values: Any) -> ScalingPolicy:
     return locked
 
 
-def policy_delete(policy: ScalingPolicy) -> None:
+def policy_delete(policy: ScalingPolicy, *, by: Any = None) -> None:
+    """Remove a policy (audited with what it was)."""
+    _check(by, policy.application, "removing a scaling policy")
     with transaction.atomic():
         audit_record(
             action="scaler.policy.delete",

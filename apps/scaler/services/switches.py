@@ -12,9 +12,9 @@ from apps.audit.services import audit_record
 from apps.clusters.models import Application
 from apps.core.access import GLOBAL, Action, can, can_at
 from apps.core.errors import DomainError, ForbiddenError
+from apps.scaler.events import scaling_changed
 from apps.scaler.models import ScalerSettings, ScalingPolicy
 from apps.scaler.services.policies import audit_scope
-from apps.scaler.topics import publish_application
 
 
 def kill_switch_set(*, application: Application, on: bool, reason: str = "", by: Any) -> int:
@@ -39,7 +39,7 @@ def kill_switch_set(*, application: Application, on: bool, reason: str = "", by:
             changes={"kill_switch": [not on, on]},
             metadata={"policies": count},
         )
-        publish_application(application.pk, "kill_switch")  # update() sends no post_save: publish here
+        scaling_changed(application.pk, "kill_switch")  # update() sends no post_save: publish here
     return count
 
 

@@ -7,7 +7,7 @@ import time
 from django.core.cache import cache
 
 from apps.core import metrics
-from apps.core.events import send_now
+from apps.core.events import DASHBOARD, send_now
 from apps.core.tasking import icc_task
 
 HEARTBEAT_KEY = "icc:heartbeat"
@@ -20,7 +20,7 @@ def heartbeat(scheduled_at: float | None = None) -> dict[str, float]:
     beat = {"worker_at": now, "scheduler_at": scheduled_at or now}
     cache.set(HEARTBEAT_KEY, beat, timeout=None)
     metrics.HEARTBEAT_AGE.labels(role="worker").set(0)
-    send_now("dashboard", {"reason": "heartbeat"})
+    send_now(DASHBOARD, {"reason": "heartbeat"})
     return beat
 
 

@@ -15,6 +15,8 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.template.loader import render_to_string
 
+from apps.core.events import DASHBOARD
+
 AnyUser = AbstractBaseUser | AnonymousUser
 Authorize = Callable[[AnyUser, str], bool]
 Render = Callable[[AnyUser, str, dict[str, Any]], str]
@@ -50,4 +52,4 @@ def _render_dashboard(user: AnyUser, name: str, payload: dict[str, Any]) -> str:
     return render_to_string("core/_dashboard_counters.html", {"counters": dashboard_counters(user), "oob": True})
 
 
-register("dashboard", authorize=authenticated, render=_render_dashboard)
+register(DASHBOARD, authorize=authenticated, render=_render_dashboard)

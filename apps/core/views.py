@@ -8,6 +8,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from apps.core import registry
+from apps.core.events import DASHBOARD
 from apps.core.selectors import dashboard_counters
 
 
@@ -15,7 +16,7 @@ from apps.core.selectors import dashboard_counters
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     return render(
-        request, "core/dashboard.html", {"counters": dashboard_counters(request.user), "live_topics": "dashboard"}
+        request, "core/dashboard.html", {"counters": dashboard_counters(request.user), "live_topics": DASHBOARD}
     )
 
 

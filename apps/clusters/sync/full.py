@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from apps.clusters import events
 from apps.clusters import gateway as gateways
 from apps.clusters.kinds import KINDS, Row
 from apps.clusters.metrics import SYNC_SECONDS
@@ -104,8 +105,8 @@ def _sync(cluster: Cluster, result: SyncResult) -> None:
     )
     changed = any(any(v.values()) for v in result.changes.values())
     if changed:
-        items: list[tuple[str, dict[str, Any]]] = [("applications", {"cluster": cluster.pk})]
-        items += [(f"application.{pk}", {"reason": "sync"}) for pk in sorted(touched)[:200]]
+        items: list[tuple[str, dict[str, Any]]] = [events.list_changed(events.APPLICATIONS, cluster.pk)]
+        items += [events.object_changed(events.application(pk), {"reason": "sync"}) for pk in sorted(touched)[:200]]
         publish_many(items)
     logger.info(
         "full sync of %s: %d objects in %.2fs, changes %s",
@@ -132,11 +133,16 @@ def relist_apply(cluster: Cluster, kind: str, rows: list[Row], list_rv: str) -> 
             refresh_active(cluster)
         if spec.capped:
             cap_events(cluster)
-        items: list[tuple[str, dict[str, Any]]] = [(f"cluster.{cluster.pk}", {"kind": kind, "event": "RELIST"})]
+        items: list[tuple[str, dict[str, Any]]] = [
+            events.object_changed(events.cluster(cluster.pk), {"kind": kind, "event": "RELIST"})
+        ]
         if "RELIST" in spec.clusters_list_on:
-            items.append(("clusters", {"cluster": cluster.pk}))
+            items.append(events.list_changed(events.CLUSTERS, cluster.pk))
         if "RELIST" in spec.applications_list_on:
-            items.append(("applications", {"cluster": cluster.pk}))
-        items += [(f"application.{pk}", {"reason": "relist", "kind": kind}) for pk in sorted(touched)[:200]]
+            items.append(events.list_changed(events.APPLICATIONS, cluster.pk))
+        items += [
+            events.object_changed(events.application(pk), {"reason": "relist", "kind": kind})
+            for pk in sorted(touched)[:200]
+        ]
         publish_many(items)
     return result

@@ -9,9 +9,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from apps.clusters import events
 from apps.clusters.metrics import CLUSTER_STATUS
 from apps.clusters.models import Cluster, ClusterStatus, WatchState
-from apps.core.events import publish
 
 
 def set_health(cluster_id: int, status: str, error: str = "", **fields: Any) -> None:
@@ -42,8 +42,7 @@ def set_health(cluster_id: int, status: str, error: str = "", **fields: Any) -> 
                 changes={"status": [previous, status]},
                 scope={"cluster": str(cluster.pk)},
             )
-        publish(f"cluster.{cluster.pk}", {"reason": "health"})
-        publish("clusters", {"cluster": cluster.pk})
+        events.cluster_changed(cluster.pk, "health")
     for value in ClusterStatus.values:
         CLUSTER_STATUS.labels(cluster.name, value).set(1 if value == status else 0)
 

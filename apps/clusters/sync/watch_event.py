@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Model
 from django.utils import timezone
 
+from apps.clusters import events
 from apps.clusters.kinds import KINDS, Kind, Row, newer
 from apps.clusters.models import Cluster, Pod
 from apps.clusters.sync.full import cap_events
@@ -52,10 +53,14 @@ def _apply_event(cluster: Cluster, spec: Kind, event_type: str, obj: dict[str, A
                 return False
             topics = _upsert(cluster, spec, event_type, row, current)
         if event_type in spec.clusters_list_on:
-            topics.append(("clusters", {"cluster": cluster.pk}))
+            topics.append(events.list_changed(events.CLUSTERS, cluster.pk))
         if event_type in spec.applications_list_on:  # the list shows replicas and pods ready / total
-            topics.append(("applications", {"cluster": cluster.pk}))
-        topics.append((f"cluster.{cluster.pk}", {"kind": spec.key, "name": row["name"], "event": event_type}))
+            topics.append(events.list_changed(events.APPLICATIONS, cluster.pk))
+        topics.append(
+            events.object_changed(
+                events.cluster(cluster.pk), {"kind": spec.key, "name": row["name"], "event": event_type}
+            )
+        )
         publish_many(topics)
     return True
 
@@ -67,7 +72,9 @@ def _delete(spec: Kind, current: Model, row: Row) -> Topics:
         refresh_active_one(app_id)
     if not app_id:
         return []
-    return [(f"application.{app_id}", {"kind": spec.key, "name": row["name"], "event": "DELETED"})]
+    return [
+        events.object_changed(events.application(app_id), {"kind": spec.key, "name": row["name"], "event": "DELETED"})
+    ]
 
 
 def _upsert(cluster: Cluster, spec: Kind, event_type: str, row: Row, current: Model | None) -> Topics:
@@ -93,7 +100,11 @@ def _upsert(cluster: Cluster, spec: Kind, event_type: str, row: Row, current: Mo
     if spec.capped:
         cap_events_lazily(cluster)
     if app_id:
-        topics.append((f"application.{app_id}", {"kind": spec.key, "name": row["name"], "event": event_type}))
+        topics.append(
+            events.object_changed(
+                events.application(app_id), {"kind": spec.key, "name": row["name"], "event": event_type}
+            )
+        )
     return topics
 
 
@@ -124,8 +135,8 @@ def _move(cluster: Cluster, spec: Kind, row: Row, workload: Model, *, old_app: i
     Pod.objects.filter(workload_id=workload.pk).update(application_id=app_id)
     refresh_active_one(old_app)
     return [
-        (f"application.{old_app}", {"kind": spec.key, "name": row["name"], "event": "MOVED"}),
-        ("applications", {"cluster": cluster.pk}),
+        events.object_changed(events.application(old_app), {"kind": spec.key, "name": row["name"], "event": "MOVED"}),
+        events.list_changed(events.APPLICATIONS, cluster.pk),
     ]
 
 

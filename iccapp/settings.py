@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,37 +78,34 @@ def _oidc_settings() -> dict[str, Any]:
 # --- end OpenID Connect ---------------------------------------------------------------------------------
 
 
-def _settings() -> dict[str, Any]:  # noqa: PLR0912, PLR0915 - one linear read of the environment
-    s: dict[str, Any] = {}
-    data_dir = Path(env.string("ICC_DATA_DIR", str(BASE_DIR / "var"))).resolve()
-    s["ICC_DATA_DIR"] = data_dir
-    s["DEBUG"] = env.boolean("DEBUG", False)
+def _generated_once(path: Path, make: Callable[[], str]) -> str:
+    """A secret kept in the data dir (the single-machine default): made on first start, read afterwards."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(make(), encoding="utf-8")
+    return path.read_text(encoding="utf-8").strip()
 
-    # --- secret key: explicit, or (single-machine default) generated once into the data dir.
+
+def _secret_key(data_dir: Path) -> dict[str, Any]:
+    """Explicit, or (single-machine default) generated once into the data dir."""
     secret_key = env.string("SECRET_KEY", secret=True)
-    s["ICC_SECRET_KEY_SOURCE"] = "env" if secret_key else "generated"
     if secret_key and len(secret_key) < 32:
         raise EnvError("SECRET_KEY: must be at least 32 characters long")
-    if not secret_key:
-        key_file = data_dir / "secret_key"
-        data_dir.mkdir(parents=True, exist_ok=True)
-        if not key_file.exists():
-            key_file.touch(mode=0o600)
-            key_file.write_text(secrets.token_urlsafe(50), encoding="utf-8")
-        secret_key = key_file.read_text(encoding="utf-8").strip()
-    s["SECRET_KEY"] = secret_key
+    key = secret_key or _generated_once(data_dir / "secret_key", lambda: secrets.token_urlsafe(50))
+    return {"ICC_SECRET_KEY_SOURCE": "env" if secret_key else "generated", "SECRET_KEY": key}
 
-    # --- encryption keys for stored credentials (Fernet; the first encrypts, all decrypt: list a new key
-    # first to rotate). Explicit, or (single-machine default) generated once into the data dir.
+
+def _new_fernet_key() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+
+def _encryption_keys(data_dir: Path) -> dict[str, Any]:
+    """Encryption keys for stored credentials (Fernet; the first encrypts, all decrypt: list a new key first to
+    rotate). Explicit, or (single-machine default) generated once into the data dir."""
     keys = [k.strip() for k in env.string("ICC_ENCRYPTION_KEYS", secret=True).split(",") if k.strip()]
-    s["ICC_ENCRYPTION_KEYS_SOURCE"] = "env" if keys else "generated"
-    if not keys:
-        key_file = data_dir / "encryption_key"
-        data_dir.mkdir(parents=True, exist_ok=True)
-        if not key_file.exists():
-            key_file.touch(mode=0o600)
-            key_file.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(), encoding="utf-8")
-        keys = [key_file.read_text(encoding="utf-8").strip()]
+    source = "env" if keys else "generated"
+    keys = keys or [_generated_once(data_dir / "encryption_key", _new_fernet_key)]
     for position, key in enumerate(keys, 1):
         try:
             valid = len(base64.urlsafe_b64decode(key.encode())) == 32
@@ -119,12 +117,10 @@ def _settings() -> dict[str, Any]:  # noqa: PLR0912, PLR0915 - one linear read o
                 "make one with: python -c 'from cryptography.fernet import Fernet; "
                 "print(Fernet.generate_key().decode())')"
             )
-    s["ICC_ENCRYPTION_KEYS"] = keys
+    return {"ICC_ENCRYPTION_KEYS_SOURCE": source, "ICC_ENCRYPTION_KEYS": keys}
 
-    s["ALLOWED_HOSTS"] = env.csv("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
-    s["CSRF_TRUSTED_ORIGINS"] = env.csv("CSRF_TRUSTED_ORIGINS", [], item=origin)
 
-    # --- database
+def _database(data_dir: Path) -> dict[str, Any]:
     default_db = f"sqlite:///{data_dir / 'icc.sqlite3'}"
     database_url = env.url("DATABASE_URL", default_db, schemes=("sqlite", "postgres", "postgresql", "pgsql"))
     try:
@@ -143,52 +139,56 @@ def _settings() -> dict[str, Any]:  # noqa: PLR0912, PLR0915 - one linear read o
         if pool_size:
             options["pool"] = {"min_size": 1, "max_size": pool_size, "timeout": 10}
         db["OPTIONS"] = options
-    s["DATABASES"] = {"default": db}
-    s["ICC_DATABASE_VENDOR"] = "sqlite" if db["ENGINE"].endswith("sqlite3") else "postgresql"
+    vendor = "sqlite" if db["ENGINE"].endswith("sqlite3") else "postgresql"
+    return {"DATABASES": {"default": db}, "ICC_DATABASE_VENDOR": vendor}
 
-    # --- Redis: channel layer, cache, broker, locks. Absent -> in-process equivalents.
+
+def _redis() -> dict[str, Any]:
+    """Channel layer, cache, broker, locks. Absent -> in-process equivalents."""
     redis_url = env.url("REDIS_URL", "", schemes=("redis", "rediss", "unix"))
-    s["REDIS_URL"] = redis_url
     redis_max = env.integer("REDIS_MAX_CONNECTIONS", 200, minimum=4)
-    if redis_url:
-        s["CHANNEL_LAYERS"] = {
-            "default": {
-                "BACKEND": "channels_redis.core.RedisChannelLayer",
-                "CONFIG": {
-                    "hosts": [{"address": redis_url, "max_connections": redis_max}],
-                    "prefix": env.string("ICC_CHANNEL_PREFIX", "icc"),
-                    "capacity": 500,
-                    "expiry": 30,
-                },
-            }
+    if not redis_url:
+        return {
+            "REDIS_URL": redis_url,
+            "CHANNEL_LAYERS": {"default": {"BACKEND": "apps.core.channel_layers.ThreadSafeInMemoryChannelLayer"}},
+            "CACHES": {
+                "default": {"BACKEND": "django_prometheus.cache.backends.locmem.LocMemCache", "LOCATION": "icc"}
+            },
         }
-        s["CACHES"] = {
-            "default": {
-                "BACKEND": "apps.core.cache.MetricsRedisCache",
-                "LOCATION": redis_url,
-                "KEY_PREFIX": env.string("ICC_CACHE_PREFIX", "icc"),
-                "OPTIONS": {"max_connections": redis_max, "socket_timeout": 2, "socket_connect_timeout": 2},
-            }
-        }
-    else:
-        s["CHANNEL_LAYERS"] = {"default": {"BACKEND": "apps.core.channel_layers.ThreadSafeInMemoryChannelLayer"}}
-        s["CACHES"] = {"default": {"BACKEND": "django_prometheus.cache.backends.locmem.LocMemCache", "LOCATION": "icc"}}
+    channel_layer = {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [{"address": redis_url, "max_connections": redis_max}],
+            "prefix": env.string("ICC_CHANNEL_PREFIX", "icc"),
+            "capacity": 500,
+            "expiry": 30,
+        },
+    }
+    cache = {
+        "BACKEND": "apps.core.cache.MetricsRedisCache",
+        "LOCATION": redis_url,
+        "KEY_PREFIX": env.string("ICC_CACHE_PREFIX", "icc"),
+        "OPTIONS": {"max_connections": redis_max, "socket_timeout": 2, "socket_connect_timeout": 2},
+    }
+    return {"REDIS_URL": redis_url, "CHANNEL_LAYERS": {"default": channel_layer}, "CACHES": {"default": cache}}
 
+
+def _tasks(redis_url: str) -> dict[str, Any]:
     broker = env.url("CELERY_BROKER_URL", redis_url or "memory://", schemes=("redis", "rediss", "amqp", "memory"))
-    s["CELERY_BROKER_URL"] = broker
-    s["ICC_TASKS_EMBEDDED"] = broker.startswith("memory://")
-    s["CELERY_RESULT_BACKEND"] = (
-        env.url("CELERY_RESULT_BACKEND", redis_url, schemes=("redis", "rediss", "cache+memory", "rpc")) or None
-    )
-    s["WEB_CONCURRENCY"] = env.integer("WEB_CONCURRENCY", 1, minimum=1, maximum=64)
-    s["WORKER_METRICS_PORT"] = env.integer("WORKER_METRICS_PORT", 9808, minimum=0, maximum=65535)
+    backend = env.url("CELERY_RESULT_BACKEND", redis_url, schemes=("redis", "rediss", "cache+memory", "rpc"))
+    return {
+        "CELERY_BROKER_URL": broker,
+        "ICC_TASKS_EMBEDDED": broker.startswith("memory://"),
+        "CELERY_RESULT_BACKEND": backend or None,
+        "WEB_CONCURRENCY": env.integer("WEB_CONCURRENCY", 1, minimum=1, maximum=64),
+        "WORKER_METRICS_PORT": env.integer("WORKER_METRICS_PORT", 9808, minimum=0, maximum=65535),
+    }
 
-    s["LOG_LEVEL"] = env.string("LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
-    s["LOG_FORMAT"] = env.string("LOG_FORMAT", "json", choices=("json", "text"))
-    s["PROMETHEUS_URL"] = env.url("PROMETHEUS_URL", "", schemes=("http", "https"), secret=False)
+
+def _web_security(*, production: bool) -> dict[str, Any]:
+    s: dict[str, Any] = {}
     # Production (PostgreSQL with DEBUG off) is HTTPS-only by default: secure cookies, HSTS, redirects to
     # HTTPS and X-Forwarded-Proto from the proxy. SECURE_COOKIES=false turns all of it off (plain-HTTP labs).
-    production = s["ICC_DATABASE_VENDOR"] == "postgresql" and not s["DEBUG"]
     s["SECURE_COOKIES"] = env.boolean("SECURE_COOKIES", production)
     s["HSTS_SECONDS"] = env.integer("HSTS_SECONDS", 31536000 if s["SECURE_COOKIES"] else 0, minimum=0)
     # Proxies whose X-Forwarded-For is believed (CIDRs); none by default: the peer address is the client.
@@ -203,18 +203,50 @@ def _settings() -> dict[str, Any]:  # noqa: PLR0912, PLR0915 - one linear read o
     s["METRICS_TOKEN"] = env.string("METRICS_TOKEN", secret=True)
     s["ICC_HEARTBEAT_SECONDS"] = env.integer("ICC_HEARTBEAT_SECONDS", 15, minimum=1, maximum=3600)
     s["SESSION_IDLE_TIMEOUT"] = env.integer("SESSION_IDLE_TIMEOUT", 3600, minimum=60, maximum=30 * 86400)
-    s["AUDIT_SIGNING_KEY"] = env.string("AUDIT_SIGNING_KEY", secret=True)
-    if s["AUDIT_SIGNING_KEY"] and len(s["AUDIT_SIGNING_KEY"]) < 32:
+    return s
+
+
+def _audit(data_dir: Path) -> dict[str, Any]:
+    signing_key = env.string("AUDIT_SIGNING_KEY", secret=True)
+    if signing_key and len(signing_key) < 32:
         raise EnvError("AUDIT_SIGNING_KEY: must be at least 32 characters long")
-    s["AUDIT_CHECKPOINT_DIR"] = Path(env.string("AUDIT_CHECKPOINT_DIR", str(data_dir / "audit-checkpoints")))
-    s["AUDIT_VERIFY_SECONDS"] = env.integer("AUDIT_VERIFY_SECONDS", 3600, minimum=60)
-    # --- clusters
-    s["KUBE_REQUEST_TIMEOUT"] = env.number("KUBE_REQUEST_TIMEOUT", 10.0, minimum=1)
-    s["CLUSTER_SYNC_SECONDS"] = env.integer("CLUSTER_SYNC_SECONDS", 300, minimum=10, maximum=86400)
-    s["CLUSTER_WATCH_LEASE_SECONDS"] = env.integer("CLUSTER_WATCH_LEASE_SECONDS", 15, minimum=3, maximum=600)
-    s["CLUSTER_WARNING_EVENTS_KEEP"] = env.integer("CLUSTER_WARNING_EVENTS_KEEP", 500, minimum=10, maximum=100000)
-    s["ICC_WATCHER_EMBEDDED"] = env.boolean("ICC_WATCHER_EMBEDDED", s["ICC_TASKS_EMBEDDED"])
-    s["SCALER_EVALUATE_SECONDS"] = env.number("SCALER_EVALUATE_SECONDS", 15.0, minimum=1)
+    return {
+        "AUDIT_SIGNING_KEY": signing_key,
+        "AUDIT_CHECKPOINT_DIR": Path(env.string("AUDIT_CHECKPOINT_DIR", str(data_dir / "audit-checkpoints"))),
+        "AUDIT_VERIFY_SECONDS": env.integer("AUDIT_VERIFY_SECONDS", 3600, minimum=60),
+    }
+
+
+def _clusters(*, tasks_embedded: bool) -> dict[str, Any]:
+    return {
+        "KUBE_REQUEST_TIMEOUT": env.number("KUBE_REQUEST_TIMEOUT", 10.0, minimum=1),
+        "CLUSTER_SYNC_SECONDS": env.integer("CLUSTER_SYNC_SECONDS", 300, minimum=10, maximum=86400),
+        "CLUSTER_WATCH_LEASE_SECONDS": env.integer("CLUSTER_WATCH_LEASE_SECONDS", 15, minimum=3, maximum=600),
+        "CLUSTER_WARNING_EVENTS_KEEP": env.integer("CLUSTER_WARNING_EVENTS_KEEP", 500, minimum=10, maximum=100000),
+        "ICC_WATCHER_EMBEDDED": env.boolean("ICC_WATCHER_EMBEDDED", tasks_embedded),
+        "SCALER_EVALUATE_SECONDS": env.number("SCALER_EVALUATE_SECONDS", 15.0, minimum=1),
+    }
+
+
+def _settings() -> dict[str, Any]:
+    """One read of the environment, section by section (in this order: the first bad value is the one named)."""
+    s: dict[str, Any] = {}
+    data_dir = Path(env.string("ICC_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+    s["ICC_DATA_DIR"] = data_dir
+    s["DEBUG"] = env.boolean("DEBUG", False)
+    s.update(_secret_key(data_dir))
+    s.update(_encryption_keys(data_dir))
+    s["ALLOWED_HOSTS"] = env.csv("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+    s["CSRF_TRUSTED_ORIGINS"] = env.csv("CSRF_TRUSTED_ORIGINS", [], item=origin)
+    s.update(_database(data_dir))
+    s.update(_redis())
+    s.update(_tasks(s["REDIS_URL"]))
+    s["LOG_LEVEL"] = env.string("LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
+    s["LOG_FORMAT"] = env.string("LOG_FORMAT", "json", choices=("json", "text"))
+    s["PROMETHEUS_URL"] = env.url("PROMETHEUS_URL", "", schemes=("http", "https"), secret=False)
+    s.update(_web_security(production=s["ICC_DATABASE_VENDOR"] == "postgresql" and not s["DEBUG"]))
+    s.update(_audit(data_dir))
+    s.update(_clusters(tasks_embedded=s["ICC_TASKS_EMBEDDED"]))
     s.update(_oidc_settings())  # OpenID Connect, see _oidc_settings
     s["ICC_ENV_SOURCES"] = dict(env.used)
     return s

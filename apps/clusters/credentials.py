@@ -193,11 +193,40 @@ def _named(config: dict[str, Any], section: str, name: str) -> dict[str, Any]:
     raise DomainError(f"the kubeconfig has no {section[:-1]} named {name!r}", field="kubeconfig")
 
 
-def from_kubeconfig(  # noqa: PLR0912 - one check per kubeconfig field, each with its message
-    text: str, *, context: str = "", allow_insecure: bool
-) -> tuple[Credentials, str]:
+FLATTEN = "upload a flattened kubeconfig (kubectl config view --raw --flatten --minify)"
+
+
+def from_kubeconfig(text: str, *, context: str = "", allow_insecure: bool) -> tuple[Credentials, str]:
     """Credentials for one context of a kubeconfig, and the context's name."""
     config = _load(text)
+    chosen = _choose_context(config, context)
+    ctx = _named(config, "contexts", chosen)
+    cluster = _named(config, "clusters", _string(ctx, "cluster", f"context {chosen!r}"))
+    user_name = _string(ctx, "user", f"context {chosen!r}")
+    user = _named(config, "users", user_name)
+    where_cluster = f"the cluster of context {chosen!r}"
+    server, skip, ca = _cluster_tls(cluster, where_cluster, allow_insecure=allow_insecure)
+    token, cert, key = _user_auth(user, f"user {user_name!r}")
+    if not token and not cert:
+        raise DomainError(f"the user of context {chosen!r} has no token or client certificate", field="kubeconfig")
+    if server.startswith("https://") and not ca and not skip:
+        raise DomainError("the cluster has no certificate-authority-data to verify the server", field="kubeconfig")
+    return (
+        Credentials(
+            server=server,
+            token=token,
+            ca_data=ca,
+            client_cert_data=cert,
+            client_key_data=key,
+            insecure_skip_tls_verify=skip,
+            tls_server_name=_string(cluster, "tls-server-name", where_cluster),
+        ),
+        chosen,
+    )
+
+
+def _choose_context(config: dict[str, Any], context: str) -> str:
+    """The context asked for, else the kubeconfig's current one, else its only one."""
     names, current = _contexts(config)
     if not names:
         raise DomainError("the kubeconfig has no contexts", field="kubeconfig")
@@ -206,31 +235,31 @@ def from_kubeconfig(  # noqa: PLR0912 - one check per kubeconfig field, each wit
         raise DomainError(f"choose a context: {', '.join(names)}", field="context")
     if chosen not in names:
         raise DomainError(f"no context named {chosen!r}; the kubeconfig has: {', '.join(names)}", field="context")
-    ctx = _named(config, "contexts", chosen)
-    cluster = _named(config, "clusters", _string(ctx, "cluster", f"context {chosen!r}"))
-    user_name = _string(ctx, "user", f"context {chosen!r}")
-    user = _named(config, "users", user_name)
-    where_cluster, where_user = f"the cluster of context {chosen!r}", f"user {user_name!r}"
+    return chosen
 
-    server = check_server(_string(cluster, "server", where_cluster), allow_insecure=allow_insecure, field="kubeconfig")
+
+def _cluster_tls(cluster: dict[str, Any], where: str, *, allow_insecure: bool) -> tuple[str, bool, str]:
+    """The cluster's (server, insecure-skip-tls-verify, CA PEM)."""
+    server = check_server(_string(cluster, "server", where), allow_insecure=allow_insecure, field="kubeconfig")
     if cluster.get("certificate-authority") and not cluster.get("certificate-authority-data"):
         raise DomainError(
-            "the cluster's certificate-authority is a file on another machine; upload a flattened kubeconfig "
-            "(kubectl config view --raw --flatten --minify)",
-            field="kubeconfig",
+            f"the cluster's certificate-authority is a file on another machine; {FLATTEN}", field="kubeconfig"
         )
     skip = cluster.get("insecure-skip-tls-verify", False)
     if not isinstance(skip, bool):
-        raise DomainError(f"{where_cluster}: insecure-skip-tls-verify is not true or false", field="kubeconfig")
+        raise DomainError(f"{where}: insecure-skip-tls-verify is not true or false", field="kubeconfig")
     if skip and not allow_insecure:
         raise DomainError(
             "the kubeconfig sets insecure-skip-tls-verify; set allow_insecure to accept an unverified server",
             field="kubeconfig",
             code="insecure_server",
         )
-    ca_text = _string(cluster, "certificate-authority-data", where_cluster)
-    ca = _b64_pem(ca_text, "certificate-authority-data") if ca_text else ""
+    ca_text = _string(cluster, "certificate-authority-data", where)
+    return server, skip, _b64_pem(ca_text, "certificate-authority-data") if ca_text else ""
 
+
+def _refuse_unsupported_auth(user: dict[str, Any]) -> None:
+    """Plugins ICC cannot run, basic authentication, and files on another machine."""
     if "exec" in user:
         command = (user.get("exec") or {}).get("command", "?") if isinstance(user.get("exec"), dict) else "?"
         raise DomainError(
@@ -248,36 +277,22 @@ def from_kubeconfig(  # noqa: PLR0912 - one check per kubeconfig field, each wit
         raise DomainError("basic authentication (username/password) is not supported", field="kubeconfig")
     for key in ("tokenFile", "client-certificate", "client-key"):
         if user.get(key):
-            raise DomainError(
-                f"the user's {key} is a file on another machine; upload a flattened kubeconfig "
-                "(kubectl config view --raw --flatten --minify)",
-                field="kubeconfig",
-            )
-    token = _string(user, "token", where_user).strip()
-    cert_text = _string(user, "client-certificate-data", where_user)
-    key_text = _string(user, "client-key-data", where_user)
+            raise DomainError(f"the user's {key} is a file on another machine; {FLATTEN}", field="kubeconfig")
+
+
+def _user_auth(user: dict[str, Any], where: str) -> tuple[str, str, str]:
+    """The user's (token, client certificate PEM, client key PEM)."""
+    _refuse_unsupported_auth(user)
+    token = _string(user, "token", where).strip()
+    cert_text = _string(user, "client-certificate-data", where)
+    key_text = _string(user, "client-key-data", where)
     cert = _b64_pem(cert_text, "client-certificate-data") if cert_text else ""
     key = _b64_pem(key_text, "client-key-data") if key_text else ""
     if bool(cert) != bool(key):
         raise DomainError(
             "a client certificate needs both client-certificate-data and client-key-data", field="kubeconfig"
         )
-    if not token and not cert:
-        raise DomainError(f"the user of context {chosen!r} has no token or client certificate", field="kubeconfig")
-    if server.startswith("https://") and not ca and not skip:
-        raise DomainError("the cluster has no certificate-authority-data to verify the server", field="kubeconfig")
-    return (
-        Credentials(
-            server=server,
-            token=token,
-            ca_data=ca,
-            client_cert_data=cert,
-            client_key_data=key,
-            insecure_skip_tls_verify=skip,
-            tls_server_name=_string(cluster, "tls-server-name", where_cluster),
-        ),
-        chosen,
-    )
+    return token, cert, key
 
 
 def in_cluster() -> Credentials:

@@ -132,10 +132,31 @@ STATUS_REASONS = frozenset(
 )
 
 
-def _error_for(status: int, body: bytes, what: str) -> KubeError:  # noqa: PLR0911 - one per status
+# The error class of a status, and what the message adds to the status line (401 says it instead of it).
+STATUS_ERRORS: dict[int, tuple[type[KubeError], str]] = {
+    401: (Unauthorized, ""),
+    403: (Forbidden, " — the credentials ICC holds may not do this (RBAC)"),
+    404: (NotFound, ""),
+    409: (Conflict, ""),
+    410: (Gone, ""),
+    400: (Invalid, ""),
+    422: (Invalid, ""),
+}
+
+
+def _error_for(status: int, body: bytes, what: str) -> KubeError:
     """The error of a non-2xx answer. Rule: the message names the status (and Kubernetes' reason, from a fixed
     list), never text of the body: the address may not be a Kubernetes API server at all, and whatever it
     answers must not be readable through ICC's error messages."""
+    if status == 401:
+        return Unauthorized(f"{what}: 401 Unauthorized — the API server rejected the credentials", kube_status=401)
+    detail = f"{what}: HTTP {status} {_status_words(status, body)}"
+    error, suffix = STATUS_ERRORS.get(status, (Unreachable if status in TRANSIENT_STATUSES else KubeError, ""))
+    return error(detail + suffix, kube_status=status)
+
+
+def _status_words(status: int, body: bytes) -> str:
+    """The status' phrase, and Kubernetes' reason when it says something else (only a reason from the fixed list)."""
     reason = ""
     try:
         data = orjson.loads(body)
@@ -148,22 +169,7 @@ def _error_for(status: int, body: bytes, what: str) -> KubeError:  # noqa: PLR09
     except ValueError:
         phrase = "error"
     said = f" ({reason})" if reason and reason != phrase.replace(" ", "") else ""
-    detail = f"{what}: HTTP {status} {phrase}{said}"
-    if status == 401:
-        return Unauthorized(f"{what}: 401 Unauthorized — the API server rejected the credentials", kube_status=401)
-    if status == 403:
-        return Forbidden(f"{detail} — the credentials ICC holds may not do this (RBAC)", kube_status=403)
-    if status == 404:
-        return NotFound(detail, kube_status=404)
-    if status == 409:
-        return Conflict(detail, kube_status=409)
-    if status == 410:
-        return Gone(detail, kube_status=410)
-    if status in (400, 422):
-        return Invalid(detail, kube_status=status)
-    if status in TRANSIENT_STATUSES:
-        return Unreachable(detail, kube_status=status)
-    return KubeError(detail, kube_status=status)
+    return phrase + said
 
 
 def _network_error(exc: Exception, server: str) -> KubeError:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -68,23 +69,27 @@ def _allowed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return [ipaddress.ip_network(str(cidr), strict=False) for cidr in getattr(settings, "OUTBOUND_ALLOWED_CIDRS", [])]
 
 
-def refusal(address: str) -> str | None:  # noqa: PLR0911 - one answer per rule
+def _loopback_refused(address: IPAddress) -> bool:
+    return address.is_loopback and not any(address in network for network in _allowed_networks())
+
+
+# The rules, in order: the first that holds says why.
+REFUSALS: tuple[tuple[Callable[[IPAddress], bool], str], ...] = (
+    (lambda a: a in METADATA_ADDRESSES, "a cloud metadata address"),
+    (lambda a: a.is_link_local, "a link-local address"),
+    (lambda a: a.is_unspecified, "the unspecified address (it reaches this machine)"),
+    (lambda a: a.is_multicast, "a multicast address"),
+    (_loopback_refused, "a loopback address, not allowed by OUTBOUND_ALLOWED_CIDRS"),
+)
+
+
+def refusal(address: str) -> str | None:
     """Why ICC must not connect to ``address`` (an IP literal), or None when it may."""
     try:
         parsed = _embedded_ipv4(ipaddress.ip_address(address.split("%", 1)[0]))
     except ValueError:
         return "not an IP address"
-    if parsed in METADATA_ADDRESSES:
-        return "a cloud metadata address"
-    if parsed.is_link_local:
-        return "a link-local address"
-    if parsed.is_unspecified:
-        return "the unspecified address (it reaches this machine)"
-    if parsed.is_multicast:
-        return "a multicast address"
-    if parsed.is_loopback and not any(parsed in network for network in _allowed_networks()):
-        return "a loopback address, not allowed by OUTBOUND_ALLOWED_CIDRS"
-    return None
+    return next((reason for rule, reason in REFUSALS if rule(parsed)), None)
 
 
 def resolve_checked(host: str, port: int) -> list[tuple[Any, ...]]:

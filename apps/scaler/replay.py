@@ -301,9 +301,9 @@ class IccPolicy:
             metrics,
             [target],
             self.behavior,
-            observation.limits,
-            History(tuple(self._recommendations), tuple(self._actions)),
-            forecast,
+            limits=observation.limits,
+            history=History(tuple(self._recommendations), tuple(self._actions)),
+            forecast=forecast,
         )
         self.last_decision_reasons = decision.reasons
         self._recommendations.append((now, decision.proposed))

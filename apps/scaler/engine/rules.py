@@ -281,12 +281,13 @@ def _clamped(candidate: int, limits: Limits, trail: _Trail) -> int:
     return result
 
 
-def decide(  # noqa: PLR0917 - the engine's documented call, (now, current, inputs..., forecast), used positionally
+def decide(
     now: float,
     current: int,
     metrics: Sequence[MetricSample],
     targets: Sequence[MetricTarget],
     behavior: Behavior,
+    *,
     limits: Limits,
     history: History,
     forecast: Mapping[str, float] | None = None,

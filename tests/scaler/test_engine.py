@@ -158,28 +158,28 @@ def test_intersection_never_leaves_the_hard_bounds(a, b, c, d):
 
 
 def test_no_metrics_holds_the_current_count_clamped():
-    decision = decide(100, 7, [], [CPU], DEFAULT_BEHAVIOR, Limits(1, 10), History())
+    decision = decide(100, 7, [], [CPU], DEFAULT_BEHAVIOR, limits=Limits(1, 10), history=History())
     assert (decision.desired, decision.raw) == (7, 7)
     assert "no usable metric: holding 7" in decision.reasons
-    assert decide(100, 12, [], [CPU], DEFAULT_BEHAVIOR, Limits(1, 10), History()).desired == 10
+    assert decide(100, 12, [], [CPU], DEFAULT_BEHAVIOR, limits=Limits(1, 10), history=History()).desired == 10
 
 
 def test_scale_down_stabilisation_keeps_the_highest_recent_recommendation():
     behavior = Behavior(scale_down_stabilization_s=300)
     history = History(recommendations=[(0, 9), (50, 7), (200, 6)])
-    decision = decide(260, 10, cpu(*[0.35] * 10), [CPU], behavior, WIDE, history)
+    decision = decide(260, 10, cpu(*[0.35] * 10), [CPU], behavior, limits=WIDE, history=history)
     assert decision.raw == 5
     assert decision.desired == 9
     assert decision.stabilized
     assert "scale-down stabilised: highest recommendation in the last 300 s is 9" in decision.reasons
     # 330 s later the 9 and the 7 have left the window
-    assert decide(330, 10, cpu(*[0.35] * 10), [CPU], behavior, WIDE, history).desired == 7
+    assert decide(330, 10, cpu(*[0.35] * 10), [CPU], behavior, limits=WIDE, history=history).desired == 7
 
 
 def test_scale_up_stabilisation_keeps_the_lowest_recent_recommendation():
     behavior = Behavior(scale_up_stabilization_s=60, max_step_up_pods=None, max_step_up_percent=None)
     history = History(recommendations=[(30, 6), (50, 12)])
-    decision = decide(60, 4, cpu(1.4, 1.4, 1.4, 1.4), [CPU], behavior, WIDE, history)
+    decision = decide(60, 4, cpu(1.4, 1.4, 1.4, 1.4), [CPU], behavior, limits=WIDE, history=history)
     assert (decision.raw, decision.desired) == (8, 6)
     assert "scale-up stabilised: lowest recommendation in the last 60 s is 6" in decision.reasons
 
@@ -191,7 +191,7 @@ def test_step_limits_take_the_larger_of_pods_and_percent():
     assert step_limit_down(10, Behavior(max_step_down_pods=1, max_step_down_percent=50)) == 5
     assert step_limit_down(3, Behavior(max_step_down_pods=None, max_step_down_percent=10)) == 0
     assert step_limit_up(10, Behavior(max_step_up_pods=None, max_step_up_percent=None)) is None
-    decision = decide(0, 10, cpu(*[7.0] * 10), [CPU], behavior, WIDE, History())
+    decision = decide(0, 10, cpu(*[7.0] * 10), [CPU], behavior, limits=WIDE, history=History())
     assert (decision.raw, decision.desired) == (100, 20)
     assert "step-up" in decision.limited_by
     assert "scale-up limited to 10 pods per step: 20" in decision.reasons
@@ -200,17 +200,17 @@ def test_step_limits_take_the_larger_of_pods_and_percent():
 def test_a_scale_down_waits_for_its_cooldown_after_any_action():
     behavior = Behavior(scale_down_stabilization_s=0, cooldown_down_s=30, max_step_down_percent=None)
     history = History(actions=[(100, 4, 8)])
-    held = decide(120, 8, cpu(*[0.35] * 8), [CPU], behavior, WIDE, history)
+    held = decide(120, 8, cpu(*[0.35] * 8), [CPU], behavior, limits=WIDE, history=history)
     assert held.desired == 8
     assert held.cooldown_active
     assert "scale-down to 4 held: last action 20 s ago, cooldown 30 s" in held.reasons
-    assert decide(130, 8, cpu(*[0.35] * 8), [CPU], behavior, WIDE, history).desired == 4
+    assert decide(130, 8, cpu(*[0.35] * 8), [CPU], behavior, limits=WIDE, history=history).desired == 4
 
 
 def test_a_scale_up_waits_only_for_its_own_cooldown():
     history = History(actions=[(100, 8, 4)])
-    assert decide(101, 4, cpu(*[1.4] * 4), [CPU], Behavior(cooldown_up_s=0), WIDE, history).desired == 8
-    held = decide(101, 4, cpu(*[1.4] * 4), [CPU], Behavior(cooldown_up_s=10), WIDE, history)
+    assert decide(101, 4, cpu(*[1.4] * 4), [CPU], Behavior(cooldown_up_s=0), limits=WIDE, history=history).desired == 8
+    held = decide(101, 4, cpu(*[1.4] * 4), [CPU], Behavior(cooldown_up_s=10), limits=WIDE, history=history)
     assert held.desired == 4
     assert "cooldown-up" in held.limited_by
 
@@ -220,37 +220,37 @@ def test_the_flap_guard_holds_a_reversing_scale_down_but_never_a_scale_up():
     # up, down, up: two reversals in the window; a scale-down now would be a third
     history = History(actions=[(100, 4, 8), (200, 8, 4), (300, 4, 8)])
     assert count_reversals(history.actions, 400, 600) == 2
-    held = decide(400, 8, cpu(*[0.35] * 8), [CPU], behavior, WIDE, history)
+    held = decide(400, 8, cpu(*[0.35] * 8), [CPU], behavior, limits=WIDE, history=history)
     assert held.desired == 8
     assert held.flap_guarded
     assert any(r.startswith("scale-down to 4 held by the flap guard: 2 reversals") for r in held.reasons)
     # once the reversals have left the window, the scale-down goes through
-    assert decide(1000, 8, cpu(*[0.35] * 8), [CPU], behavior, WIDE, history).desired == 4
+    assert decide(1000, 8, cpu(*[0.35] * 8), [CPU], behavior, limits=WIDE, history=history).desired == 4
     # a scale-up is never held by the guard
     down_history = History(actions=[(100, 8, 4), (200, 4, 8), (300, 8, 4)])
-    assert decide(400, 4, cpu(*[1.4] * 4), [CPU], behavior, WIDE, down_history).desired == 8
+    assert decide(400, 4, cpu(*[1.4] * 4), [CPU], behavior, limits=WIDE, history=down_history).desired == 8
 
 
 def test_limits_win_over_step_limits_and_holds():
     behavior = Behavior(max_step_up_pods=1, max_step_up_percent=None)
-    decision = decide(0, 1, cpu(0.7), [CPU], behavior, Limits(5, 10), History())
+    decision = decide(0, 1, cpu(0.7), [CPU], behavior, limits=Limits(5, 10), history=History())
     assert decision.desired == 5
     assert decision.limited_by == ["min"]
     assert "raised to the minimum of 5" in decision.reasons
-    too_many = decide(0, 30, cpu(*[0.7] * 30), [CPU], behavior, Limits(5, 10), History())
+    too_many = decide(0, 30, cpu(*[0.7] * 30), [CPU], behavior, limits=Limits(5, 10), history=History())
     assert too_many.desired == 10
 
 
 def test_a_forecast_raises_the_proposal_but_never_lowers_it():
-    up = decide(0, 4, cpu(0.7, 0.7, 0.7, 0.7), [CPU], PLAIN, WIDE, History(), forecast={"cpu": 1.4})
+    up = decide(0, 4, cpu(0.7, 0.7, 0.7, 0.7), [CPU], PLAIN, limits=WIDE, history=History(), forecast={"cpu": 1.4})
     assert (up.raw, up.proposed, up.desired) == (4, 8, 8)
     assert any(r.startswith("predictive: cpu forecast 1.4") for r in up.reasons)
-    down = decide(0, 4, cpu(1.4, 1.4, 1.4, 1.4), [CPU], PLAIN, WIDE, History(), forecast={"cpu": 0.1})
+    down = decide(0, 4, cpu(1.4, 1.4, 1.4, 1.4), [CPU], PLAIN, limits=WIDE, history=History(), forecast={"cpu": 0.1})
     assert (down.proposed, down.desired) == (8, 8)
 
 
 def test_every_change_is_explained():
-    decision = decide(0, 4, cpu(1.4, 1.4, 1.4, 1.4), [CPU], PLAIN, WIDE, History())
+    decision = decide(0, 4, cpu(1.4, 1.4, 1.4, 1.4), [CPU], PLAIN, limits=WIDE, history=History())
     assert decision.reasons == [
         "cpu: mean 1.4 over 4 pods vs target 0.7: ceil(4 x 1.4 / 0.7) = 8",
         "desired 8 (from 4)",
@@ -381,13 +381,15 @@ def test_the_flap_guard_holds_exactly_the_scale_downs_that_would_reverse_too_oft
     ordered = sorted(times)
     actions = [(t, 10, 20) if (len(ordered) - i) % 2 else (t, 20, 10) for i, t in enumerate(ordered)]
     behavior = replace(PLAIN, flap_guard_max_reversals=guard, flap_guard_window_s=window)
-    decision = decide(NOW, 20, cpu(*[0.35] * 20), [CPU], behavior, WIDE, History(actions=actions))
+    decision = decide(NOW, 20, cpu(*[0.35] * 20), [CPU], behavior, limits=WIDE, history=History(actions=actions))
     reversals = count_reversals(actions, NOW, window)
     assert decision.flap_guarded == (reversals >= guard)
     assert decision.desired == (20 if reversals >= guard else 10)
     # the guard never holds a scale-up
     rising = [(t, b, a) for t, a, b in actions]
-    assert decide(NOW, 10, cpu(*[1.4] * 10), [CPU], behavior, WIDE, History(actions=rising)).desired == 20
+    assert (
+        decide(NOW, 10, cpu(*[1.4] * 10), [CPU], behavior, limits=WIDE, history=History(actions=rising)).desired == 20
+    )
 
 
 # ---------------------------------------------------------------- forecast

@@ -17,7 +17,12 @@ class AuditConfig(AppConfig):
         nav_register("audit", "Audit", "/audit/", order=80)
 
         # Events are read where their scope is readable; everyone also reads the events they caused.
-        register_scoped(AuditEvent, ScopedModel(
-            cluster="scope_cluster", namespace="scope_namespace", application="scope_application",
-            visible_to_self="actor_id",
-        ))  # fmt: skip
+        register_scoped(
+            AuditEvent,
+            ScopedModel(
+                cluster="scope_cluster",
+                namespace="scope_namespace",
+                application="scope_application",
+                visible_to_self="actor_id",
+            ),
+        )

@@ -14,10 +14,28 @@ GENESIS_HASH = "0" * 64
 
 # Every field of an event that the hash covers, in a fixed order; ``hash`` itself is not among them.
 HASHED_FIELDS = (
-    "seq", "time", "actor_kind", "actor_id", "actor_name", "action", "target_type", "target_id",
-    "target_display", "scope_cluster", "scope_namespace", "scope_application", "outcome", "message",
-    "changes", "request_id", "client_ip", "user_agent", "source", "metadata", "prev_hash",
-)  # fmt: skip
+    "seq",
+    "time",
+    "actor_kind",
+    "actor_id",
+    "actor_name",
+    "action",
+    "target_type",
+    "target_id",
+    "target_display",
+    "scope_cluster",
+    "scope_namespace",
+    "scope_application",
+    "outcome",
+    "message",
+    "changes",
+    "request_id",
+    "client_ip",
+    "user_agent",
+    "source",
+    "metadata",
+    "prev_hash",
+)
 
 
 def canonical_bytes(event: Mapping[str, Any]) -> bytes:

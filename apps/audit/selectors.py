@@ -76,9 +76,11 @@ def audit_events(*, viewer: Any, filters: Mapping[str, Any] | None = None) -> Qu
     if "q" in f:
         text = f["q"]
         queryset = queryset.filter(
-            Q(message__icontains=text) | Q(target_display__icontains=text) | Q(action__icontains=text)
+            Q(message__icontains=text)
+            | Q(target_display__icontains=text)
+            | Q(action__icontains=text)
             | Q(actor_name__icontains=text)
-        )  # fmt: skip
+        )
     return queryset.order_by("-seq")
 
 

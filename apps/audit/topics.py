@@ -34,9 +34,14 @@ def _render_history(user: Any, name: str, payload: dict[str, Any]) -> str:
     events = object_history(viewer=user, target_type=target_type, target_id=target_id)
     return render_to_string(
         "audit/_history.html",
-        {"events": events, "panel_id": name.replace(".", "-"), "oob": True, "target_type": target_type,
-         "target_id": target_id},
-    )  # fmt: skip
+        {
+            "events": events,
+            "panel_id": name.replace(".", "-"),
+            "oob": True,
+            "target_type": target_type,
+            "target_id": target_id,
+        },
+    )
 
 
 def _may_read_target(user: Any, name: str) -> bool:

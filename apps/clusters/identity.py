@@ -63,8 +63,11 @@ class MachineIdentity:
 
     def actor(self) -> Actor:
         """How services record this caller in the audit trail."""
-        return Actor(ActorKind.SERVICE_ACCOUNT, f"{self.cluster.pk}:{self.namespace}:{self.service_account}",
-                      f"{self.username} @ {self.cluster.name}")  # fmt: skip
+        return Actor(
+            ActorKind.SERVICE_ACCOUNT,
+            f"{self.cluster.pk}:{self.namespace}:{self.service_account}",
+            f"{self.username} @ {self.cluster.name}",
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -160,8 +163,13 @@ def _verify(cluster_name: str, token: str, key: str) -> dict[str, Any]:
     """TokenReview and mapping; the cacheable description of the identity, or an exception (audited)."""
     cluster = Cluster.objects.filter(name=cluster_name).first()
     if cluster is None:
-        raise _refuse(key, status=401, message=f"no registered cluster is named {cluster_name!r} ({CLUSTER_HEADER})",
-                      cluster=None, cluster_name=cluster_name)  # fmt: skip
+        raise _refuse(
+            key,
+            status=401,
+            message=f"no registered cluster is named {cluster_name!r} ({CLUSTER_HEADER})",
+            cluster=None,
+            cluster_name=cluster_name,
+        )
     try:
         review = gateways.for_cluster(cluster).token_review(token)
     except gateways.KubeError as exc:  # not the caller's fault: say so, do not cache
@@ -169,15 +177,26 @@ def _verify(cluster_name: str, token: str, key: str) -> dict[str, Any]:
         raise UnavailableError(f"cannot verify the token with cluster {cluster.name} now: {exc.message}") from None
     if not review.get("authenticated"):
         why = str(review.get("error") or "the token is not valid")
-        raise _refuse(key, status=401, cluster=cluster, cluster_name=cluster_name,
-                      message=f"cluster {cluster.name} refused the token (TokenReview): {why[:300]}")  # fmt: skip
+        raise _refuse(
+            key,
+            status=401,
+            cluster=cluster,
+            cluster_name=cluster_name,
+            message=f"cluster {cluster.name} refused the token (TokenReview): {why[:300]}",
+        )
     user = review.get("user") or {}
     username = str(user.get("username") or "")
     parts = username.split(":")
     if not username.startswith(SA_PREFIX) or len(parts) != 4 or not all(parts[2:]):
-        raise _refuse(key, status=403, cluster=cluster, cluster_name=cluster_name, username=username,
-                      message=f"{username or 'the token'} is not a ServiceAccount; only workloads' ServiceAccount "
-                              "tokens identify an application")  # fmt: skip
+        raise _refuse(
+            key,
+            status=403,
+            cluster=cluster,
+            cluster_name=cluster_name,
+            username=username,
+            message=f"{username or 'the token'} is not a ServiceAccount; only workloads' ServiceAccount "
+            "tokens identify an application",
+        )
     namespace, service_account = parts[2], parts[3]
     extra = user.get("extra") or {}
     pod_names = extra.get(POD_NAME_EXTRA) or []

@@ -294,15 +294,29 @@ def application_page(viewer: Any, app: Application) -> dict[str, Any]:
 def dashboard_counters(viewer: Any) -> list[dict[str, Any]]:
     """Clusters, active applications, workloads and pods the viewer may read (for the dashboard)."""
     return [
-        {"key": "clusters", "label": "Clusters", "url": "/clusters/",
-         "value": restrict(viewer, Action.READ, Cluster.objects.all()).count()},
-        {"key": "applications", "label": "Applications", "url": "/applications/",
-         "value": restrict(viewer, Action.READ, Application.objects.filter(active=True)).count()},
-        {"key": "workloads", "label": "Workloads",
-         "value": restrict(viewer, Action.READ, Workload.objects.all()).count()},
-        {"key": "pods", "label": "Pods",
-         "value": restrict(viewer, Action.READ, Pod.objects.filter(deleting=False)).count()},
-    ]  # fmt: skip
+        {
+            "key": "clusters",
+            "label": "Clusters",
+            "url": "/clusters/",
+            "value": restrict(viewer, Action.READ, Cluster.objects.all()).count(),
+        },
+        {
+            "key": "applications",
+            "label": "Applications",
+            "url": "/applications/",
+            "value": restrict(viewer, Action.READ, Application.objects.filter(active=True)).count(),
+        },
+        {
+            "key": "workloads",
+            "label": "Workloads",
+            "value": restrict(viewer, Action.READ, Workload.objects.all()).count(),
+        },
+        {
+            "key": "pods",
+            "label": "Pods",
+            "value": restrict(viewer, Action.READ, Pod.objects.filter(deleting=False)).count(),
+        },
+    ]
 
 
 # --- the API's lists: one query per page however many rows (counts are correlated subqueries) -----------

@@ -73,8 +73,11 @@ def _render_cluster(user: Any, name: str, payload: dict[str, Any]) -> str:
         parts.append(_refresh("cluster-workloads", url, "#workload-filters, #workloads-page"))
     if everything or kind == "events":
         warnings = selectors.cluster_warnings(user, cluster)
-        parts.append(render_to_string("clusters/_warnings.html",
-                                      {"warnings": warnings, "panel": "cluster-warnings", "oob": True}))  # fmt: skip
+        parts.append(
+            render_to_string(
+                "clusters/_warnings.html", {"warnings": warnings, "panel": "cluster-warnings", "oob": True}
+            )
+        )
     return "".join(parts)
 
 
@@ -96,8 +99,7 @@ def _render_application(user: Any, name: str, payload: dict[str, Any]) -> str:
         parts.append(render_to_string("clusters/_application_workloads.html", context))
         parts.append(render_to_string("clusters/_versions.html", context))
     if everything or kind == "events":
-        parts.append(render_to_string("clusters/_warnings.html",
-                                      {**context, "panel": "application-warnings"}))  # fmt: skip
+        parts.append(render_to_string("clusters/_warnings.html", {**context, "panel": "application-warnings"}))
     return "".join(parts)
 
 

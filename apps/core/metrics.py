@@ -49,8 +49,9 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     from django_prometheus.exports import ExportToDjangoView
 
     if not metrics_authorized(request.headers.get("Authorization", "")):
-        response = HttpResponse("metrics need Authorization: Bearer <METRICS_TOKEN>\n", status=401,
-                                content_type="text/plain")  # fmt: skip
+        response = HttpResponse(
+            "metrics need Authorization: Bearer <METRICS_TOKEN>\n", status=401, content_type="text/plain"
+        )
         response["WWW-Authenticate"] = METRICS_REALM
         return response
     return ExportToDjangoView(request)

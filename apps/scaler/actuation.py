@@ -39,9 +39,15 @@ def _put(gateway: gateways.Gateway, path: str, scale: dict[str, Any], replicas: 
 
 
 def scale_to(
-    gateway: gateways.Gateway, *, kind: str, namespace: str, name: str, replicas: int, resource_version: str,
+    gateway: gateways.Gateway,
+    *,
+    kind: str,
+    namespace: str,
+    name: str,
+    replicas: int,
+    resource_version: str,
     expected: int,
-) -> ScaleOutcome:  # fmt: skip
+) -> ScaleOutcome:
     """Set replicas if the workload still has ``resource_version``; on 409, re-read once and retry only if the
     count is still the ``expected`` one the decision was based on (else the decision is stale: raise Conflict)."""
     path = workload_path(kind, namespace, name)
@@ -76,7 +82,11 @@ def drive_hpa(
         "spec": {"minReplicas": max(1, min_replicas), "maxReplicas": max(1, min_replicas, max_replicas)},
     }
     data: dict[str, Any] = gateway.json(
-        "PATCH", path, body=body, content_type="application/merge-patch+json", query={"fieldManager": FIELD_MANAGER},
+        "PATCH",
+        path,
+        body=body,
+        content_type="application/merge-patch+json",
+        query={"fieldManager": FIELD_MANAGER},
         retries=1,
-    )  # fmt: skip
+    )
     return data

@@ -26,8 +26,18 @@ class ScheduleWindowInline(admin.TabularInline):
 
 @admin.register(ScalingPolicy)
 class ScalingPolicyAdmin(ReadOnlyAdmin):
-    list_display = ("application", "name", "mode", "enabled", "min_replicas", "max_replicas", "status", "kill_switch",
-                    "version", "last_evaluated_at")  # fmt: skip
+    list_display = (
+        "application",
+        "name",
+        "mode",
+        "enabled",
+        "min_replicas",
+        "max_replicas",
+        "status",
+        "kill_switch",
+        "version",
+        "last_evaluated_at",
+    )
     list_filter = ("mode", "status", "enabled", "kill_switch")
     search_fields = ("name", "application__name", "application__namespace")
     inlines = (ScheduleWindowInline,)

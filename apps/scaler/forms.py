@@ -42,8 +42,12 @@ class FleetFilterForm(forms.Form):
     status = forms.ChoiceField(required=False, choices=[("", "any status"), *PolicyStatus.choices])
     mode = forms.ChoiceField(required=False, choices=[("", "any mode"), *Mode.choices])
     cluster = forms.IntegerField(required=False, min_value=1)
-    q = forms.CharField(required=False, max_length=100, label="Search",
-                        widget=forms.TextInput(attrs={"placeholder": "application, namespace or policy"}))  # fmt: skip
+    q = forms.CharField(
+        required=False,
+        max_length=100,
+        label="Search",
+        widget=forms.TextInput(attrs={"placeholder": "application, namespace or policy"}),
+    )
     page = forms.IntegerField(required=False, min_value=1)
 
 
@@ -78,18 +82,32 @@ class PolicyForm(forms.Form):
     """One scaling policy: the fields of ``policy_create`` / ``policy_update``."""
 
     name = forms.CharField(max_length=100, initial="default")
-    workload = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label="Workload",
-                                      help_text="empty: the application's only Deployment or StatefulSet")  # fmt: skip
+    workload = forms.TypedChoiceField(
+        required=False,
+        coerce=int,
+        empty_value=None,
+        label="Workload",
+        help_text="empty: the application's only Deployment or StatefulSet",
+    )
     enabled = forms.BooleanField(required=False, initial=True)
     mode = forms.ChoiceField(choices=Mode.choices, initial=Mode.RECOMMEND)
     min_replicas = forms.IntegerField(initial=1, label="Min replicas")
     max_replicas = forms.IntegerField(initial=10, label="Max replicas")
     predictive = forms.BooleanField(required=False, label="Predictive (scale for the forecast over pod start-up)")
-    conflict_mode = forms.ChoiceField(choices=ConflictMode.choices, initial=ConflictMode.REFUSE,
-                                      label="When another controller owns the replica count")  # fmt: skip
+    conflict_mode = forms.ChoiceField(
+        choices=ConflictMode.choices,
+        initial=ConflictMode.REFUSE,
+        label="When another controller owns the replica count",
+    )
 
-    def __init__(self, *args: Any, workloads: list[tuple[int, str]] = (), metric_rows: int = 1,  # type: ignore[assignment]
-                 schedule_rows: int = 1, **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *args: Any,
+        workloads: list[tuple[int, str]] = (),  # type: ignore[assignment]
+        metric_rows: int = 1,
+        schedule_rows: int = 1,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.group_errors: dict[str, list[str]] = {g: [] for g in GROUPS}
         if self.is_bound:
@@ -110,26 +128,37 @@ class PolicyForm(forms.Form):
             posted = self.data.get(f"metric_{i}_source") if self.is_bound else None
             if posted and posted not in METRIC_SOURCES:
                 sources.append((posted, posted))  # keep what was sent; the service names it unknown
-            self.fields[f"metric_{i}_source"] = forms.CharField(required=False, label="Metric",
-                                                                 widget=forms.Select(choices=sources))  # fmt: skip
+            self.fields[f"metric_{i}_source"] = forms.CharField(
+                required=False, label="Metric", widget=forms.Select(choices=sources)
+            )
             self.fields[f"metric_{i}_name"] = forms.CharField(required=False, max_length=63, label="Name")
             self.fields[f"metric_{i}_target"] = forms.FloatField(required=False, label="Target")
             self.fields[f"metric_{i}_kind"] = forms.ChoiceField(
                 required=False, label="Kind (custom)", choices=[("", "—"), *[(k, k) for k in engine.METRIC_KINDS]]
             )
             self.fields[f"metric_{i}_query"] = forms.CharField(
-                required=False, max_length=4000, label="PromQL (custom)",
-                widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false",
-                                             "placeholder": 'sum by (pod) (rate(x_total{$selector}[1m]))'}),
-            )  # fmt: skip
+                required=False,
+                max_length=4000,
+                label="PromQL (custom)",
+                widget=forms.Textarea(
+                    attrs={
+                        "rows": 2,
+                        "spellcheck": "false",
+                        "placeholder": "sum by (pod) (rate(x_total{$selector}[1m]))",
+                    }
+                ),
+            )
         for i in range(schedule_rows):
             self.fields[f"schedule_{i}_name"] = forms.CharField(required=False, max_length=100, label="Name")
             self.fields[f"schedule_{i}_rrule"] = forms.CharField(
-                required=False, max_length=1000, label="RRULE",
+                required=False,
+                max_length=1000,
+                label="RRULE",
                 widget=forms.TextInput(attrs={"placeholder": "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR;BYHOUR=8;BYMINUTE=0"}),
-            )  # fmt: skip
-            self.fields[f"schedule_{i}_timezone"] = forms.CharField(required=False, max_length=64, label="Time zone",
-                                                                    initial="UTC")  # fmt: skip
+            )
+            self.fields[f"schedule_{i}_timezone"] = forms.CharField(
+                required=False, max_length=64, label="Time zone", initial="UTC"
+            )
             self.fields[f"schedule_{i}_duration_minutes"] = forms.IntegerField(required=False, label="Minutes")
             self.fields[f"schedule_{i}_min_replicas"] = forms.IntegerField(required=False, label="Floor")
             self.fields[f"schedule_{i}_max_replicas"] = forms.IntegerField(required=False, label="Ceiling")
@@ -155,8 +184,11 @@ class PolicyForm(forms.Form):
             source = data.get(f"metric_{i}_source") or ""
             if not source:
                 continue
-            item: dict[str, Any] = {"name": data.get(f"metric_{i}_name") or source, "source": source,
-                                    "target": data.get(f"metric_{i}_target")}  # fmt: skip
+            item: dict[str, Any] = {
+                "name": data.get(f"metric_{i}_name") or source,
+                "source": source,
+                "target": data.get(f"metric_{i}_target"),
+            }
             if source == prometheus.CUSTOM:
                 item["kind"] = data.get(f"metric_{i}_kind") or "per_pod"
                 item["query"] = data.get(f"metric_{i}_query") or ""
@@ -164,8 +196,11 @@ class PolicyForm(forms.Form):
         return out
 
     def behavior(self) -> dict[str, Any]:
-        return {k: self.cleaned_data[f"behavior_{k}"] for k in BEHAVIOUR_FIELDS
-                if self.cleaned_data.get(f"behavior_{k}") is not None}  # fmt: skip
+        return {
+            k: self.cleaned_data[f"behavior_{k}"]
+            for k in BEHAVIOUR_FIELDS
+            if self.cleaned_data.get(f"behavior_{k}") is not None
+        }
 
     def schedules(self) -> list[dict[str, Any]]:
         data, out = self.cleaned_data, []
@@ -182,11 +217,17 @@ class PolicyForm(forms.Form):
         """Everything the services take (the workload as its id; the view resolves it)."""
         data = self.cleaned_data
         return {
-            "name": data["name"], "enabled": bool(data.get("enabled")), "mode": data["mode"],
-            "min_replicas": data["min_replicas"], "max_replicas": data["max_replicas"],
-            "predictive": bool(data.get("predictive")), "conflict_mode": data["conflict_mode"],
-            "metrics": self.metrics(), "behavior": self.behavior(), "schedules": self.schedules(),
-        }  # fmt: skip
+            "name": data["name"],
+            "enabled": bool(data.get("enabled")),
+            "mode": data["mode"],
+            "min_replicas": data["min_replicas"],
+            "max_replicas": data["max_replicas"],
+            "predictive": bool(data.get("predictive")),
+            "conflict_mode": data["conflict_mode"],
+            "metrics": self.metrics(),
+            "behavior": self.behavior(),
+            "schedules": self.schedules(),
+        }
 
     def add_service_error(self, field: str | None, message: str) -> None:
         """Show a service's error on the field it names (a group of rows, or a plain field)."""
@@ -216,19 +257,27 @@ def policy_initial(policy: ScalingPolicy | None) -> tuple[dict[str, Any], int, i
         initial: dict[str, Any] = {"metric_0_source": "cpu", "metric_0_target": 0.7}
         return initial, 2, 1
     initial = {
-        "name": policy.name, "workload": policy.workload_id or "", "enabled": policy.enabled, "mode": policy.mode,
-        "min_replicas": policy.min_replicas, "max_replicas": policy.max_replicas, "predictive": policy.predictive,
+        "name": policy.name,
+        "workload": policy.workload_id or "",
+        "enabled": policy.enabled,
+        "mode": policy.mode,
+        "min_replicas": policy.min_replicas,
+        "max_replicas": policy.max_replicas,
+        "predictive": policy.predictive,
         "conflict_mode": policy.conflict_mode,
-    }  # fmt: skip
+    }
     for key, value in (policy.behavior or {}).items():
         initial[f"behavior_{key}"] = value
     for i, metric in enumerate(policy.metrics):
-        initial.update({
-            f"metric_{i}_source": metric.get("source") or metric.get("name"), f"metric_{i}_name": metric.get("name"),
-            f"metric_{i}_target": metric.get("target"),
-            f"metric_{i}_kind": metric.get("kind") if metric.get("source") == prometheus.CUSTOM else "",
-            f"metric_{i}_query": metric.get("query") or "",
-        })  # fmt: skip
+        initial.update(
+            {
+                f"metric_{i}_source": metric.get("source") or metric.get("name"),
+                f"metric_{i}_name": metric.get("name"),
+                f"metric_{i}_target": metric.get("target"),
+                f"metric_{i}_kind": metric.get("kind") if metric.get("source") == prometheus.CUSTOM else "",
+                f"metric_{i}_query": metric.get("query") or "",
+            }
+        )
     windows = list(policy.schedules.all())
     for i, window in enumerate(windows):
         for part in SCHEDULE_PARTS:

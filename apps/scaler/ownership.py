@@ -16,8 +16,18 @@ from apps.clusters import gateway as gateways
 
 FIELD_MANAGER = "icc"
 # Update-operation managers that re-apply manifests (their owning spec.replicas means they will set it again).
-DEPLOY_TOOLS = ("helm", "kubectl-client-side-apply", "argocd", "argo-rollouts", "kustomize-controller",
-                "helm-controller", "flux", "pulumi", "terraform", "spinnaker")  # fmt: skip
+DEPLOY_TOOLS = (
+    "helm",
+    "kubectl-client-side-apply",
+    "argocd",
+    "argo-rollouts",
+    "kustomize-controller",
+    "helm-controller",
+    "flux",
+    "pulumi",
+    "terraform",
+    "spinnaker",
+)
 NEVER_WRITERS = frozenset({FIELD_MANAGER, "kube-controller-manager"})
 
 

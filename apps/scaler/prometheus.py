@@ -193,9 +193,10 @@ def query_range(
 ) -> list[dict[str, Any]]:
     """A range query; each series as ``{"metric": labels, "values": [[t, "v"], ...]}``."""
     data = _call(
-        "/api/v1/query_range", {"query": promql, "start": start.timestamp(), "end": end.timestamp(), "step": step},
+        "/api/v1/query_range",
+        {"query": promql, "start": start.timestamp(), "end": end.timestamp(), "step": step},
         timeout,
-    )  # fmt: skip
+    )
     result: list[dict[str, Any]] = data.get("result") or []
     return result
 

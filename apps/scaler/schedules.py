@@ -61,16 +61,22 @@ class ScheduleLimits:
     opened_at: datetime
 
     def as_dict(self) -> dict[str, Any]:
-        return {"min": self.min, "max": self.max, "window": self.window, "priority": self.priority,
-                "opened_at": self.opened_at.isoformat()}  # fmt: skip
+        return {
+            "min": self.min,
+            "max": self.max,
+            "window": self.window,
+            "priority": self.priority,
+            "opened_at": self.opened_at.isoformat(),
+        }
 
 
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise DomainError(f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)",
-                          field="schedules") from None  # fmt: skip
+        raise DomainError(
+            f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)", field="schedules"
+        ) from None
 
 
 def _anchor(tz: ZoneInfo, at_local: datetime) -> datetime:
@@ -95,8 +101,7 @@ def parse_rule(text: str, tz: ZoneInfo, at_local: datetime) -> rrule | rruleset:
     except (ValueError, TypeError, KeyError, OverflowError) as exc:
         raise DomainError(f"not a valid RRULE {text[:100]!r}: {exc}", field="schedules") from None
     if not isinstance(rule, rrule):
-        raise DomainError(f"not a valid RRULE {text[:100]!r} (one RRULE, optionally with a DTSTART)",
-                          field="schedules")  # fmt: skip
+        raise DomainError(f"not a valid RRULE {text[:100]!r} (one RRULE, optionally with a DTSTART)", field="schedules")
     _check_bounds(rule, at_local)
     return rule
 
@@ -104,8 +109,9 @@ def parse_rule(text: str, tz: ZoneInfo, at_local: datetime) -> rrule | rruleset:
 def _check_bounds(rule: rrule, at_local: datetime) -> None:
     """Refuse what would make evaluation spin: sub-hourly frequencies, far-away starts, huge counts, BYEASTER."""
     if rule._freq in REFUSED_FREQUENCIES:
-        raise DomainError(f"FREQ={REFUSED_FREQUENCIES[rule._freq]} is not allowed: a window recurs at most hourly",
-                          field="schedules")  # fmt: skip
+        raise DomainError(
+            f"FREQ={REFUSED_FREQUENCIES[rule._freq]} is not allowed: a window recurs at most hourly", field="schedules"
+        )
     if rule._byeaster:
         raise DomainError("BYEASTER is not supported", field="schedules")
     if rule._count is not None and rule._count > MAX_OCCURRENCES_EXAMINED:
@@ -159,11 +165,21 @@ def _realigned(rule: rrule, not_after: datetime) -> rrule:
         return rule
     weekdays = [weekday(d) for d in rule._byweekday or ()] + [weekday(d, n) for d, n in rule._bynweekday or ()]
     return rrule(
-        rule._freq, dtstart=start, interval=rule._interval, wkst=rule._wkst, until=rule._until,
-        bysetpos=rule._bysetpos, bymonth=rule._bymonth, bymonthday=(rule._bymonthday + rule._bynmonthday) or None,
-        byyearday=rule._byyearday, byweekno=rule._byweekno, byweekday=weekdays or None, byhour=rule._byhour,
-        byminute=rule._byminute, bysecond=rule._bysecond,
-    )  # fmt: skip
+        rule._freq,
+        dtstart=start,
+        interval=rule._interval,
+        wkst=rule._wkst,
+        until=rule._until,
+        bysetpos=rule._bysetpos,
+        bymonth=rule._bymonth,
+        bymonthday=(rule._bymonthday + rule._bynmonthday) or None,
+        byyearday=rule._byyearday,
+        byweekno=rule._byweekno,
+        byweekday=weekdays or None,
+        byhour=rule._byhour,
+        byminute=rule._byminute,
+        bysecond=rule._bysecond,
+    )
 
 
 @functools.lru_cache(maxsize=64)
@@ -196,8 +212,9 @@ def occurrences(rule: rrule, start: datetime, end: datetime) -> Iterator[datetim
     shifted_end = _shift(end, delta)
     if delta:
         until = rule._until
-        rule = rule.replace(dtstart=_shift(rule._dtstart, delta),
-                            until=None if until is None or until > end else _shift(until, delta))  # fmt: skip
+        rule = rule.replace(
+            dtstart=_shift(rule._dtstart, delta), until=None if until is None or until > end else _shift(until, delta)
+        )
     for examined, occurrence in enumerate(rule):
         if examined >= MAX_OCCURRENCES_EXAMINED or occurrence > shifted_end:
             return
@@ -206,8 +223,9 @@ def occurrences(rule: rrule, start: datetime, end: datetime) -> Iterator[datetim
             yield original
 
 
-def validate_window(*, rrule_text: str, timezone: str, duration_minutes: Any, min_replicas: Any,
-                    max_replicas: Any, name: str) -> None:  # fmt: skip
+def validate_window(
+    *, rrule_text: str, timezone: str, duration_minutes: Any, min_replicas: Any, max_replicas: Any, name: str
+) -> None:
     """Raise a DomainError on field ``schedules`` naming what is wrong with one window."""
     if not name or len(str(name)) > 100:
         raise DomainError("each window needs a name (at most 100 characters)", field="schedules")
@@ -217,8 +235,9 @@ def validate_window(*, rrule_text: str, timezone: str, duration_minutes: Any, mi
     since = now.astimezone(rule_zone or tz).replace(tzinfo=None) - timedelta(days=366)
     until = since + timedelta(days=366 + 365 * HORIZON_YEARS)
     if next(occurrences(rule, since, until), None) is None:
-        raise DomainError(f"window {name!r}: the rule never occurs between {since:%Y-%m-%d} and {until:%Y-%m-%d}",
-                          field="schedules")  # fmt: skip
+        raise DomainError(
+            f"window {name!r}: the rule never occurs between {since:%Y-%m-%d} and {until:%Y-%m-%d}", field="schedules"
+        )
     if (
         not isinstance(duration_minutes, int)
         or isinstance(duration_minutes, bool)

@@ -23,8 +23,9 @@ CHART_MINUTES = 60
 CHART_STEP_SECONDS = 30.0
 
 
-def fleet(viewer: Any, *, status: str = "", mode: str = "", cluster: int | None = None,
-          search: str = "") -> QuerySet[ScalingPolicy]:  # fmt: skip
+def fleet(
+    viewer: Any, *, status: str = "", mode: str = "", cluster: int | None = None, search: str = ""
+) -> QuerySet[ScalingPolicy]:
     """The policies the viewer may read, each with the fields of its latest decision (``last_*``)."""
     latest = restrict(viewer, Action.READ, Decision.objects.all()).filter(policy=OuterRef("pk")).order_by("-at", "-id")
     policies = (
@@ -49,9 +50,10 @@ def fleet(viewer: Any, *, status: str = "", mode: str = "", cluster: int | None 
         policies = policies.filter(application__cluster_id=cluster)
     if search:
         policies = policies.filter(
-            Q(name__icontains=search) | Q(application__name__icontains=search)
+            Q(name__icontains=search)
+            | Q(application__name__icontains=search)
             | Q(application__namespace__icontains=search)
-        )  # fmt: skip
+        )
     return policies
 
 
@@ -150,8 +152,9 @@ def metrics_history(viewer: Any, policy: ScalingPolicy, *, now: datetime | None 
     )
     for metric in policy.metrics:
         try:
-            series = prometheus.query_range(_query(metric, workload, pods), start=start, end=now,
-                                            step=CHART_STEP_SECONDS)  # fmt: skip
+            series = prometheus.query_range(
+                _query(metric, workload, pods), start=start, end=now, step=CHART_STEP_SECONDS
+            )
         except prometheus.PrometheusUnavailable as exc:
             out.unavailable = f"Prometheus is unavailable: {exc.message}"
             out.charts = []
@@ -246,8 +249,9 @@ def _thin(series: tuple[replay.ReplayPoint, ...], start: float, most: int) -> li
     return kept
 
 
-def replay_comparison(viewer: Any, app: Application, policy: ScalingPolicy | None, trace_key: str, *,
-                      now: datetime | None = None) -> Comparison:  # fmt: skip
+def replay_comparison(
+    viewer: Any, app: Application, policy: ScalingPolicy | None, trace_key: str, *, now: datetime | None = None
+) -> Comparison:
     """Run the policy (its behaviour and limits), the HPA's default algorithm and the reactive baseline over a
     synthetic trace sized to the policy's replica range, or over the application's recorded decisions."""
     from apps.core.errors import DomainError
@@ -266,8 +270,9 @@ def replay_comparison(viewer: Any, app: Application, policy: ScalingPolicy | Non
                 field="trace",
             )
         origin = points[0][0]
-        trace = replay_traces.recorded(f"recorded {trace_key[-3:]} of {app.name}",
-                                [(t - origin, needed * per_pod) for t, needed in points])  # fmt: skip
+        trace = replay_traces.recorded(
+            f"recorded {trace_key[-3:]} of {app.name}", [(t - origin, needed * per_pod) for t, needed in points]
+        )
         note = f"{len(points)} decisions"
     elif trace_key == "ramp":
         trace = replay_traces.ramp(low=low * per_pod, high=high * per_pod * 0.9)
@@ -292,9 +297,13 @@ def replay_comparison(viewer: Any, app: Application, policy: ScalingPolicy | Non
             column.append(None if last is None else float(last))
         columns.append(column)
     load = [round(trace.load_at(start + x) / per_pod, 3) for x in xs]
-    chart = Chart(key="replay", title=f"Replicas over time: {trace.name}",
-                  series=[*(POLICY_LABELS.get(n, n) for n, _ in results), "pods needed at target"],
-                  data=[*columns, [float(v) for v in load]], unit="s")  # fmt: skip
+    chart = Chart(
+        key="replay",
+        title=f"Replicas over time: {trace.name}",
+        series=[*(POLICY_LABELS.get(n, n) for n, _ in results), "pods needed at target"],
+        data=[*columns, [float(v) for v in load]],
+        unit="s",
+    )
     return Comparison(trace.name, results, chart, sim, note)
 
 

@@ -50,8 +50,13 @@ def _chart_json(chart: selectors.Chart | None) -> dict[str, Any] | None:
 def _fleet_context(request: HttpRequest) -> dict[str, Any]:
     form = FleetFilterForm(request.GET or None)
     filters = portal.valid_filters(form)
-    policies = selectors.fleet(request.user, status=filters.get("status", ""), mode=filters.get("mode", ""),
-                               cluster=filters.get("cluster"), search=filters.get("q", ""))  # fmt: skip
+    policies = selectors.fleet(
+        request.user,
+        status=filters.get("status", ""),
+        mode=filters.get("mode", ""),
+        cluster=filters.get("cluster"),
+        search=filters.get("q", ""),
+    )
     page: Page[Any] = Paginator(policies, FLEET_PAGE).get_page(filters.get("page"))
     return {"form": form, "filters": filters, "page": page, "query": portal.query_string(filters)}
 
@@ -112,8 +117,14 @@ def _decisions_context(request: HttpRequest, app: Application) -> dict[str, Any]
     return {"app": app, "decisions": page}
 
 
-def _page(request: HttpRequest, app: Application, *, form: PolicyForm | None = None, status: int = 200,
-          replay: dict[str, Any] | None = None) -> HttpResponse:  # fmt: skip
+def _page(
+    request: HttpRequest,
+    app: Application,
+    *,
+    form: PolicyForm | None = None,
+    status: int = 200,
+    replay: dict[str, Any] | None = None,
+) -> HttpResponse:
     user = request.user
     policies = selectors.policies(user, app)
     policy = _selected(request, policies)
@@ -121,8 +132,12 @@ def _page(request: HttpRequest, app: Application, *, form: PolicyForm | None = N
     workloads = selectors.workloads(user, app)
     if form is None and may_configure:
         initial, metric_rows, schedule_rows = policy_initial(policy)
-        form = PolicyForm(initial=initial, workloads=[(w.pk, f"{w.kind} {w.name}") for w in workloads],
-                          metric_rows=metric_rows, schedule_rows=schedule_rows)  # fmt: skip
+        form = PolicyForm(
+            initial=initial,
+            workloads=[(w.pk, f"{w.kind} {w.name}") for w in workloads],
+            metric_rows=metric_rows,
+            schedule_rows=schedule_rows,
+        )
     topics = [application_topic(app.pk), history_of(policy) if policy else "", history_of(app)]
     context = {
         **selectors.summary_context(user, app),
@@ -190,10 +205,17 @@ def metrics_fragment(request: HttpRequest, application_id: int) -> HttpResponse:
     policy = _selected(request, selectors.policies(request.user, app))
     history = selectors.metrics_history(request.user, policy) if policy is not None else None
     charts = [(c, _chart_json(c)) for c in (history.charts if history else [])]
-    return render(request, "scaler/_metrics.html", {
-        "app": app, "policy": policy, "history": history, "charts": charts,
-        "replicas_json": _chart_json(history.replicas if history else None),
-    })  # fmt: skip
+    return render(
+        request,
+        "scaler/_metrics.html",
+        {
+            "app": app,
+            "policy": policy,
+            "history": history,
+            "charts": charts,
+            "replicas_json": _chart_json(history.replicas if history else None),
+        },
+    )
 
 
 @login_required
@@ -237,8 +259,13 @@ def replay_view(request: HttpRequest, application_id: int) -> HttpResponse:
             status, error = exc.status, exc.message
     else:
         status = 400
-    context = {"app": app, "replay_form": form, "comparison": comparison, "error": error,
-               "replay_json": _chart_json(comparison.chart) if comparison else None}  # fmt: skip
+    context = {
+        "app": app,
+        "replay_form": form,
+        "comparison": comparison,
+        "error": error,
+        "replay_json": _chart_json(comparison.chart) if comparison else None,
+    }
     if request.headers.get("HX-Request"):
         return render(request, "scaler/_replay_result.html", context, status=status)
     return _page(request, app, replay=context, status=status)

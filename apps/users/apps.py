@@ -22,7 +22,12 @@ class UsersConfig(AppConfig):
         register_scoped(User, ScopedModel(visible_to_self="pk"))
         register_scoped(Team, ScopedModel(visible_to_self="members"))
         register_scoped(ApiToken, ScopedModel(visible_to_self="user"))
-        register_scoped(RoleBinding, ScopedModel(
-            cluster="scope_cluster", namespace="scope_namespace", application="scope_application",
-            visible_to_self="user",
-        ))  # fmt: skip
+        register_scoped(
+            RoleBinding,
+            ScopedModel(
+                cluster="scope_cluster",
+                namespace="scope_namespace",
+                application="scope_application",
+                visible_to_self="user",
+            ),
+        )

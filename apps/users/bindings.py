@@ -48,9 +48,14 @@ def check_scope(scope: Scope) -> None:
 
 
 def binding_create(
-    *, by: User, role: str, scope: Scope, user: User | None = None, team: Team | None = None,
+    *,
+    by: User,
+    role: str,
+    scope: Scope,
+    user: User | None = None,
+    team: Team | None = None,
     expires_at: datetime | None = None,
-) -> RoleBinding:  # fmt: skip
+) -> RoleBinding:
     """Grant ``role`` at ``scope``. Rule: only someone who may configure at that scope may grant there."""
     if role not in Role.values:
         raise DomainError(f"unknown role {role!r}; one of {', '.join(Role.values)}", field="role")
@@ -64,17 +69,26 @@ def binding_create(
     try:
         with transaction.atomic():
             binding = RoleBinding.objects.create(
-                role=role, user=user, team=team, scope_kind=scope.kind, scope_cluster=scope.cluster,
-                scope_namespace=scope.namespace, scope_application=scope.application, expires_at=expires_at,
+                role=role,
+                user=user,
+                team=team,
+                scope_kind=scope.kind,
+                scope_cluster=scope.cluster,
+                scope_namespace=scope.namespace,
+                scope_application=scope.application,
+                expires_at=expires_at,
                 created_by=by,
-            )  # fmt: skip
+            )
             audit_record(
-                action="users.rolebinding.create", target=binding,
+                action="users.rolebinding.create",
+                target=binding,
                 scope={"cluster": scope.cluster, "namespace": scope.namespace, "application": scope.application},
-                changes={"role": {"before": None, "after": role},
-                         "subject": {"before": None, "after": str(user or team)},
-                         "expires_at": {"before": None, "after": expires_at.isoformat() if expires_at else None}},
-            )  # fmt: skip
+                changes={
+                    "role": {"before": None, "after": role},
+                    "subject": {"before": None, "after": str(user or team)},
+                    "expires_at": {"before": None, "after": expires_at.isoformat() if expires_at else None},
+                },
+            )
     except IntegrityError:
         raise ConflictError("this binding already exists", field="role") from None
     return binding
@@ -85,9 +99,13 @@ def binding_delete(*, by: User, binding: RoleBinding) -> None:
         raise ForbiddenError(f"you may not manage bindings at {binding.scope.label()}")
     with transaction.atomic():
         audit_record(
-            action="users.rolebinding.delete", target=binding,
-            scope={"cluster": binding.scope_cluster, "namespace": binding.scope_namespace,
-                   "application": binding.scope_application},
+            action="users.rolebinding.delete",
+            target=binding,
+            scope={
+                "cluster": binding.scope_cluster,
+                "namespace": binding.scope_namespace,
+                "application": binding.scope_application,
+            },
             changes={"role": {"before": binding.role, "after": None}},
-        )  # fmt: skip
+        )
         binding.delete()

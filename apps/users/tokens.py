@@ -46,8 +46,9 @@ def parse_limits(raw: Any) -> list[Grant]:
         kind = item.get("scope_kind", ScopeKind.GLOBAL)
         if kind not in ScopeKind.values:
             raise DomainError(f"unknown scope_kind {kind!r}", field=field)
-        scope = Scope(kind, str(item.get("cluster", "")), str(item.get("namespace", "")),
-                      str(item.get("application", "")))  # fmt: skip
+        scope = Scope(
+            kind, str(item.get("cluster", "")), str(item.get("namespace", "")), str(item.get("application", ""))
+        )
         if scope.unused_coordinate():
             raise DomainError(f"a {kind} scope names no {scope.unused_coordinate()}", field=field)
         if kind != ScopeKind.GLOBAL and not scope.cluster:
@@ -108,17 +109,24 @@ def token_create(
     secret = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     with transaction.atomic():
         token = ApiToken.objects.create(
-            user=owner, name=name.strip()[:100], prefix=prefix, token_hash=_hash(secret),
-            restrictions=limits_json(limits), expires_at=expires_at, created_by=by,
-        )  # fmt: skip
+            user=owner,
+            name=name.strip()[:100],
+            prefix=prefix,
+            token_hash=_hash(secret),
+            restrictions=limits_json(limits),
+            expires_at=expires_at,
+            created_by=by,
+        )
         audit_record(
             action="users.token.create",
             target=token,
-            changes={"name": {"before": None, "after": token.name},
-                     "expires_at": {"before": None, "after": expires_at.isoformat()},
-                     "restrictions": {"before": None, "after": token.restrictions}},
+            changes={
+                "name": {"before": None, "after": token.name},
+                "expires_at": {"before": None, "after": expires_at.isoformat()},
+                "restrictions": {"before": None, "after": token.restrictions},
+            },
             metadata={"owner": owner.get_username(), "prefix": prefix},
-        )  # fmt: skip
+        )
     return token, secret
 
 
@@ -142,21 +150,25 @@ def token_authenticate(raw: str, ip: str) -> tuple[User, ApiToken] | None:
     now = timezone.now()
     if token.revoked_at or token.expires_at <= now or not token.user.is_active:
         audit_record_outcome(
-            outcome=Outcome.DENIED, action="users.token.use", target=token,
+            outcome=Outcome.DENIED,
+            action="users.token.use",
+            target=token,
             actor=Actor("token", prefix, token.user.get_username()),
             message="revoked" if token.revoked_at else "expired" if token.expires_at <= now else "owner inactive",
-        )  # fmt: skip
+        )
         return None
     new_ip = bool(ip) and ip != (token.last_used_ip or "")
     if new_ip or token.last_used_at is None or now - token.last_used_at > USE_RECORD_INTERVAL:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now, last_used_ip=ip or None)
         if new_ip:
             audit_record(
-                action="users.token.use_new_ip", target=token,
-                actor=Actor("service_account" if token.user.is_service_account else "token", prefix,
-                            token.user.get_username()),
+                action="users.token.use_new_ip",
+                target=token,
+                actor=Actor(
+                    "service_account" if token.user.is_service_account else "token", prefix, token.user.get_username()
+                ),
                 metadata={"previous_ip": token.last_used_ip or "", "ip": ip},
-            )  # fmt: skip
+            )
     user = token.user
     user._icc_token = token  # type: ignore[attr-defined]
     user._icc_token_limits = parse_limits(token.restrictions)  # type: ignore[attr-defined]

@@ -45,15 +45,20 @@ def tokens(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             _, secret = token_create(
-                owner=user, name=form.cleaned_data["name"], by=user,
+                owner=user,
+                name=form.cleaned_data["name"],
+                by=user,
                 expires_at=timezone.now() + timedelta(days=form.cleaned_data["days"]),
-            )  # fmt: skip
+            )
             form = TokenForm()
         except DomainError as exc:
             form.add_error(None, f"{exc.field}: {exc.message}")
     mine = ApiToken.objects.filter(user=user).order_by("-id")
-    return render(request, "users/tokens.html", {"form": form, "secret": secret, "tokens": mine, "section": "tokens",
-                                                 "rights": rights_summary(user)})  # fmt: skip
+    return render(
+        request,
+        "users/tokens.html",
+        {"form": form, "secret": secret, "tokens": mine, "section": "tokens", "rights": rights_summary(user)},
+    )
 
 
 @login_required
@@ -77,9 +82,7 @@ class BindingForm(forms.Form):
 
 
 def _may_manage_somewhere(user: Any) -> bool:
-    return is_platform_superuser(user) or any(
-        Role(role) == Role.ADMIN for role, _ in grants(user)
-    )  # fmt: skip
+    return is_platform_superuser(user) or any(Role(role) == Role.ADMIN for role, _ in grants(user))
 
 
 @login_required
@@ -96,17 +99,30 @@ def bindings(request: HttpRequest) -> HttpResponse:
             if data["team"] and subject_team is None:
                 raise DomainError(f"no team {data['team']!r}", field="team")
             scope = Scope(data["scope_kind"], data["scope_cluster"], data["scope_namespace"], data["scope_application"])
-            binding_create(by=request.user, role=data["role"], user=subject_user, team=subject_team,  # type: ignore[arg-type]
-                           scope=scope, expires_at=data["expires_at"])  # fmt: skip
+            binding_create(
+                by=request.user,  # type: ignore[arg-type]
+                role=data["role"],
+                user=subject_user,
+                team=subject_team,
+                scope=scope,
+                expires_at=data["expires_at"],
+            )
             messages.success(request, "Role binding created.")
             return redirect("settings-bindings")
         except DomainError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
     visible = restrict(request.user, Action.READ, RoleBinding.objects.select_related("user", "team")).order_by("-id")
-    return render(request, "users/bindings.html", {
-        "form": form, "bindings": visible[:500], "may_manage": _may_manage_somewhere(request.user),
-        "section": "bindings", "rights": rights_summary(request.user),
-    })  # fmt: skip
+    return render(
+        request,
+        "users/bindings.html",
+        {
+            "form": form,
+            "bindings": visible[:500],
+            "may_manage": _may_manage_somewhere(request.user),
+            "section": "bindings",
+            "rights": rights_summary(request.user),
+        },
+    )
 
 
 @login_required
@@ -125,7 +141,14 @@ def binding_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
 def people(request: HttpRequest) -> HttpResponse:
     users = restrict(request.user, Action.READ, User.objects.order_by("username"))[:500]
     teams = restrict(request.user, Action.READ, Team.objects.order_by("name")).prefetch_related("members")[:200]
-    return render(request, "users/people.html", {
-        "users": users, "teams": teams, "section": "people", "rights": rights_summary(request.user),
-        "may_configure": can_at(request.user, Action.CONFIGURE, GLOBAL),
-    })  # fmt: skip
+    return render(
+        request,
+        "users/people.html",
+        {
+            "users": users,
+            "teams": teams,
+            "section": "people",
+            "rights": rights_summary(request.user),
+            "may_configure": can_at(request.user, Action.CONFIGURE, GLOBAL),
+        },
+    )

@@ -36,10 +36,17 @@ class MachineIdentityView(APIView):
     permission_classes: list[Any] = []
 
     @extend_schema(
-        parameters=[OpenApiParameter(CLUSTER_HEADER, str, OpenApiParameter.HEADER, required=True,
-                                     description="The name under which the workload's cluster is registered.")],
+        parameters=[
+            OpenApiParameter(
+                CLUSTER_HEADER,
+                str,
+                OpenApiParameter.HEADER,
+                required=True,
+                description="The name under which the workload's cluster is registered.",
+            )
+        ],
         responses=MachineIdentitySerializer,
-    )  # fmt: skip
+    )
     def get(self, request: Request) -> Response:
         identity = machine_identity(request)
         if identity is None:

@@ -32,8 +32,16 @@ class WatchStateSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = WatchState
-        fields = ("kind", "connected", "resource_version", "last_message_at", "lag_seconds", "events_applied",
-                  "relists", "last_error")  # fmt: skip
+        fields = (
+            "kind",
+            "connected",
+            "resource_version",
+            "last_message_at",
+            "lag_seconds",
+            "events_applied",
+            "relists",
+            "last_error",
+        )
         read_only_fields = fields
 
     def get_lag_seconds(self, obj: WatchState) -> float | None:
@@ -59,10 +67,29 @@ class ClusterSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Cluster
-        fields = ("id", "name", "description", "api_url", "auth_mode", "context", "allow_insecure", "paused",
-                  "status", "server_version", "last_error", "last_error_at", "last_full_sync_at",
-                  "last_sync_duration_ms", "sync_interval_seconds", "last_event_at", "missing_permissions", "counts",
-                  "watches", "created_at", "updated_at")  # fmt: skip
+        fields = (
+            "id",
+            "name",
+            "description",
+            "api_url",
+            "auth_mode",
+            "context",
+            "allow_insecure",
+            "paused",
+            "status",
+            "server_version",
+            "last_error",
+            "last_error_at",
+            "last_full_sync_at",
+            "last_sync_duration_ms",
+            "sync_interval_seconds",
+            "last_event_at",
+            "missing_permissions",
+            "counts",
+            "watches",
+            "created_at",
+            "updated_at",
+        )
         read_only_fields = fields
 
 
@@ -72,19 +99,29 @@ class ClusterConnectionSerializer(StrictSerializer):
     auth_mode = serializers.ChoiceField(choices=AuthMode.choices)
     api_url = serializers.CharField(required=False, allow_blank=True, max_length=500, help_text="With auth_mode=token.")
     token = serializers.CharField(
-        write_only=True, required=False, allow_blank=True, max_length=16384, style={"input_type": "password"},
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=16384,
+        style={"input_type": "password"},
         help_text="A bearer token (auth_mode=token). Write-only.",
-    )  # fmt: skip
+    )
     ca_data = serializers.CharField(
-        write_only=True, required=False, allow_blank=True, max_length=262144,
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=262144,
         help_text="PEM CA bundle verifying the API server (auth_mode=token). Write-only.",
-    )  # fmt: skip
+    )
     kubeconfig = serializers.CharField(
-        write_only=True, required=False, allow_blank=True, max_length=262144,
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=262144,
         error_messages={"max_length": "larger than 256 KiB; is this a kubeconfig?"},
         help_text="A flattened kubeconfig as text (auth_mode=kubeconfig; at most 256 KiB, no YAML anchors or "
         "aliases). Write-only.",
-    )  # fmt: skip
+    )
     # DRF pops declared fields off the class, so this does not shadow Serializer.context.
     context = serializers.CharField(required=False, allow_blank=True, max_length=253)  # type: ignore[assignment]
     allow_insecure = serializers.BooleanField(
@@ -112,8 +149,9 @@ class ReasonSerializer(StrictSerializer):
 
 
 class ClusterDeleteSerializer(StrictSerializer):
-    confirm = serializers.CharField(required=False, allow_blank=True, max_length=63, default="",
-                                    help_text="The cluster's name, repeated.")  # fmt: skip
+    confirm = serializers.CharField(
+        required=False, allow_blank=True, max_length=63, default="", help_text="The cluster's name, repeated."
+    )
     reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
 
 
@@ -132,8 +170,21 @@ class NamespaceSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Namespace
-        fields = ("id", "cluster", "cluster_name", "name", "uid", "phase", "labels", "workload_count", "pod_count",
-                  "resource_version", "k8s_created_at", "created_at", "updated_at")  # fmt: skip
+        fields = (
+            "id",
+            "cluster",
+            "cluster_name",
+            "name",
+            "uid",
+            "phase",
+            "labels",
+            "workload_count",
+            "pod_count",
+            "resource_version",
+            "k8s_created_at",
+            "created_at",
+            "updated_at",
+        )
         read_only_fields = fields
 
 
@@ -143,9 +194,25 @@ class NodeSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Node
-        fields = ("id", "cluster", "cluster_name", "name", "uid", "labels", "capacity", "allocatable", "conditions",
-                  "ready", "cordoned", "kubelet_version", "pod_count", "resource_version", "k8s_created_at",
-                  "created_at", "updated_at")  # fmt: skip
+        fields = (
+            "id",
+            "cluster",
+            "cluster_name",
+            "name",
+            "uid",
+            "labels",
+            "capacity",
+            "allocatable",
+            "conditions",
+            "ready",
+            "cordoned",
+            "kubelet_version",
+            "pod_count",
+            "resource_version",
+            "k8s_created_at",
+            "created_at",
+            "updated_at",
+        )
         read_only_fields = fields
 
 
@@ -157,16 +224,27 @@ class ApplicationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Application
-        fields = ("id", "cluster", "cluster_name", "namespace", "name", "label_source", "active", "workload_count",
-                  "pod_count", "ready_pod_count", "created_at", "updated_at")  # fmt: skip
+        fields = (
+            "id",
+            "cluster",
+            "cluster_name",
+            "namespace",
+            "name",
+            "label_source",
+            "active",
+            "workload_count",
+            "pod_count",
+            "ready_pod_count",
+            "created_at",
+            "updated_at",
+        )
         read_only_fields = fields
 
 
 class ApplicationVersionSerializer(serializers.ModelSerializer):
     class Meta:
         model = ApplicationVersion
-        fields = ("id", "application", "workload_kind", "workload_name", "revision", "images", "changes",
-                  "observed_at")  # fmt: skip
+        fields = ("id", "application", "workload_kind", "workload_name", "revision", "images", "changes", "observed_at")
         read_only_fields = fields
 
 
@@ -177,11 +255,36 @@ class WorkloadSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Workload
-        fields = ("id", "cluster", "cluster_name", "namespace", "kind", "name", "uid", "application",
-                  "application_name", "labels", "annotations", "selector", "desired_replicas", "current_replicas",
-                  "ready_replicas", "available_replicas", "updated_replicas", "images", "conditions", "generation",
-                  "observed_generation", "rollout_state", "revision", "pod_count", "resource_version",
-                  "k8s_created_at", "created_at", "updated_at")  # fmt: skip
+        fields = (
+            "id",
+            "cluster",
+            "cluster_name",
+            "namespace",
+            "kind",
+            "name",
+            "uid",
+            "application",
+            "application_name",
+            "labels",
+            "annotations",
+            "selector",
+            "desired_replicas",
+            "current_replicas",
+            "ready_replicas",
+            "available_replicas",
+            "updated_replicas",
+            "images",
+            "conditions",
+            "generation",
+            "observed_generation",
+            "rollout_state",
+            "revision",
+            "pod_count",
+            "resource_version",
+            "k8s_created_at",
+            "created_at",
+            "updated_at",
+        )
         read_only_fields = fields
 
 
@@ -189,9 +292,11 @@ class ScaleSerializer(StrictSerializer):
     replicas = serializers.IntegerField(min_value=0, max_value=10000)
     reason = serializers.CharField(max_length=500, help_text="Why (kept in the audit trail).")
     resource_version = serializers.CharField(
-        required=False, allow_blank=True, max_length=32,
+        required=False,
+        allow_blank=True,
+        max_length=32,
         help_text="Precondition: the scale's resourceVersion you read; a newer one answers 409.",
-    )  # fmt: skip
+    )
 
 
 class ScaleResultSerializer(serializers.Serializer):
@@ -216,10 +321,34 @@ class PodSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Pod
-        fields = ("id", "cluster", "cluster_name", "namespace", "name", "uid", "workload", "workload_name",
-                  "application", "application_name", "owner_kind", "owner_name", "labels", "node_name", "phase",
-                  "ready", "restarts", "reason", "containers", "pod_ip", "service_account", "started_at",
-                  "deleting", "resource_version", "created_at", "updated_at")  # fmt: skip
+        fields = (
+            "id",
+            "cluster",
+            "cluster_name",
+            "namespace",
+            "name",
+            "uid",
+            "workload",
+            "workload_name",
+            "application",
+            "application_name",
+            "owner_kind",
+            "owner_name",
+            "labels",
+            "node_name",
+            "phase",
+            "ready",
+            "restarts",
+            "reason",
+            "containers",
+            "pod_ip",
+            "service_account",
+            "started_at",
+            "deleting",
+            "resource_version",
+            "created_at",
+            "updated_at",
+        )
         read_only_fields = fields
 
 
@@ -240,9 +369,25 @@ class WarningEventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = WarningEvent
-        fields = ("id", "cluster", "cluster_name", "namespace", "name", "uid", "object_kind", "object_name",
-                  "application", "application_name", "reason", "message", "count", "first_seen", "last_seen",
-                  "created_at", "updated_at")  # fmt: skip
+        fields = (
+            "id",
+            "cluster",
+            "cluster_name",
+            "namespace",
+            "name",
+            "uid",
+            "object_kind",
+            "object_name",
+            "application",
+            "application_name",
+            "reason",
+            "message",
+            "count",
+            "first_seen",
+            "last_seen",
+            "created_at",
+            "updated_at",
+        )
         read_only_fields = fields
 
 

@@ -20,9 +20,28 @@ class PolicySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ScalingPolicy
-        fields = ("id", "application", "workload", "name", "enabled", "mode", "min_replicas", "max_replicas",
-                  "metrics", "behavior", "predictive", "conflict_mode", "kill_switch", "status", "status_message",
-                  "version", "last_evaluated_at", "schedules", "created_at", "updated_at")  # fmt: skip
+        fields = (
+            "id",
+            "application",
+            "workload",
+            "name",
+            "enabled",
+            "mode",
+            "min_replicas",
+            "max_replicas",
+            "metrics",
+            "behavior",
+            "predictive",
+            "conflict_mode",
+            "kill_switch",
+            "status",
+            "status_message",
+            "version",
+            "last_evaluated_at",
+            "schedules",
+            "created_at",
+            "updated_at",
+        )
         read_only_fields = fields
 
 
@@ -50,8 +69,22 @@ class PolicyWriteSerializer(StrictSerializer):
 class DecisionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Decision
-        fields = ("id", "policy", "application", "at", "trigger", "current_replicas", "desired_replicas", "outcome",
-                  "reason", "reasons", "inputs", "forecast", "policy_version", "duration_ms")  # fmt: skip
+        fields = (
+            "id",
+            "policy",
+            "application",
+            "at",
+            "trigger",
+            "current_replicas",
+            "desired_replicas",
+            "outcome",
+            "reason",
+            "reasons",
+            "inputs",
+            "forecast",
+            "policy_version",
+            "duration_ms",
+        )
         read_only_fields = fields
 
 

@@ -109,8 +109,9 @@ class ScalingPolicyViewSet(
         services.policy_delete(instance, by=self.request.user)
 
 
-class DecisionViewSet(RestrictedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                      viewsets.GenericViewSet):  # fmt: skip
+class DecisionViewSet(
+    RestrictedViewSetMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     """Every evaluation: inputs, forecast, desired replicas, what was done and why (filters: application, policy,
     outcome, trigger, since)."""
 
@@ -191,8 +192,9 @@ class SignalsView(APIView):
             application = _application(request.user, given)
             if not can(request.user, Action.ACT, application):
                 raise PermissionDenied("pushing signals needs the operator role on the application")
-        accepted = services.record_signals(application=application, metric=body.get("metric"),
-                                           values=body.get("values"))  # fmt: skip
+        accepted = services.record_signals(
+            application=application, metric=body.get("metric"), values=body.get("values")
+        )
         return Response({"accepted": accepted}, status=status.HTTP_202_ACCEPTED)
 
 

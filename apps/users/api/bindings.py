@@ -24,8 +24,19 @@ class RoleBindingSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = RoleBinding
-        fields = ("id", "role", "user", "team", "scope_kind", "scope_cluster", "scope_namespace",
-                  "scope_application", "expires_at", "source", "created_at")  # fmt: skip
+        fields = (
+            "id",
+            "role",
+            "user",
+            "team",
+            "scope_kind",
+            "scope_cluster",
+            "scope_namespace",
+            "scope_application",
+            "expires_at",
+            "source",
+            "created_at",
+        )
         read_only_fields = fields
 
 
@@ -71,9 +82,12 @@ class RoleBindingViewSet(
                 raise DomainError(f"no team {v['team']!r}", field="team")
         binding = binding_create(
             by=request.user,  # type: ignore[arg-type]
-            role=v["role"], user=user, team=team, expires_at=v.get("expires_at"),
+            role=v["role"],
+            user=user,
+            team=team,
+            expires_at=v.get("expires_at"),
             scope=Scope(v["scope_kind"], v["scope_cluster"], v["scope_namespace"], v["scope_application"]),
-        )  # fmt: skip
+        )
         return Response(RoleBindingSerializer(binding).data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance: RoleBinding) -> None:

@@ -52,8 +52,10 @@ class ServiceAccountViewSet(
         try:
             account = service_account_create(
                 by=request.user,  # type: ignore[arg-type]
-                username=v["username"], team_name=v["team"], display_name=v["display_name"],
-            )  # fmt: skip
+                username=v["username"],
+                team_name=v["team"],
+                display_name=v["display_name"],
+            )
         except ValidationError as exc:
             name, messages = next(iter(exc.message_dict.items()))
             raise DomainError(" ".join(messages), field=name) from None

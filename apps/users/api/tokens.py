@@ -23,8 +23,18 @@ class ApiTokenSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ApiToken
-        fields = ("id", "name", "owner", "prefix", "restrictions", "expires_at", "last_used_at", "last_used_ip",
-                  "revoked_at", "created_at")  # fmt: skip
+        fields = (
+            "id",
+            "name",
+            "owner",
+            "prefix",
+            "restrictions",
+            "expires_at",
+            "last_used_at",
+            "last_used_ip",
+            "revoked_at",
+            "created_at",
+        )
         read_only_fields = fields
 
 
@@ -66,9 +76,12 @@ class ApiTokenViewSet(
         if owner is None:
             raise DomainError("no such service account", field="service_account")
         token, secret = token_create(
-            owner=owner, name=values["name"], by=requester, expires_at=values.get("expires_at"),
+            owner=owner,
+            name=values["name"],
+            by=requester,
+            expires_at=values.get("expires_at"),
             restrictions=values.get("restrictions"),
-        )  # fmt: skip
+        )
         body = {**ApiTokenSerializer(token).data, "token": secret}
         return Response(body, status=status.HTTP_201_CREATED)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import URLPattern, URLResolver, include, path
+from django.urls import URLPattern, URLResolver, include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from apps.clusters.urls import applications_urlpatterns
 from apps.users.forms import ThrottledAdminAuthenticationForm, ThrottledPasswordChangeForm
 from apps.users.oidc import LoginView
 
@@ -43,9 +43,13 @@ urlpatterns = [
     ),
     path("audit/", include("apps.audit.urls")),
     path("clusters/", include("apps.clusters.urls")),
-    path("applications/", include(applications_urlpatterns)),
-    path("scaling/", include("apps.scaler.urls")),
-    path("settings/", include("apps.users.urls")),
+    path("scaler/", include("apps.scaler.urls")),
+    path("users/", include("apps.users.urls")),
+    # Addresses before each app's pages took its label as their prefix: bookmarks keep working.
+    *(
+        re_path(rf"^{old}/(?P<rest>.*)$", RedirectView.as_view(url=f"/{new}/%(rest)s", query_string=True))
+        for old, new in (("scaling", "scaler"), ("settings", "users"), ("applications", "clusters/applications"))
+    ),
     path("", include("apps.core.urls")),
 ]
 

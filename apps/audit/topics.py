@@ -6,7 +6,7 @@ from typing import Any
 
 from django.template.loader import render_to_string
 
-from apps.audit.events import TAIL
+from apps.audit.events import HISTORY, TAIL, history_target
 from apps.core import topics
 from apps.core.access import Action, is_platform_superuser, restrict, scopes_for
 
@@ -29,8 +29,7 @@ def _render_tail(user: Any, name: str, payload: dict[str, Any]) -> str:
 def _render_history(user: Any, name: str, payload: dict[str, Any]) -> str:
     from apps.audit.selectors import object_history
 
-    _, target_type, target_id = name.split(".", 2)
-    target_type = target_type.replace("-", ".")
+    target_type, target_id = history_target(name)
     events = object_history(viewer=user, target_type=target_type, target_id=target_id)
     return render_to_string(
         "audit/_history.html",
@@ -49,12 +48,12 @@ def _may_read_target(user: Any, name: str) -> bool:
     from django.apps import apps
 
     try:
-        _, target_type, target_id = name.split(".", 2)
-        model = apps.get_model(target_type.replace("-", "."))
+        target_type, target_id = history_target(name)
+        model = apps.get_model(target_type)
     except (ValueError, LookupError):
         return False
     return restrict(user, Action.READ, model._default_manager.filter(pk=target_id)).exists()
 
 
 topics.register(TAIL, authorize=_staff, render=_render_tail)
-topics.register("history", authorize=_may_read_target, render=_render_history)
+topics.register(HISTORY, authorize=_may_read_target, render=_render_history)

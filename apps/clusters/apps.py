@@ -20,7 +20,7 @@ class ClustersConfig(AppConfig):
         from apps.core.registry import background_register, nav_register
 
         nav_register("clusters", "Clusters", "/clusters/", order=10)
-        nav_register("applications", "Applications", "/applications/", order=20)
+        nav_register("applications", "Applications", "/clusters/applications/", order=20)
         background_register(
             "cluster watcher",
             start=_watcher_start,

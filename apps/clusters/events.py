@@ -9,9 +9,9 @@ from typing import TypedDict
 from apps.core.events import publish_many
 
 CLUSTERS = "clusters"  # the clusters list
-APPLICATIONS = "applications"  # the applications list
-CLUSTER = "cluster"  # prefix of one cluster's page: ``cluster.<id>``
-APPLICATION = "application"  # prefix of one application's page: ``application.<id>``
+APPLICATIONS = "clusters.applications"  # the applications list
+CLUSTER = "clusters.cluster"  # prefix of one cluster's page: ``clusters.cluster.<id>``
+APPLICATION = "clusters.application"  # prefix of one application's page: ``clusters.application.<id>``
 
 
 def cluster(cluster_id: int) -> str:

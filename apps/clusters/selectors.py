@@ -303,7 +303,7 @@ def dashboard_counters(viewer: Any) -> list[dict[str, Any]]:
         {
             "key": "applications",
             "label": "Applications",
-            "url": "/applications/",
+            "url": "/clusters/applications/",
             "value": restrict(viewer, Action.READ, Application.objects.filter(active=True)).count(),
         },
         {

@@ -24,7 +24,7 @@ WORKLOAD_KINDS = {"deployments", "statefulsets", "daemonsets"}
 
 
 def _object_id(name: str) -> int | None:
-    _, _, raw = name.partition(".")
+    _, _, raw = name.rpartition(".")
     return int(raw) if raw.isdigit() else None
 
 
@@ -44,11 +44,13 @@ def _refresh(target: str, url: str, include: str) -> str:
 
 
 def _render_clusters(user: Any, name: str, payload: dict[str, Any]) -> str:
-    return _refresh("clusters-table", reverse("clusters-table"), "#cluster-filters, #clusters-page")
+    return _refresh("clusters-table", reverse("clusters:table"), "#cluster-filters, #clusters-page")
 
 
 def _render_applications(user: Any, name: str, payload: dict[str, Any]) -> str:
-    return _refresh("applications-table", reverse("applications-table"), "#application-filters, #applications-page")
+    return _refresh(
+        "applications-table", reverse("clusters:applications-table"), "#application-filters, #applications-page"
+    )
 
 
 def _render_cluster(user: Any, name: str, payload: dict[str, Any]) -> str:
@@ -69,7 +71,7 @@ def _render_cluster(user: Any, name: str, payload: dict[str, Any]) -> str:
         namespaces = selectors.cluster_namespaces(user, cluster)
         parts.append(render_to_string("clusters/_cluster_namespaces.html", {"namespaces": namespaces, "oob": True}))
     if everything or kind in WORKLOAD_KINDS:
-        url = reverse("cluster-workloads", args=[cluster.pk])
+        url = reverse("clusters:workloads", args=[cluster.pk])
         parts.append(_refresh("cluster-workloads", url, "#workload-filters, #workloads-page"))
     if everything or kind == "events":
         warnings = selectors.cluster_warnings(user, cluster)

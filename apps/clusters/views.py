@@ -196,7 +196,7 @@ def cluster_register(request: HttpRequest) -> HttpResponse:
             else:
                 _drop_stash(request, "new")
                 messages.success(request, f"Cluster {cluster.name} registered; its first full sync is under way.")
-                return redirect("cluster-detail", pk=cluster.pk)
+                return redirect("clusters:detail", pk=cluster.pk)
     return render(request, "clusters/cluster_form.html", {"form": form, "kubeconfig": state, "mode": "register"},
                   status=status)  # fmt: skip
 
@@ -320,7 +320,7 @@ def cluster_edit(request: HttpRequest, pk: int) -> HttpResponse:
             else:
                 _drop_stash(request, scope)
                 messages.success(request, f"Cluster {cluster.name} updated.")
-                return redirect("cluster-detail", pk=cluster.pk)
+                return redirect("clusters:detail", pk=cluster.pk)
     return render(request, "clusters/cluster_form.html",
                   {"form": form, "kubeconfig": state, "mode": "edit", "cluster": cluster}, status=status)  # fmt: skip
 
@@ -335,7 +335,7 @@ def _set_paused(request: HttpRequest, pk: int, *, paused: bool) -> HttpResponse:
     else:
         services.cluster_set_paused(cluster, paused=paused, reason=form.cleaned_data["reason"], by=request.user)
         messages.success(request, f"Cluster {cluster.name} {'paused' if paused else 'resumed'}.")
-    return redirect("cluster-detail", pk=cluster.pk)
+    return redirect("clusters:detail", pk=cluster.pk)
 
 
 @login_required
@@ -361,7 +361,7 @@ def cluster_sync(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, exc.message)
     else:
         messages.success(request, f"A full sync of {cluster.name} is queued.")
-    return redirect("cluster-detail", pk=cluster.pk)
+    return redirect("clusters:detail", pk=cluster.pk)
 
 
 @login_required
@@ -385,7 +385,7 @@ def cluster_delete(request: HttpRequest, pk: int) -> HttpResponse:
                 _service_error(form, exc)
             else:
                 messages.success(request, f"Cluster {form.cleaned_data['confirm']} and its observed data removed.")
-                return redirect("clusters")
+                return redirect("clusters:list")
     counts = selectors.cluster_removal_counts(request.user, cluster)
     return render(request, "clusters/cluster_delete.html", {"cluster": cluster, "form": form, "counts": counts},
                   status=status)  # fmt: skip
@@ -481,7 +481,7 @@ def workload_scale(request: HttpRequest, pk: int, workload_id: int) -> HttpRespo
             status = exc.status
         else:
             messages.success(request, f"{workload} scaled from {result['previous']} to {result['replicas']} replicas.")
-            return redirect("application-detail", pk=app.pk)
+            return redirect("clusters:application", pk=app.pk)
     return _application_page(request, app, status, scale_form=form, workload=workload)
 
 
@@ -500,7 +500,7 @@ def workload_restart(request: HttpRequest, pk: int, workload_id: int) -> HttpRes
             status = exc.status
         else:
             messages.success(request, f"Rollout restart of {workload} started.")
-            return redirect("application-detail", pk=app.pk)
+            return redirect("clusters:application", pk=app.pk)
     return _application_page(request, app, status, restart_form=form, workload=workload)
 
 
@@ -535,6 +535,6 @@ def pod_logs(request: HttpRequest, pk: int, pod_id: int) -> HttpResponse:
         "containers": containers,
         "container": container or (containers[0] if containers else ""),
         "follow_url": LOGS_FOLLOW_URL.format(pod_id=pod.pk),
-        "back": reverse("application-detail", args=[app.pk]),
+        "back": reverse("clusters:application", args=[app.pk]),
     }
     return render(request, "clusters/pod_logs.html", context, status=status)

@@ -19,9 +19,9 @@ def my_rights(user: Any) -> list[str]:
 def portal(request: HttpRequest) -> dict[str, Any]:
     path = request.path
     items = [(item.key, item.label, item.url) for item in navigation()]
-    active = next(
-        (key for key, _, url in items if url != "/" and path.startswith(url)), "dashboard" if path == "/" else ""
-    )
+    # The longest matching prefix wins: /clusters/applications/ is the Applications area, not Clusters.
+    matches = sorted((len(url), key) for key, _, url in items if url != "/" and path.startswith(url))
+    active = matches[-1][1] if matches else ("dashboard" if path == "/" else "")
     user = getattr(request, "user", None)
     # A callable: templates evaluate it only on pages that show it (no query on API or fragment responses).
     return {"navigation": items, "active_area": active, "my_rights": lambda: my_rights(user)}

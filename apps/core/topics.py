@@ -33,12 +33,18 @@ _registry: dict[str, Topic] = {}
 
 
 def register(prefix: str, *, authorize: Authorize, render: Render) -> None:
-    """Register a topic. ``prefix`` matches the topic name or its part before the first dot."""
+    """Register a topic. ``prefix`` matches the topic name or its leading dotted parts (``clusters.cluster``
+    matches ``clusters.cluster.7``); the longest registered prefix wins."""
     _registry[prefix] = Topic(prefix, authorize, render)
 
 
 def lookup(name: str) -> Topic | None:
-    return _registry.get(name) or _registry.get(name.split(".", 1)[0])
+    parts = name.split(".")
+    for end in range(len(parts), 0, -1):
+        found = _registry.get(".".join(parts[:end]))
+        if found is not None:
+            return found
+    return None
 
 
 def authenticated(user: AnyUser, name: str) -> bool:

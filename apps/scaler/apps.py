@@ -29,7 +29,7 @@ class ScalerConfig(AppConfig):
         from apps.core.registry import nav_register
         from apps.scaler import topics  # noqa: F401 - registers the live topics of the scaling pages
 
-        nav_register("scaling", "Scaling", "/scaling/", order=30)
+        nav_register("scaler", "Scaling", "/scaler/", order=30)
         from django.urls import reverse
 
         from apps.core.registry import ObjectTab, tab_register
@@ -38,9 +38,9 @@ class ScalerConfig(AppConfig):
         tab_register(
             ObjectTab(
                 target="clusters.application",
-                key="scaling",
+                key="scaler",
                 label="Scaling",
-                url=lambda app: reverse("scaling-application", args=[app.pk]),
+                url=lambda app: reverse("scaler:application", args=[app.pk]),
                 visible=lambda user, app: True,
             )
         )

@@ -6,7 +6,7 @@ from typing import TypedDict
 
 from apps.core.events import publish_many
 
-FLEET = "scaling"  # the fleet page; prefix of one application's scaling page, ``scaling.<id>``
+FLEET = "scaler"  # the fleet page; prefix of one application's scaling page, ``scaler.<id>``
 
 
 def application(application_id: int) -> str:

@@ -49,7 +49,7 @@ def _refresh(target: str, url: str, include: str) -> str:
 
 def render(user: Any, name: str, payload: dict[str, Any]) -> str:
     if name == FLEET:
-        parts = [_refresh("scaling-fleet", reverse("scaling-fleet-table"), "#scaling-filters, #scaling-fleet-page")]
+        parts = [_refresh("scaling-fleet", reverse("scaler:fleet-table"), "#scaling-filters, #scaling-fleet-page")]
 
         parts.append(pause_banner_html(user, oob=True))
         return "".join(parts)
@@ -60,7 +60,7 @@ def render(user: Any, name: str, payload: dict[str, Any]) -> str:
     if app is None:
         return ""
     summary = render_to_string("scaler/_summary.html", {**summary_context(user, app), "oob": True})
-    url = reverse("scaling-decisions", args=[app.pk])
+    url = reverse("scaler:decisions", args=[app.pk])
     return summary + _refresh("scaling-decisions", url, "#scaling-decisions-page")
 
 

@@ -89,11 +89,11 @@ def global_pause(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         missing = ", ".join(sorted(form.errors))
         messages.error(request, f"To pause or resume scaling everywhere, give a reason and confirm ({missing}).")
-        return redirect("scaling-fleet")
+        return redirect("scaler:fleet")
     on = form.cleaned_data["on"]
     services.global_pause_set(on=on, reason=form.cleaned_data["reason"], by=request.user)
     messages.success(request, "Scaling is paused everywhere." if on else "Scaling resumed everywhere.")
-    return redirect("scaling-fleet")
+    return redirect("scaler:fleet")
 
 
 # --- one application --------------------------------------------------------------------------------------------
@@ -187,7 +187,7 @@ def application_scaling(request: HttpRequest, application_id: int) -> HttpRespon
         form.add_service_error(exc.field, exc.message)
         return _page(request, app, form=form, status=exc.status)
     messages.success(request, f"Scaling policy {saved.name} saved (version {saved.version}).")
-    return redirect(f"{reverse('scaling-application', args=[app.pk])}?policy={saved.pk}")
+    return redirect(f"{reverse('scaler:application', args=[app.pk])}?policy={saved.pk}")
 
 
 @login_required
@@ -232,7 +232,7 @@ def kill_switch(request: HttpRequest, application_id: int) -> HttpResponse:
         count = services.kill_switch_set(application=app, on=on, reason=form.cleaned_data["reason"], by=request.user)
         state = "on: the scaler writes nothing for" if on else "off: the scaler may write again for"
         messages.success(request, f"Kill switch {state} {app.name} ({count} polic{'y' if count == 1 else 'ies'}).")
-    return redirect("scaling-application", application_id=app.pk)
+    return redirect("scaler:application", application_id=app.pk)
 
 
 @login_required

@@ -12,7 +12,7 @@ class UsersConfig(AppConfig):
         from apps.core.access import ScopedModel, register_grants_provider, register_scoped
         from apps.core.registry import nav_register
 
-        nav_register("settings", "Settings", "/settings/", order=90)
+        nav_register("users", "Settings", "/users/", order=90)
         from apps.users import schema  # noqa: F401 - OpenAPI bearer scheme
         from apps.users.grants import user_grants
         from apps.users.models import ApiToken, RoleBinding, Team, User

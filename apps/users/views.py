@@ -67,7 +67,7 @@ def token_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
     token = get_object_or_404(ApiToken, pk=pk, user=request.user)  # someone else's token is simply not found
     token_revoke(token=token, by=request.user)  # type: ignore[arg-type]
     messages.success(request, f"Token {token.name} ({token.prefix}…) revoked.")
-    return redirect("settings-tokens")
+    return redirect("users:tokens")
 
 
 class BindingForm(forms.Form):
@@ -108,7 +108,7 @@ def bindings(request: HttpRequest) -> HttpResponse:
                 expires_at=data["expires_at"],
             )
             messages.success(request, "Role binding created.")
-            return redirect("settings-bindings")
+            return redirect("users:bindings")
         except DomainError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
     visible = restrict(request.user, Action.READ, RoleBinding.objects.select_related("user", "team")).order_by("-id")
@@ -134,7 +134,7 @@ def binding_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, f"Removed {binding}.")
     except DomainError as exc:
         messages.error(request, exc.message)
-    return redirect("settings-bindings")
+    return redirect("users:bindings")
 
 
 @login_required

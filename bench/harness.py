@@ -3,7 +3,7 @@ for the ICC processes it starts, ``manage.py``, in-process Django, server proces
 
 A bench runs as ``python bench/<name>.py`` from the repository root; each script puts the root on ``sys.path``
 and imports this module as ``bench.harness``. Every script has ``--quick`` (small sizes, short durations), which
-``tests/deploy/test_benches.py`` runs so that a bench cannot break unnoticed.
+``tests/core/test_benches.py`` runs so that a bench cannot break unnoticed.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE = "icc_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
-QUICK_HELP = "smoke run: small sizes and short durations (what tests/deploy/test_benches.py runs; figures mean little)"
+QUICK_HELP = "smoke run: small sizes and short durations (what tests/core/test_benches.py runs; figures mean little)"
 # Settings the parent environment must not leak into the bench's processes: the bench sets its own.
 SETTINGS_PREFIXES = (
     "DATABASE_",

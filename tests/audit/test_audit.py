@@ -21,7 +21,8 @@ from apps.audit.redaction import REDACTED, diff, redact
 from apps.audit.services import EventInput, audit_record, audit_record_many
 from apps.audit.verification import check_checkpoint, verify_chain, write_checkpoint
 from apps.users.services import user_create, user_update
-from tests.conftest import ROOT, server_env
+from tests.support.components import ROOT
+from tests.support.server import server_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -62,12 +63,28 @@ class TriggerOff:
 
 def test_hashes_cover_every_field_and_the_previous_hash():
     event = {
-        "seq": 1, "time": timezone.now(), "actor_kind": "user", "actor_id": "1", "actor_name": "ada",
-        "action": "a.b.c", "target_type": "", "target_id": "", "target_display": "", "scope_cluster": "",
-        "scope_namespace": "", "scope_application": "", "outcome": "success", "message": "", "changes": {"x": 1},
-        "request_id": "r", "client_ip": None, "user_agent": "", "source": "cli", "metadata": {},
+        "seq": 1,
+        "time": timezone.now(),
+        "actor_kind": "user",
+        "actor_id": "1",
+        "actor_name": "ada",
+        "action": "a.b.c",
+        "target_type": "",
+        "target_id": "",
+        "target_display": "",
+        "scope_cluster": "",
+        "scope_namespace": "",
+        "scope_application": "",
+        "outcome": "success",
+        "message": "",
+        "changes": {"x": 1},
+        "request_id": "r",
+        "client_ip": None,
+        "user_agent": "",
+        "source": "cli",
+        "metadata": {},
         "prev_hash": GENESIS_HASH,
-    }  # fmt: skip
+    }
     original = event_hash(event)
     for name, value in (("changes", {"x": 2}), ("prev_hash", "f" * 64), ("seq", 2), ("actor_name", "eve")):
         assert event_hash({**event, name: value}) != original, name
@@ -187,10 +204,11 @@ def test_eight_processes_writing_at_once_make_one_gap_free_valid_chain():
     per_process = 40
     env = server_env(DJANGO_SETTINGS_MODULE="iccapp.settings")
     writers = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(per_process), str(n)], cwd=ROOT, env=env,
-                         stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(per_process), str(n)], cwd=ROOT, env=env, stderr=subprocess.PIPE
+        )
         for n in range(8)
-    ]  # fmt: skip
+    ]
     for writer in writers:
         _, err = writer.communicate(timeout=120)
         assert writer.returncode == 0, err.decode()
@@ -218,8 +236,9 @@ def test_a_rolled_back_action_leaves_no_event():
 
 def test_a_denied_api_action_leaves_a_denied_event(client, viewer_persona):
     client.login(username=viewer_persona.username, password=viewer_persona.password)
-    response = client.post("/api/v1/users/", {"username": "x"}, content_type="application/json",
-                           headers={"X-Request-ID": "deny-1"})  # fmt: skip
+    response = client.post(
+        "/api/v1/users/", {"username": "x"}, content_type="application/json", headers={"X-Request-ID": "deny-1"}
+    )
     assert response.status_code == 403
     event = AuditEvent.objects.get(outcome="denied")
     assert event.action == "api.user.create"
@@ -239,8 +258,11 @@ def test_a_hidden_object_is_a_404_recorded_as_denied(client, outsider_persona, a
 
 
 def test_logins_logouts_and_failed_logins_are_recorded(client, viewer_persona):
-    client.post("/accounts/login/", {"username": viewer_persona.username, "password": "wrong"},
-                headers={"User-Agent": "pytest-agent"})  # fmt: skip
+    client.post(
+        "/accounts/login/",
+        {"username": viewer_persona.username, "password": "wrong"},
+        headers={"User-Agent": "pytest-agent"},
+    )
     client.post("/accounts/login/", {"username": viewer_persona.username, "password": viewer_persona.password})
     client.post("/accounts/logout/")
     events = list(AuditEvent.objects.filter(action__startswith="users.session").order_by("seq"))
@@ -283,13 +305,21 @@ def test_admin_changes_are_recorded_with_diffs(client, admin_persona, viewer_per
 def test_secrets_never_reach_changes_or_metadata():
     user = user_create(username="secretive", password="Secretive-pass-91")
     audit_record(
-        action="tests.secret.store", target=user,
-        changes=diff({"token": None, "kubeconfig": None, "name": "a"},
-                     {"token": "abc123tok", "kubeconfig": "apiVersion: v1 ... client-key-data: AAA", "name": "b"}),
-        metadata={"headers": {"Authorization": "Bearer xyz789"}, "api_key": "k-999", "note": "fine",
-                  "nested": [{"client_secret": "cs-555"}], "ca_fingerprint": "visible"},
+        action="tests.secret.store",
+        target=user,
+        changes=diff(
+            {"token": None, "kubeconfig": None, "name": "a"},
+            {"token": "abc123tok", "kubeconfig": "apiVersion: v1 ... client-key-data: AAA", "name": "b"},
+        ),
+        metadata={
+            "headers": {"Authorization": "Bearer xyz789"},
+            "api_key": "k-999",
+            "note": "fine",
+            "nested": [{"client_secret": "cs-555"}],
+            "ca_fingerprint": "visible",
+        },
         secret_fields=("ca_fingerprint",),
-    )  # fmt: skip
+    )
     dumped = json.dumps(list(AuditEvent.objects.values("changes", "metadata", "message")))
     for secret in ("Secretive-pass-91", "abc123tok", "client-key-data", "xyz789", "k-999", "cs-555", "visible"):
         assert secret not in dumped, secret
@@ -366,7 +396,7 @@ def test_the_audit_page_and_history_show_events(client, admin_persona):
     history = client.get(f"/audit/history/users.user/{admin_persona.user.pk}/").content.decode()
     assert "users.user.update" in history
     assert "display_name" in history
-    settings_page = client.get("/settings/").content.decode()
+    settings_page = client.get("/users/").content.decode()
     assert "History" in settings_page
 
 
@@ -404,7 +434,7 @@ async def test_the_live_tail_and_the_history_panel_show_a_new_event(admin_person
     from asgiref.sync import sync_to_async
 
     from apps.audit.events import history as history_topic
-    from tests.core.test_websocket import connect, session_cookie
+    from tests.support.websocket import connect, session_cookie
 
     cookie = await sync_to_async(session_cookie)(admin_persona)
     topic = history_topic("users.user", str(viewer_persona.user.pk))

@@ -20,24 +20,14 @@ from kubernetes import client as k8s
 from apps.audit.models import AuditEvent
 from apps.clusters.models import Cluster, Pod, Workload
 from iccapp.asgi import application
-from tests.clusters.test_api import (  # noqa: F401 - fixtures
-    API,
-    bind,
-    client_for,
-    error_fields,
-    k8s_api,
-    kube,
-    kube_apiserver,
-    make_deployment,
-    new_namespace,
-    post,
-    ready_pods,
-    register,
-    synced,
-    wait_for,
-)
+from tests.support.clients import bind, error_fields
+from tests.support.clients import forced_login as client_for
+from tests.support.clients import post_json as post
+from tests.support.clusters import make_deployment, ready_pods, register, synced
+from tests.support.components import wait_for
 from tests.support.kube import KubeCluster
 
+API = "/api/v1"
 pytestmark = [pytest.mark.timeout(45 * 60), pytest.mark.django_db]
 
 
@@ -62,8 +52,11 @@ def deployment(api: k8s.ApiClient, namespace: str, name: str = "web") -> k8s.V1D
 
 def test_an_operator_scales_the_real_deployment_and_it_is_audited(k8s_api, make_user, web):
     operator = make_user("opal", role="operator")
-    response = post(client_for(operator.user), f"{API}/workloads/{web['workload'].pk}/scale/",
-                    {"replicas": 3, "reason": "black friday"})  # fmt: skip
+    response = post(
+        client_for(operator.user),
+        f"{API}/workloads/{web['workload'].pk}/scale/",
+        {"replicas": 3, "reason": "black friday"},
+    )
     assert response.status_code == 200, response.content
     assert response.json()["replicas"] == 3 and response.json()["previous"] == 1
     assert deployment(k8s_api, web["namespace"]).spec.replicas == 3
@@ -76,8 +69,10 @@ def test_an_operator_scales_the_real_deployment_and_it_is_audited(k8s_api, make_
     assert (event.actor_name, event.message, event.outcome) == ("opal", "black friday", "success")
     assert event.changes == {"replicas": [1, 3]}
     assert (event.scope_cluster, event.scope_namespace, event.scope_application) == (
-        str(web["cluster"].pk), web["namespace"], "shop",
-    )  # fmt: skip
+        str(web["cluster"].pk),
+        web["namespace"],
+        "shop",
+    )
 
 
 def test_a_stale_resource_version_is_a_409_naming_it(k8s_api, make_user, web):
@@ -85,8 +80,11 @@ def test_a_stale_resource_version_is_a_409_naming_it(k8s_api, make_user, web):
     seen = apps.read_namespaced_deployment_scale("web", web["namespace"]).metadata.resource_version
     apps.patch_namespaced_deployment_scale("web", web["namespace"], {"spec": {"replicas": 2}})  # someone else
     operator = client_for(make_user("opal", role="operator").user)
-    response = post(operator, f"{API}/workloads/{web['workload'].pk}/scale/",
-                    {"replicas": 5, "reason": "from a stale page", "resource_version": seen})  # fmt: skip
+    response = post(
+        operator,
+        f"{API}/workloads/{web['workload'].pk}/scale/",
+        {"replicas": 5, "reason": "from a stale page", "resource_version": seen},
+    )
     assert response.status_code == 409, response.content
     assert "resource_version" in error_fields(response)
     assert deployment(k8s_api, web["namespace"]).spec.replicas == 2, "the concurrent change is not overwritten"
@@ -122,14 +120,19 @@ def test_scale_input_errors_name_the_field(k8s_api, kube, new_namespace, make_us
 
     # A DaemonSet runs one pod per node: scaling it is refused, naming replicas.
     namespace = web["namespace"]
-    k8s.AppsV1Api(k8s_api).create_namespaced_daemon_set(namespace, k8s.V1DaemonSet(
-        metadata=k8s.V1ObjectMeta(name="agent"),
-        spec=k8s.V1DaemonSetSpec(
-            selector=k8s.V1LabelSelector(match_labels={"app": "agent"}),
-            template=k8s.V1PodTemplateSpec(metadata=k8s.V1ObjectMeta(labels={"app": "agent"}),
-                                           spec=k8s.V1PodSpec(containers=[k8s.V1Container(name="a", image="a:1")])),
+    k8s.AppsV1Api(k8s_api).create_namespaced_daemon_set(
+        namespace,
+        k8s.V1DaemonSet(
+            metadata=k8s.V1ObjectMeta(name="agent"),
+            spec=k8s.V1DaemonSetSpec(
+                selector=k8s.V1LabelSelector(match_labels={"app": "agent"}),
+                template=k8s.V1PodTemplateSpec(
+                    metadata=k8s.V1ObjectMeta(labels={"app": "agent"}),
+                    spec=k8s.V1PodSpec(containers=[k8s.V1Container(name="a", image="a:1")]),
+                ),
+            ),
         ),
-    ))  # fmt: skip
+    )
     synced(web["cluster"])
     agent = Workload.objects.get(cluster=web["cluster"], namespace=namespace, name="agent")
     response = post(operator, f"{API}/workloads/{agent.pk}/scale/", {"replicas": 2, "reason": "more"})
@@ -173,8 +176,12 @@ def test_viewers_are_refused_403_and_outsiders_404(k8s_api, make_user, web):
     bind(other_ns_operator.user, "operator", web["cluster"], namespace="not-" + web["namespace"])
     ns_viewer = make_user("ns-viewer")
     bind(ns_viewer.user, "viewer", web["cluster"], namespace=web["namespace"])
-    for person, expected in ((make_user("vic", role="viewer"), 403), (ns_viewer, 403), (other_ns_operator, 404),
-                             (make_user("olga"), 404)):  # fmt: skip
+    for person, expected in (
+        (make_user("vic", role="viewer"), 403),
+        (ns_viewer, 403),
+        (other_ns_operator, 404),
+        (make_user("olga"), 404),
+    ):
         c = client_for(person.user)
         assert post(c, scale, {"replicas": 4, "reason": "try"}).status_code == expected, person.username
         assert post(c, restart, {"reason": "try"}).status_code == expected, person.username
@@ -211,8 +218,12 @@ def test_pod_logs_return_the_last_lines_and_are_audited(kube, make_user, web):
     events = AuditEvent.objects.filter(action="clusters.pod.logs", target_id=str(pod.pk)).order_by("seq")
     assert [e.metadata["container"] for e in events] == ["sidecar", "app"]
     assert events[0].metadata["tail_lines"] == 3 and events[0].actor_name == "opal"
-    for params, field in (({"container": "db"}, "container"), ({"tail_lines": 0}, "tail_lines"),
-                          ({"tail_lines": "many"}, "tail_lines"), ({"tail_lines": 10001}, "tail_lines")):  # fmt: skip
+    for params, field in (
+        ({"container": "db"}, "container"),
+        ({"tail_lines": 0}, "tail_lines"),
+        ({"tail_lines": "many"}, "tail_lines"),
+        ({"tail_lines": 10001}, "tail_lines"),
+    ):
         response = operator.get(path, params)
         assert response.status_code == 400 and field in error_fields(response), (params, response.content)
 

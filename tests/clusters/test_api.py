@@ -8,9 +8,8 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,119 +18,21 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from kubernetes import client as k8s
-from kubernetes.client.rest import ApiException
 
 from apps.audit.models import AuditEvent
-from apps.clusters import services, sync
-from apps.clusters.crypto import encrypt
 from apps.clusters.models import Application, Cluster, Pod, WarningEvent, Workload
-from apps.core import context
-from apps.users.models import RoleBinding
-from tests.support.kube import KubeCluster, kube_apiserver  # noqa: F401 - registers the session fixture
+from tests.support.clients import bind, error_fields, results
+from tests.support.clients import forced_login as client_for
+from tests.support.clients import patch_json as patch
+from tests.support.clients import post_json as post
+from tests.support.clusters import make_deployment, ready_pods, register, synced
+from tests.support.components import wait_for
+from tests.support.kube import KubeCluster
+from tests.support.rows import cluster_row
 
 pytestmark = [pytest.mark.timeout(45 * 60), pytest.mark.django_db]
 
 API = "/api/v1"
-
-
-# --- helpers shared with test_clusters_actions.py and test_machine_identity.py ------------------------------
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60, interval: float = 0.1) -> Any:
-    """Poll until check() returns something truthy (and return it); fail saying what was awaited."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
-@pytest.fixture
-def kube(kube_apiserver: KubeCluster) -> KubeCluster:
-    return kube_apiserver
-
-
-@pytest.fixture
-def k8s_api(kube: KubeCluster) -> Iterator[k8s.ApiClient]:
-    api = kube.api_client()
-    yield api
-    api.close()
-
-
-def _delete_namespace(api: k8s.ApiClient, name: str) -> None:
-    try:
-        k8s.CoreV1Api(api).delete_namespace(name)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-
-
-@pytest.fixture
-def new_namespace(k8s_api: k8s.ApiClient) -> Iterator[Callable[[], str]]:
-    """Make unique namespaces in the real cluster (deleted at the end)."""
-    made: list[str] = []
-
-    def make() -> str:
-        name = f"t-{uuid.uuid4().hex[:8]}"
-        k8s.CoreV1Api(k8s_api).create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
-        made.append(name)
-        return name
-
-    yield make
-    for name in made:
-        _delete_namespace(k8s_api, name)
-
-
-def make_deployment(
-    api: k8s.ApiClient,
-    namespace: str,
-    name: str,
-    *,
-    replicas: int = 1,
-    part_of: str = "",
-    image: str = "registry.example/shop:1.0",
-    service_account: str | None = None,
-    containers: tuple[str, ...] = ("app",),
-) -> None:
-    selector = {"app": name}
-    labels = {**selector, **({"app.kubernetes.io/part-of": part_of} if part_of else {})}
-    k8s.AppsV1Api(api).create_namespaced_deployment(
-        namespace,
-        k8s.V1Deployment(
-            metadata=k8s.V1ObjectMeta(name=name, labels=labels),
-            spec=k8s.V1DeploymentSpec(
-                replicas=replicas,
-                selector=k8s.V1LabelSelector(match_labels=selector),
-                template=k8s.V1PodTemplateSpec(
-                    metadata=k8s.V1ObjectMeta(labels=labels),
-                    spec=k8s.V1PodSpec(
-                        service_account_name=service_account,
-                        containers=[k8s.V1Container(name=c, image=image) for c in containers],
-                    ),
-                ),
-            ),
-        ),
-    )
-
-
-def ready_pods(api: k8s.ApiClient, namespace: str, app: str, count: int, timeout: float = 60) -> list[k8s.V1Pod]:
-    """Wait until ``count`` pods of ``app`` run and are ready (scheduler, controller-manager, fake node)."""
-
-    def check() -> list[k8s.V1Pod] | None:
-        pods = k8s.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=f"app={app}").items
-        live = [p for p in pods if p.metadata.deletion_timestamp is None]
-        ready = [
-            p
-            for p in live
-            if p.status.phase == "Running"
-            and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
-        ]
-        return ready if len(ready) == count == len(live) else None
-
-    return wait_for(f"{count} ready pod(s) of {namespace}/{app}", check, timeout=timeout)  # type: ignore[no-any-return]
 
 
 def warn(api: k8s.ApiClient, namespace: str, deployment: str, reason: str) -> None:
@@ -142,60 +43,15 @@ def warn(api: k8s.ApiClient, namespace: str, deployment: str, reason: str) -> No
         k8s.CoreV1Event(
             metadata=k8s.V1ObjectMeta(name=f"{deployment}.{uuid.uuid4().hex[:10]}"),
             involved_object=k8s.V1ObjectReference(kind="Deployment", name=deployment, namespace=namespace),
-            reason=reason, message=f"{reason} in {deployment}", type="Warning", count=1,
-            first_timestamp=now, last_timestamp=now, source=k8s.V1EventSource(component="icc-test"),
+            reason=reason,
+            message=f"{reason} in {deployment}",
+            type="Warning",
+            count=1,
+            first_timestamp=now,
+            last_timestamp=now,
+            source=k8s.V1EventSource(component="icc-test"),
         ),
-    )  # fmt: skip
-
-
-def register(kube: KubeCluster, name: str = "") -> Cluster:
-    context.start()  # a test calls the service outside a request: forget the previous request's user
-    return services.cluster_register(
-        name=name or f"c-{uuid.uuid4().hex[:8]}",
-        auth_mode="token",
-        api_url=kube.url,
-        token=kube.token,
-        ca_data=kube.ca_path.read_text(),
     )
-
-
-def synced(cluster: Cluster) -> Cluster:
-    sync.full_sync(cluster.pk)
-    cluster.refresh_from_db()
-    return cluster
-
-
-def client_for(user: Any) -> Client:
-    c = Client()
-    c.force_login(user)
-    return c
-
-
-def bind(user: Any, role: str, cluster: Cluster | None = None, namespace: str = "", application: str = "") -> None:
-    kind = "application" if application else "namespace" if namespace else "cluster" if cluster else "global"
-    RoleBinding.objects.create(
-        user=user, role=role, scope_kind=kind, scope_cluster=str(cluster.pk) if cluster else "",
-        scope_namespace=namespace, scope_application=application,
-    )  # fmt: skip
-
-
-def results(response: Any) -> list[dict[str, Any]]:
-    assert response.status_code == 200, response.content
-    rows: list[dict[str, Any]] = response.json()["results"]
-    return rows
-
-
-def post(c: Client, path: str, data: Any = None) -> Any:
-    return c.post(path, json.dumps(data if data is not None else {}), content_type="application/json")
-
-
-def patch(c: Client, path: str, data: Any) -> Any:
-    return c.patch(path, json.dumps(data), content_type="application/json")
-
-
-def error_fields(response: Any) -> dict[str, list[str]]:
-    fields: dict[str, list[str]] = response.json()["error"]["fields"]
-    return fields
 
 
 # --- a cluster with two namespaces, each running one application --------------------------------------------
@@ -233,10 +89,19 @@ def test_a_global_admin_registers_a_cluster_and_no_credential_ever_leaks(
     ready_pods(k8s_api, namespace, "leak-web", 1)
     admin = client_for(admin_persona.user)
     ca = kube.ca_path.read_text()
-    response = post(admin, f"{API}/clusters/", {
-        "name": "leak-test", "auth_mode": "token", "api_url": kube.url, "token": kube.token, "ca_data": ca,
-        "description": "registered through the API", "sync_interval_seconds": 120,
-    })  # fmt: skip
+    response = post(
+        admin,
+        f"{API}/clusters/",
+        {
+            "name": "leak-test",
+            "auth_mode": "token",
+            "api_url": kube.url,
+            "token": kube.token,
+            "ca_data": ca,
+            "description": "registered through the API",
+            "sync_interval_seconds": 120,
+        },
+    )
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["name"] == "leak-test" and body["server_version"] == "v1.20.2"
@@ -248,15 +113,28 @@ def test_a_global_admin_registers_a_cluster_and_no_credential_ever_leaks(
 
     # A second cluster from a flattened kubeconfig (its token is the same secret, in another shape).
     kubeconfig = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "main",
-        "clusters": [{"name": "k", "cluster": {"server": kube.url,
-                      "certificate-authority-data": base64.b64encode(ca.encode()).decode()}}],
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "main",
+        "clusters": [
+            {
+                "name": "k",
+                "cluster": {"server": kube.url, "certificate-authority-data": base64.b64encode(ca.encode()).decode()},
+            }
+        ],
         "users": [{"name": "u", "user": {"token": kube.token}}],
         "contexts": [{"name": "main", "context": {"cluster": "k", "user": "u"}}],
-    }  # fmt: skip
-    response = post(admin, f"{API}/clusters/", {
-        "name": "leak-kubeconfig", "auth_mode": "kubeconfig", "kubeconfig": json.dumps(kubeconfig), "context": "main",
-    })  # fmt: skip
+    }
+    response = post(
+        admin,
+        f"{API}/clusters/",
+        {
+            "name": "leak-kubeconfig",
+            "auth_mode": "kubeconfig",
+            "kubeconfig": json.dumps(kubeconfig),
+            "context": "main",
+        },
+    )
     assert response.status_code == 201, response.content
     assert response.json()["context"] == "main"
 
@@ -266,11 +144,21 @@ def test_a_global_admin_registers_a_cluster_and_no_credential_ever_leaks(
     pod = Pod.objects.filter(cluster_id=cluster_id, namespace=namespace).first()
     assert pod is not None
     paths = [
-        f"{API}/clusters/", f"{API}/clusters/{cluster_id}/", f"{API}/namespaces/", f"{API}/nodes/",
-        f"{API}/applications/", f"{API}/applications/{app.pk}/", f"{API}/applications/{app.pk}/versions/",
-        f"{API}/workloads/", f"{API}/workloads/{workload.pk}/", f"{API}/pods/", f"{API}/pods/{pod.pk}/",
-        f"{API}/warning-events/", f"{API}/audit/events/?limit=500", f"{API}/schema/",
-    ]  # fmt: skip
+        f"{API}/clusters/",
+        f"{API}/clusters/{cluster_id}/",
+        f"{API}/namespaces/",
+        f"{API}/nodes/",
+        f"{API}/clusters/applications/",
+        f"{API}/clusters/applications/{app.pk}/",
+        f"{API}/clusters/applications/{app.pk}/versions/",
+        f"{API}/workloads/",
+        f"{API}/workloads/{workload.pk}/",
+        f"{API}/pods/",
+        f"{API}/pods/{pod.pk}/",
+        f"{API}/warning-events/",
+        f"{API}/audit/events/?limit=500",
+        f"{API}/schema/",
+    ]
     answers = []
     for path in paths:
         answer = admin.get(path)
@@ -304,8 +192,13 @@ def test_a_global_admin_registers_a_cluster_and_no_credential_ever_leaks(
 
 def test_registration_input_errors_name_the_field(kube, admin_persona):
     admin = client_for(admin_persona.user)
-    good = {"name": "bad-input", "auth_mode": "token", "api_url": kube.url, "token": kube.token,
-            "ca_data": kube.ca_path.read_text()}  # fmt: skip
+    good = {
+        "name": "bad-input",
+        "auth_mode": "token",
+        "api_url": kube.url,
+        "token": kube.token,
+        "ca_data": kube.ca_path.read_text(),
+    }
     cases = [
         ({"auth_mode": "carrier-pigeon"}, "auth_mode"),
         ({"token": ""}, "token"),
@@ -334,8 +227,13 @@ def test_registration_input_errors_name_the_field(kube, admin_persona):
 
 
 def test_only_global_admins_register_clusters(kube, make_user, shop):
-    payload = {"name": "nope", "auth_mode": "token", "api_url": kube.url, "token": kube.token,
-               "ca_data": kube.ca_path.read_text()}  # fmt: skip
+    payload = {
+        "name": "nope",
+        "auth_mode": "token",
+        "api_url": kube.url,
+        "token": kube.token,
+        "ca_data": kube.ca_path.read_text(),
+    }
     cluster_admin = make_user("cluster-admin")
     bind(cluster_admin.user, "admin", shop["cluster"])
     for person in (make_user("op", role="operator"), make_user("vi", role="viewer"), cluster_admin):
@@ -425,8 +323,9 @@ def test_removing_a_cluster_needs_its_name_as_confirmation(make_user, shop):
     assert response.status_code == 400 and "confirm" in error_fields(response)
     assert Workload.objects.filter(cluster=cluster).exists()
 
-    response = admin.delete(f"{path}?confirm={cluster.name}", json.dumps({"reason": "decommissioned"}),
-                            content_type="application/json")  # fmt: skip
+    response = admin.delete(
+        f"{path}?confirm={cluster.name}", json.dumps({"reason": "decommissioned"}), content_type="application/json"
+    )
     assert response.status_code == 204, response.content
     assert not Cluster.objects.filter(pk=cluster.pk).exists()
     assert not Workload.objects.filter(cluster_id=cluster.pk).exists(), "observed data goes with the cluster"
@@ -471,7 +370,7 @@ def test_a_namespace_scoped_viewer_sees_only_that_namespace(make_user, admin_per
     # Counts: within the viewer's rights.
     namespace_row = results(viewer.get(f"{API}/namespaces/"))[0]
     assert namespace_row["workload_count"] == 1 and namespace_row["pod_count"] == 2
-    cart = results(viewer.get(f"{API}/applications/", {"q": "cart"}))[0]
+    cart = results(viewer.get(f"{API}/clusters/applications/", {"q": "cart"}))[0]
     assert (cart["workload_count"], cart["pod_count"], cart["ready_pod_count"]) == (1, 2, 2)
     assert viewer.get(f"{API}/pods/", {"namespace": b}).json()["results"] == []
 
@@ -490,7 +389,7 @@ def test_an_application_scoped_viewer_sees_that_application_only(make_user, shop
     person = make_user("app-viewer")
     bind(person.user, "viewer", cluster, application="bank")
     viewer = client_for(person.user)
-    assert {row["name"] for row in results(viewer.get(f"{API}/applications/"))} == {"bank"}
+    assert {row["name"] for row in results(viewer.get(f"{API}/clusters/applications/"))} == {"bank"}
     assert {row["name"] for row in results(viewer.get(f"{API}/workloads/"))} == {"bank-api"}
     assert {row["application_name"] for row in results(viewer.get(f"{API}/pods/"))} == {"bank"}
     assert results(viewer.get(f"{API}/namespaces/")) == [], "an application binding reaches no namespace row"
@@ -574,14 +473,20 @@ def test_list_endpoints_cost_a_bounded_number_of_queries(make_user, admin_person
     person = make_user("counter")
     clusters = []
     for i in range(12):
-        cluster = Cluster.objects.create(name=f"q-{i:02d}", api_url="https://q.example", auth_mode="token",
-                                         credentials=encrypt({"server": "https://q.example"}))  # fmt: skip
+        cluster = cluster_row(f"q-{i:02d}", "https://q.example")
         app = Application.objects.create(cluster=cluster, namespace="ns", name=f"app-{i}")
         for j in range(3):
-            workload = Workload.objects.create(cluster=cluster, namespace="ns", kind="Deployment", name=f"w-{j}",
-                                               uid=uuid.uuid4().hex, application=app)  # fmt: skip
-            Pod.objects.create(cluster=cluster, namespace="ns", name=f"w-{j}-p", uid=uuid.uuid4().hex,
-                               workload=workload, application=app)  # fmt: skip
+            workload = Workload.objects.create(
+                cluster=cluster, namespace="ns", kind="Deployment", name=f"w-{j}", uid=uuid.uuid4().hex, application=app
+            )
+            Pod.objects.create(
+                cluster=cluster,
+                namespace="ns",
+                name=f"w-{j}-p",
+                uid=uuid.uuid4().hex,
+                workload=workload,
+                application=app,
+            )
         clusters.append(cluster)
         bind(person.user, "viewer", cluster)
     for who in (client_for(admin_persona.user), client_for(person.user)):
@@ -600,7 +505,7 @@ def test_application_versions_follow_rollouts(k8s_api, admin_persona, shop):
     cluster, a = shop["cluster"], shop["a"]
     admin = client_for(admin_persona.user)
     cart = Application.objects.get(cluster=cluster, namespace=a, name="cart")
-    first = results(admin.get(f"{API}/applications/{cart.pk}/versions/"))
+    first = results(admin.get(f"{API}/clusters/applications/{cart.pk}/versions/"))
     assert len(first) == 1 and first[0]["images"][0]["image"] == "registry.example/shop:1.0"
     apps = k8s.AppsV1Api(k8s_api)
     new_image = {"containers": [{"name": "app", "image": "registry.example/shop:2.0"}]}
@@ -615,9 +520,9 @@ def test_application_versions_follow_rollouts(k8s_api, admin_persona, shop):
         ),
     )
     synced(cluster)
-    versions = results(admin.get(f"{API}/applications/{cart.pk}/versions/"))
+    versions = results(admin.get(f"{API}/clusters/applications/{cart.pk}/versions/"))
     assert len(versions) == 2
     assert versions[0]["changes"] == [
         {"container": "app", "from": "registry.example/shop:1.0", "to": "registry.example/shop:2.0"}
     ]
-    assert admin.get(f"{API}/applications/{cart.pk}/versions/", {"limit": "x"}).status_code == 400
+    assert admin.get(f"{API}/clusters/applications/{cart.pk}/versions/", {"limit": "x"}).status_code == 400

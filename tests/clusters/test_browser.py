@@ -12,16 +12,16 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client as k8s
 
-from tests.clusters.test_portal import deployment, wait_ready
-from tests.conftest import ARTIFACTS, Persona, RunningServer, free_port, require, running_icc
-from tests.core.test_browser import CHROMIUM_ARGS, chromium_path, log_in
-from tests.support.kube import KubeCluster, kube_apiserver  # noqa: F401
+from tests.support.browser import chromium_page, log_in
+from tests.support.clusters import deployed
+from tests.support.components import ARTIFACTS
+from tests.support.kube import KubeCluster
+from tests.support.personas import Persona
+from tests.support.server import RunningServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(45 * 60), pytest.mark.django_db(transaction=True)]
 
@@ -29,56 +29,18 @@ LIVE_BOUND_SECONDS = 30  # from the scale call to the last new tile turning gree
 
 
 @pytest.fixture
-def watching_server(transactional_db: Any, tmp_path: Path, collected_static: Path) -> Iterator[RunningServer]:
-    """A real ICC web process with the cluster watcher embedded (ICC_WATCHER_EMBEDDED=true)."""
-    with running_icc(tmp_path, collected_static, free_port(), ICC_WATCHER_EMBEDDED="true") as server:
-        yield server
-
-
-@pytest.fixture
 def shop(kube_apiserver: KubeCluster, admin_persona: Persona) -> Iterator[dict[str, Any]]:
     """A namespace with Deployment ``web`` (1 replica, part of application ``shop``), registered and synced."""
-    from apps.clusters import services, sync
-    from apps.clusters.models import Application
-    from apps.core import context
-
-    api = kube_apiserver.api_client()
-    core, apps_api = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
     namespace = f"t-live-{uuid.uuid4().hex[:8]}"
-    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace)))
-    try:
-        apps_api.create_namespaced_deployment(namespace, deployment("web", replicas=1, part_of="shop"))
-        wait_ready(apps_api, namespace, "web", 1)
-        context.start()
-        cluster = services.cluster_register(
-            name=f"live-{namespace[-8:]}",
-            auth_mode="token",
-            api_url=kube_apiserver.url,
-            token=kube_apiserver.token,
-            ca_data=kube_apiserver.ca_path.read_text(),
-        )
-        sync.full_sync(cluster.pk)
-        app = Application.objects.get(cluster=cluster, namespace=namespace, name="shop")
-        yield {"namespace": namespace, "app_id": app.pk, "apps_api": apps_api}
-    finally:
-        core.delete_namespace(namespace)
+    with deployed(kube_apiserver, f"live-{namespace[-8:]}", shop=(namespace, "web", 1)) as world:
+        yield {"namespace": namespace, "app_id": world.application("shop").pk, "apps_api": world.apps}
 
 
 @pytest.fixture
 def page(watching_server: RunningServer, shop: dict[str, Any]) -> Iterator[Any]:
     """A Chromium page, started after the database work (Playwright's loop forbids the ORM in this thread)."""
-    path = chromium_path()
-    require(path is not None, "Chromium is not installed (apt-get install -y --no-install-recommends chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(path), headless=True, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 900})
-            context.set_default_timeout(15_000)
-            yield context.new_page()
-        finally:
-            browser.close()
+    with chromium_page(height=900) as new_page:
+        yield new_page
 
 
 def test_the_pod_grid_follows_a_scale_made_in_the_cluster_within_30s(
@@ -90,9 +52,9 @@ def test_the_pod_grid_follows_a_scale_made_in_the_cluster_within_30s(
 
     frames: list[str] = []
     page.on("websocket", lambda ws: ws.on("framereceived", lambda p: frames.append(str(p))))
-    url = f"{watching_server.url}/applications/{shop['app_id']}/"
+    url = f"{watching_server.url}/clusters/applications/{shop['app_id']}/"
     try:
-        page.goto(f"{watching_server.url}/accounts/login/?next=/applications/{shop['app_id']}/")
+        page.goto(f"{watching_server.url}/accounts/login/?next=/clusters/applications/{shop['app_id']}/")
         log_in(page, admin_persona.username, admin_persona.password)
         expect(page).to_have_url(url)
         expect(page.locator("h1")).to_have_text("shop")
@@ -121,7 +83,7 @@ def test_the_pod_grid_follows_a_scale_made_in_the_cluster_within_30s(
         assert page.evaluate("window.__iccSamePage") is True, "the page was reloaded"
 
         # The applications list (filtered to this namespace) follows the pods too.
-        page.goto(f"{watching_server.url}/applications/?namespace={shop['namespace']}")
+        page.goto(f"{watching_server.url}/clusters/applications/?namespace={shop['namespace']}")
         pods_cell = page.locator(f"#application-row-{shop['app_id']} [data-pods]")
         expect(pods_cell).to_have_text("1 / 1")
         expect(page.locator("#ws-status")).to_be_empty()  # subscribed without refusal
@@ -194,9 +156,15 @@ def test_the_cluster_page_keeps_its_workload_filter_while_updating_live_within_3
 def _two_context_kubeconfig() -> str:
     import json
 
-    return json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "prod",
-        "clusters": [{"name": "k", "cluster": {"server": "https://k.example:6443", "insecure-skip-tls-verify": True}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": n, "context": {"cluster": "k", "user": "u"}} for n in ("staging", "prod")],
-    })  # fmt: skip
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "prod",
+            "clusters": [
+                {"name": "k", "cluster": {"server": "https://k.example:6443", "insecure-skip-tls-verify": True}}
+            ],
+            "users": [{"name": "u", "user": {"token": "t"}}],
+            "contexts": [{"name": n, "context": {"cluster": "k", "user": "u"}} for n in ("staging", "prod")],
+        }
+    )

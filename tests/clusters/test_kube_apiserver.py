@@ -15,7 +15,8 @@ import requests
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from tests.support.kube import KubeCluster, kube_apiserver  # noqa: F401 - registers the session fixture
+from tests.support.clusters import deployment_manifest
+from tests.support.kube import KubeCluster
 
 pytestmark = pytest.mark.timeout(45 * 60)
 
@@ -28,32 +29,8 @@ def api(kube_apiserver: KubeCluster) -> Iterator[client.ApiClient]:
     api_client.close()
 
 
-@pytest.fixture
-def namespace(api: client.ApiClient) -> Iterator[str]:
-    name = f"icc-test-{secrets.token_hex(4)}"
-    core = client.CoreV1Api(api)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    try:
-        core.delete_namespace(name)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-
-
 def deployment(name: str, replicas: int) -> client.V1Deployment:
-    labels = {"app": name}
-    return client.V1Deployment(
-        metadata=client.V1ObjectMeta(name=name, labels=labels),
-        spec=client.V1DeploymentSpec(
-            replicas=replicas,
-            selector=client.V1LabelSelector(match_labels=labels),
-            template=client.V1PodTemplateSpec(
-                metadata=client.V1ObjectMeta(labels=labels),
-                spec=client.V1PodSpec(containers=[client.V1Container(name="web", image="nginx:1.25")]),
-            ),
-        ),
-    )
+    return deployment_manifest(name, replicas=replicas, containers=("web",), image="nginx:1.25")
 
 
 def test_version_and_readyz(kube_apiserver: KubeCluster, api: client.ApiClient) -> None:

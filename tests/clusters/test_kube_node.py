@@ -7,10 +7,8 @@ through kube-apiserver's proxy to the fake kubelet's HTTPS server.
 from __future__ import annotations
 
 import datetime as dt
-import secrets
+import functools
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 import requests
@@ -18,29 +16,15 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from kubernetes.utils import parse_quantity
 
-from tests.support.kube import KubeCluster, kube_apiserver  # noqa: F401 - registers the session fixture
+from tests.support.clusters import deployment_manifest, is_ready
+from tests.support.components import wait_for as poll
+from tests.support.kube import KubeCluster
 from tests.support.kube_node import FakeNode
 
 pytestmark = pytest.mark.timeout(45 * 60)
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30, interval: float = 0.05) -> Any:
-    """Poll until check() returns something truthy (and return it); fail saying what was awaited."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
-@pytest.fixture
-def api(kube_apiserver: KubeCluster) -> Iterator[client.ApiClient]:
-    api_client = kube_apiserver.api_client()
-    yield api_client
-    api_client.close()
+wait_for = functools.partial(poll, timeout=30, interval=0.05)  # the fake node answers fast: poll often
 
 
 @pytest.fixture
@@ -49,40 +33,8 @@ def node(kube_apiserver: KubeCluster) -> FakeNode:
     return kube_apiserver.node
 
 
-@pytest.fixture
-def namespace(api: client.ApiClient) -> Iterator[str]:
-    name = f"icc-node-{secrets.token_hex(4)}"
-    core = client.CoreV1Api(api)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    try:
-        core.delete_namespace(name)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-
-
 def deployment(name: str, replicas: int, containers: tuple[str, ...] = ("web",)) -> client.V1Deployment:
-    labels = {"app": name}
-    return client.V1Deployment(
-        metadata=client.V1ObjectMeta(name=name, labels=labels),
-        spec=client.V1DeploymentSpec(
-            replicas=replicas,
-            selector=client.V1LabelSelector(match_labels=labels),
-            template=client.V1PodTemplateSpec(
-                metadata=client.V1ObjectMeta(labels=labels),
-                spec=client.V1PodSpec(
-                    containers=[client.V1Container(name=c, image="nginx:1.25") for c in containers],
-                    termination_grace_period_seconds=30,
-                ),
-            ),
-        ),
-    )
-
-
-def is_ready(pod: client.V1Pod) -> bool:
-    conditions = {c.type: c.status for c in pod.status.conditions or []}
-    return pod.status.phase == "Running" and conditions.get("Ready") == "True"
+    return deployment_manifest(name, replicas=replicas, containers=containers, image="nginx:1.25", grace_seconds=30)
 
 
 def running_pods(core: client.CoreV1Api, namespace: str, app: str) -> list[client.V1Pod]:

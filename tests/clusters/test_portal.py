@@ -14,139 +14,65 @@ import logging
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import redis
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 from kubernetes import client as k8s
 
 from apps.audit.models import AuditEvent
-from apps.clusters import services, sync
+from apps.clusters import sync
 from apps.clusters.models import Application, Cluster, ClusterStatus, Pod, Workload
-from apps.core import context, topics
-from apps.users.models import RoleBinding
-from tests.support.kube import KubeCluster, kube_apiserver  # noqa: F401
+from apps.core import topics
+from tests.support.clients import html, with_binding
+from tests.support.clients import logged_in as client_for
+from tests.support.clusters import Deployed, create_namespace, deployed, make_deployment, wait_deployment_ready
+from tests.support.kube import KubeCluster
 
 pytestmark = [pytest.mark.timeout(45 * 60), pytest.mark.django_db(transaction=True)]
-
-READY_TIMEOUT = 60  # seconds for a Deployment's pods to be scheduled and marked ready by the simulated node
-
 
 # --- the real cluster's contents -----------------------------------------------------------------------------
 
 
-def deployment(name: str, *, replicas: int, part_of: str, image: str = "registry.local/web:1.0") -> k8s.V1Deployment:
-    labels = {"app": name, "app.kubernetes.io/part-of": part_of}
-    return k8s.V1Deployment(
-        metadata=k8s.V1ObjectMeta(name=name, labels=labels),
-        spec=k8s.V1DeploymentSpec(
-            replicas=replicas,
-            selector=k8s.V1LabelSelector(match_labels={"app": name}),
-            template=k8s.V1PodTemplateSpec(
-                metadata=k8s.V1ObjectMeta(labels=labels),
-                spec=k8s.V1PodSpec(containers=[k8s.V1Container(name="web", image=image)]),
-            ),
-        ),
-    )
+class World(Deployed):
+    """Application ``shop`` (Deployment ``web``, 2 replicas) and ``billing`` (Deployment ``api``, 1 replica)."""
 
+    @property
+    def shop_ns(self) -> str:
+        return self.namespaces["shop"]
 
-def wait_ready(
-    apps_api: k8s.AppsV1Api, namespace: str, name: str, replicas: int, timeout: float = READY_TIMEOUT
-) -> None:
-    deadline = time.monotonic() + timeout
-    status: Any = None
-    while time.monotonic() < deadline:
-        status = apps_api.read_namespaced_deployment(name, namespace).status
-        if (status.ready_replicas or 0) == replicas and (status.replicas or 0) == replicas:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{namespace}/{name} not {replicas} ready within {timeout}s: {status}")
-
-
-@dataclass
-class World:
-    kube: KubeCluster
-    cluster: Cluster
-    shop_ns: str  # holds application "shop" (Deployment "web", 2 replicas)
-    other_ns: str  # holds application "billing" (Deployment "api", 1 replica)
-    core: k8s.CoreV1Api
-    apps: k8s.AppsV1Api
+    @property
+    def other_ns(self) -> str:
+        return self.namespaces["billing"]
 
     def app(self, namespace: str) -> Application:
         return Application.objects.get(cluster=self.cluster, namespace=namespace)
 
-    def sync(self) -> None:
-        result = sync.full_sync(self.cluster.pk)
-        assert not result.skipped, result.skipped
-
-
-@pytest.fixture(autouse=True)
-def _fresh_request_context() -> None:
-    """The test client's requests leave their user in the context variable; a fixture's own writes (no
-    request) must not be attributed to a user of an earlier test."""
-    context.start()
-
 
 @pytest.fixture
 def world(kube_apiserver: KubeCluster) -> Iterator[World]:
-    api = kube_apiserver.api_client()
-    core, apps_api = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
     suffix = uuid.uuid4().hex[:8]
-    shop_ns, other_ns = f"t-shop-{suffix}", f"t-other-{suffix}"
-    for ns in (shop_ns, other_ns):
-        core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=ns)))
-    try:
-        apps_api.create_namespaced_deployment(shop_ns, deployment("web", replicas=2, part_of="shop"))
-        apps_api.create_namespaced_deployment(other_ns, deployment("api", replicas=1, part_of="billing"))
-        wait_ready(apps_api, shop_ns, "web", 2)
-        wait_ready(apps_api, other_ns, "api", 1)
-        cluster = services.cluster_register(
-            name=f"c-{suffix}",
-            auth_mode="token",
-            api_url=kube_apiserver.url,
-            token=kube_apiserver.token,
-            ca_data=kube_apiserver.ca_path.read_text(),
-        )
-        w = World(kube_apiserver, cluster, shop_ns, other_ns, core, apps_api)
-        w.sync()
-        yield w
-    finally:
-        for ns in (shop_ns, other_ns):
-            core.delete_namespace(ns)
-
-
-def client_for(persona: Any) -> Client:
-    c = Client()
-    assert c.login(username=persona.username, password=persona.password)
-    return c
-
-
-def html(response: Any) -> str:
-    return str(response.content.decode())
-
-
-@pytest.fixture
-def operator(make_user: Any) -> Any:
-    return make_user("otto-operator", role="operator")
+    apps = {"shop": (f"t-shop-{suffix}", "web", 2), "billing": (f"t-other-{suffix}", "api", 1)}
+    with deployed(kube_apiserver, f"c-{suffix}", **apps) as world:
+        yield World(**vars(world))
 
 
 @pytest.fixture
 def shop_viewer(make_user: Any, world: World) -> Any:
     """A viewer bound to the shop namespace of the registered cluster only."""
-    person = make_user("nina-namespace")
-    RoleBinding.objects.create(
-        user=person.user, role="viewer", scope_kind="namespace", scope_cluster=str(world.cluster.pk),
-        scope_namespace=world.shop_ns,
-    )  # fmt: skip
-    return person
+    return with_binding(make_user("nina-namespace"), "viewer", world.cluster, namespace=world.shop_ns)
 
 
-def flat_kubeconfig(kube: KubeCluster, *, contexts: tuple[str, ...] = ("icc-test",), current: str = "",
-                    user: dict[str, Any] | None = None, server: str = "") -> str:  # fmt: skip
+def flat_kubeconfig(
+    kube: KubeCluster,
+    *,
+    contexts: tuple[str, ...] = ("icc-test",),
+    current: str = "",
+    user: dict[str, Any] | None = None,
+    server: str = "",
+) -> str:
     """A flattened kubeconfig (CA embedded) for the test cluster, with one or more contexts."""
     ca = base64.b64encode(kube.ca_path.read_bytes()).decode()
     config = {
@@ -190,7 +116,7 @@ def test_cluster_pages_show_the_real_cluster(world: World, admin_persona: Any) -
     assert f'data-workload="{world.other_ns}/api"' in detail
     assert 'id="sync-now"' in detail
     assert "clusters.cluster.register" in detail  # the audit history panel
-    assert f"cluster.{world.cluster.pk}%2Chistory.clusters-cluster.{world.cluster.pk}" in detail
+    assert f"clusters.cluster.{world.cluster.pk}%2Caudit.history.clusters-cluster.{world.cluster.pk}" in detail
 
     filtered = html(c.get(f"/clusters/{world.cluster.pk}/workloads/?namespace={world.shop_ns}"))
     assert f'data-workload="{world.shop_ns}/web"' in filtered
@@ -203,14 +129,14 @@ def test_application_pages_show_workloads_pods_and_versions(world: World, admin_
     shop = world.app(world.shop_ns)
     assert shop.name == "shop"
 
-    listing = html(c.get(f"/applications/?namespace={world.shop_ns}"))
+    listing = html(c.get(f"/clusters/applications/?namespace={world.shop_ns}"))
     assert f'id="application-row-{shop.pk}"' in listing
     assert "<td data-pods>2 / 2" in listing
     assert 'data-colour="green"' in listing
     assert f'id="application-row-{world.app(world.other_ns).pk}"' not in listing
-    assert f'id="application-row-{shop.pk}"' not in html(c.get("/applications/?q=no-such-app"))
+    assert f'id="application-row-{shop.pk}"' not in html(c.get("/clusters/applications/?q=no-such-app"))
 
-    page = html(c.get(f"/applications/{shop.pk}/"))
+    page = html(c.get(f"/clusters/applications/{shop.pk}/"))
     assert page.count('data-colour="green" aria-label=') == 2  # two ready pods, two green tiles
     pod = Pod.objects.filter(application=shop).first()
     assert pod is not None
@@ -220,7 +146,7 @@ def test_application_pages_show_workloads_pods_and_versions(world: World, admin_
     assert "registry.local/web:1.0" in page
     assert 'data-version="' in page  # the first version of the Deployment
     assert 'id="workload-actions"' in page  # a superuser may act
-    assert f"application.{shop.pk}%2Chistory.clusters-application.{shop.pk}" in page
+    assert f"clusters.application.{shop.pk}%2Caudit.history.clusters-application.{shop.pk}" in page
 
 
 def test_a_failing_pod_turns_red_and_the_application_too(world: World, admin_persona: Any) -> None:
@@ -237,10 +163,10 @@ def test_a_failing_pod_turns_red_and_the_application_too(world: World, admin_per
         time.sleep(0.3)
     assert pod.reason == "CrashLoopBackOff"
     c = client_for(admin_persona)
-    page = html(c.get(f"/applications/{pod.application_id}/"))
+    page = html(c.get(f"/clusters/applications/{pod.application_id}/"))
     assert 'data-colour="red" aria-label="' in page
     assert "CrashLoopBackOff · restarts 4" in page
-    listing = html(c.get(f"/applications/?namespace={world.shop_ns}"))
+    listing = html(c.get(f"/clusters/applications/?namespace={world.shop_ns}"))
     assert "1 failing" in listing
     assert 'data-colour="red"' in listing
     world.kube.node.set_container_state(world.shop_ns, pod.name, "web", "running", restart_count=4)
@@ -253,14 +179,14 @@ def test_a_namespace_viewer_sees_only_that_namespace(world: World, shop_viewer: 
     c = client_for(shop_viewer)
     shop, billing = world.app(world.shop_ns), world.app(world.other_ns)
 
-    listing = html(c.get("/applications/"))
+    listing = html(c.get("/clusters/applications/"))
     assert f'id="application-row-{shop.pk}"' in listing
     assert f'id="application-row-{billing.pk}"' not in listing
     assert world.other_ns not in listing  # not even in the namespace filter
 
-    assert c.get(f"/applications/{shop.pk}/").status_code == 200
-    assert c.get(f"/applications/{billing.pk}/").status_code == 404
-    assert 'id="workload-actions"' not in html(c.get(f"/applications/{shop.pk}/"))
+    assert c.get(f"/clusters/applications/{shop.pk}/").status_code == 200
+    assert c.get(f"/clusters/applications/{billing.pk}/").status_code == 404
+    assert 'id="workload-actions"' not in html(c.get(f"/clusters/applications/{shop.pk}/"))
     # The cluster row itself is cluster-wide: a namespace binding does not reach it.
     assert c.get(f"/clusters/{world.cluster.pk}/").status_code == 404
     assert world.cluster.name not in html(c.get("/clusters/"))
@@ -273,68 +199,72 @@ def test_a_namespace_viewer_sees_only_that_namespace(world: World, shop_viewer: 
     assert '<p class="icc-counter-value" id="counter-clusters">0</p>' in dashboard
 
     web = Workload.objects.get(cluster=world.cluster, namespace=world.shop_ns, name="web")
-    response = c.post(f"/applications/{shop.pk}/workloads/{web.pk}/scale/", {"replicas": 5, "reason": "try"})
+    response = c.post(f"/clusters/applications/{shop.pk}/workloads/{web.pk}/scale/", {"replicas": 5, "reason": "try"})
     assert response.status_code == 403
     assert world.apps.read_namespaced_deployment("web", world.shop_ns).spec.replicas == 2
 
 
-def test_live_topics_follow_read_rights_and_render_per_viewer(world: World, shop_viewer: Any, operator: Any) -> None:
+def test_live_topics_follow_read_rights_and_render_per_viewer(
+    world: World, shop_viewer: Any, operator_persona: Any
+) -> None:
     shop, billing = world.app(world.shop_ns), world.app(world.other_ns)
-    nina, otto = shop_viewer.user, operator.user
-    assert topics.lookup(f"application.{shop.pk}").authorize(nina, f"application.{shop.pk}")
-    assert not topics.lookup(f"application.{billing.pk}").authorize(nina, f"application.{billing.pk}")
-    assert not topics.lookup(f"cluster.{world.cluster.pk}").authorize(nina, f"cluster.{world.cluster.pk}")
-    assert topics.lookup(f"cluster.{world.cluster.pk}").authorize(otto, f"cluster.{world.cluster.pk}")
-    assert topics.lookup("applications").authorize(nina, "applications")
+    nina, otto = shop_viewer.user, operator_persona.user
+    assert topics.lookup(f"clusters.application.{shop.pk}").authorize(nina, f"clusters.application.{shop.pk}")
+    assert not topics.lookup(f"clusters.application.{billing.pk}").authorize(nina, f"clusters.application.{billing.pk}")
+    assert not topics.lookup(f"clusters.cluster.{world.cluster.pk}").authorize(
+        nina, f"clusters.cluster.{world.cluster.pk}"
+    )
+    assert topics.lookup(f"clusters.cluster.{world.cluster.pk}").authorize(otto, f"clusters.cluster.{world.cluster.pk}")
+    assert topics.lookup("clusters.applications").authorize(nina, "clusters.applications")
 
-    topic = topics.lookup(f"application.{shop.pk}")
+    topic = topics.lookup(f"clusters.application.{shop.pk}")
     assert topic is not None
-    as_viewer = topic.render(nina, f"application.{shop.pk}", {"kind": "pods"})
+    as_viewer = topic.render(nina, f"clusters.application.{shop.pk}", {"kind": "pods"})
     assert 'id="pod-grid" hx-swap-oob="true"' in as_viewer
     assert as_viewer.count('data-colour="green" aria-label=') == 2
     assert "/logs/" not in as_viewer  # a viewer gets no log links
-    assert "/logs/" in topic.render(otto, f"application.{shop.pk}", {"kind": "pods"})
+    assert "/logs/" in topic.render(otto, f"clusters.application.{shop.pk}", {"kind": "pods"})
     assert 'id="application-workloads"' not in as_viewer  # a pod event re-renders the pods only
 
-    cluster_topic = topics.lookup(f"cluster.{world.cluster.pk}")
+    cluster_topic = topics.lookup(f"clusters.cluster.{world.cluster.pk}")
     assert cluster_topic is not None
-    fragment = cluster_topic.render(otto, f"cluster.{world.cluster.pk}", {"snapshot": True})
+    fragment = cluster_topic.render(otto, f"clusters.cluster.{world.cluster.pk}", {"snapshot": True})
     assert 'id="cluster-health" hx-swap-oob="true"' in fragment
     assert 'id="cluster-workloads-refresh" hx-swap-oob="true"' in fragment  # the table re-fetches with its filters
-    listing = topics.lookup("applications")
+    listing = topics.lookup("clusters.applications")
     assert listing is not None
-    assert 'hx-get="/applications/table/"' in listing.render(nina, "applications", {})
+    assert 'hx-get="/clusters/applications/table/"' in listing.render(nina, "clusters.applications", {})
 
 
 # --- actions ----------------------------------------------------------------------------------------------------
 
 
-def test_scale_and_restart_from_the_page_change_the_real_deployment(world: World, operator: Any) -> None:
-    c = client_for(operator)
+def test_scale_and_restart_from_the_page_change_the_real_deployment(world: World, operator_persona: Any) -> None:
+    c = client_for(operator_persona)
     shop = world.app(world.shop_ns)
     web = Workload.objects.get(cluster=world.cluster, namespace=world.shop_ns, name="web")
-    assert 'id="workload-actions"' in html(c.get(f"/applications/{shop.pk}/"))
+    assert 'id="workload-actions"' in html(c.get(f"/clusters/applications/{shop.pk}/"))
 
-    missing = c.post(f"/applications/{shop.pk}/workloads/{web.pk}/scale/", {"replicas": 3, "reason": ""})
+    missing = c.post(f"/clusters/applications/{shop.pk}/workloads/{web.pk}/scale/", {"replicas": 3, "reason": ""})
     assert missing.status_code == 400
     assert 'data-error-for="reason">This field is required.' in html(missing)
-    negative = c.post(f"/applications/{shop.pk}/workloads/{web.pk}/scale/", {"replicas": -1, "reason": "x"})
+    negative = c.post(f"/clusters/applications/{shop.pk}/workloads/{web.pk}/scale/", {"replicas": -1, "reason": "x"})
     assert negative.status_code == 400
     assert 'data-error-for="replicas">' in html(negative)
     assert world.apps.read_namespaced_deployment("web", world.shop_ns).spec.replicas == 2
 
-    done = c.post(f"/applications/{shop.pk}/workloads/{web.pk}/scale/", {"replicas": 3, "reason": "load test"})
+    done = c.post(f"/clusters/applications/{shop.pk}/workloads/{web.pk}/scale/", {"replicas": 3, "reason": "load test"})
     assert done.status_code == 302, html(done)
     assert world.apps.read_namespaced_deployment("web", world.shop_ns).spec.replicas == 3
     event = AuditEvent.objects.filter(action="clusters.workload.scale", target_id=str(web.pk)).latest("seq")
     assert event.message == "load test"
-    assert (event.actor_name, event.actor_id) == (operator.username, str(operator.user.pk))
+    assert (event.actor_name, event.actor_id) == (operator_persona.username, str(operator_persona.user.pk))
     after = html(c.get(done["Location"]))
     assert "scaled from 2 to 3" in after
     assert "clusters.workload.scale" in after  # the workload's history panel on the application page
-    assert f"history.clusters-workload.{web.pk}" in after  # and it is live
+    assert f"audit.history.clusters-workload.{web.pk}" in after  # and it is live
 
-    restarted = c.post(f"/applications/{shop.pk}/workloads/{web.pk}/restart/", {"reason": "new config"})
+    restarted = c.post(f"/clusters/applications/{shop.pk}/workloads/{web.pk}/restart/", {"reason": "new config"})
     assert restarted.status_code == 302
     template = world.apps.read_namespaced_deployment("web", world.shop_ns).spec.template
     assert "kubectl.kubernetes.io/restartedAt" in (template.metadata.annotations or {})
@@ -347,16 +277,19 @@ def test_a_viewer_sees_no_buttons_and_is_refused(world: World, viewer_persona: A
     web = Workload.objects.get(cluster=world.cluster, namespace=world.shop_ns, name="web")
     pod = Pod.objects.filter(application=shop).first()
     assert pod is not None
-    page = html(c.get(f"/applications/{shop.pk}/"))
+    page = html(c.get(f"/clusters/applications/{shop.pk}/"))
     assert 'id="workload-actions"' not in page
     assert "/logs/" not in page
     assert 'id="sync-now"' not in html(c.get(f"/clusters/{world.cluster.pk}/"))
 
     assert (
-        c.post(f"/applications/{shop.pk}/workloads/{web.pk}/scale/", {"replicas": 0, "reason": "x"}).status_code == 403
+        c.post(
+            f"/clusters/applications/{shop.pk}/workloads/{web.pk}/scale/", {"replicas": 0, "reason": "x"}
+        ).status_code
+        == 403
     )
-    assert c.post(f"/applications/{shop.pk}/workloads/{web.pk}/restart/", {"reason": "x"}).status_code == 403
-    assert c.get(f"/applications/{shop.pk}/pods/{pod.pk}/logs/").status_code == 403
+    assert c.post(f"/clusters/applications/{shop.pk}/workloads/{web.pk}/restart/", {"reason": "x"}).status_code == 403
+    assert c.get(f"/clusters/applications/{shop.pk}/pods/{pod.pk}/logs/").status_code == 403
     assert c.post(f"/clusters/{world.cluster.pk}/sync/").status_code == 403
     assert c.get(f"/clusters/{world.cluster.pk}/edit/").status_code == 403
     assert c.get(f"/clusters/{world.cluster.pk}/delete/").status_code == 403
@@ -365,28 +298,28 @@ def test_a_viewer_sees_no_buttons_and_is_refused(world: World, viewer_persona: A
     assert AuditEvent.objects.filter(action="portal.clusters.workload.scale", outcome="denied").exists()
 
 
-def test_pod_logs_show_the_last_lines(world: World, operator: Any) -> None:
+def test_pod_logs_show_the_last_lines(world: World, operator_persona: Any) -> None:
     shop = world.app(world.shop_ns)
     pod = Pod.objects.filter(application=shop).order_by("name").first()
     assert pod is not None and world.kube.node is not None
     world.kube.node.set_logs(world.shop_ns, pod.name, "web", [f"line {i}" for i in range(150)])
-    c = client_for(operator)
-    page = html(c.get(f"/applications/{shop.pk}/pods/{pod.pk}/logs/"))
+    c = client_for(operator_persona)
+    page = html(c.get(f"/clusters/applications/{shop.pk}/pods/{pod.pk}/logs/"))
     assert "line 149" in page
     assert "line 50\n" in page
     assert "line 49\n" not in page  # the last 100 lines only
-    assert "line 140" in html(c.get(f"/applications/{shop.pk}/pods/{pod.pk}/logs/?tail_lines=10"))
-    assert "line 139\n" not in html(c.get(f"/applications/{shop.pk}/pods/{pod.pk}/logs/?tail_lines=10"))
-    bad = c.get(f"/applications/{shop.pk}/pods/{pod.pk}/logs/?container=nope")
+    assert "line 140" in html(c.get(f"/clusters/applications/{shop.pk}/pods/{pod.pk}/logs/?tail_lines=10"))
+    assert "line 139\n" not in html(c.get(f"/clusters/applications/{shop.pk}/pods/{pod.pk}/logs/?tail_lines=10"))
+    bad = c.get(f"/clusters/applications/{shop.pk}/pods/{pod.pk}/logs/?container=nope")
     assert bad.status_code == 400
     assert "no container &#x27;nope&#x27;" in html(bad)
     assert AuditEvent.objects.filter(action="clusters.pod.logs", target_id=str(pod.pk)).exists()
 
 
-def test_sync_now_queues_a_full_sync(world: World, operator: Any) -> None:
+def test_sync_now_queues_a_full_sync(world: World, operator_persona: Any) -> None:
     r = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     r.delete("reconcile")
-    response = client_for(operator).post(f"/clusters/{world.cluster.pk}/sync/")
+    response = client_for(operator_persona).post(f"/clusters/{world.cluster.pk}/sync/")
     assert response.status_code == 302
     messages = [json.loads(m) for m in r.lrange("reconcile", 0, -1)]
     queued = [m for m in messages if m["headers"]["task"] == "clusters.full_sync"]
@@ -493,10 +426,18 @@ def test_edit_pause_resume_and_delete(world: World, admin_persona: Any) -> None:
     world.cluster.refresh_from_db()
     assert (world.cluster.description, world.cluster.sync_interval_seconds) == ("the test cluster", 120)
 
-    bad = c.post(f"/clusters/{pk}/edit/", {"description": "x", "sync_interval_seconds": 120,
-                                           "replace_credentials": "on", "auth_mode": "token",
-                                           "api_url": world.kube.url, "token": "not-the-token",
-                                           "ca_data": world.kube.ca_path.read_text()})  # fmt: skip
+    bad = c.post(
+        f"/clusters/{pk}/edit/",
+        {
+            "description": "x",
+            "sync_interval_seconds": 120,
+            "replace_credentials": "on",
+            "auth_mode": "token",
+            "api_url": world.kube.url,
+            "token": "not-the-token",
+            "ca_data": world.kube.ca_path.read_text(),
+        },
+    )
     assert bad.status_code == 400
     assert "401 Unauthorized" in html(bad)
     assert "not-the-token" not in html(bad)
@@ -533,14 +474,17 @@ def test_list_pages_do_not_query_per_row(world: World, admin_persona: Any) -> No
     from django.test.utils import CaptureQueriesContext
 
     c = client_for(admin_persona)
-    c.get("/applications/")  # warm the session and caches
+    c.get("/clusters/applications/")  # warm the session and caches
 
     def queries(url: str) -> int:
         with CaptureQueriesContext(connection) as captured:
             assert c.get(url).status_code == 200
         return len(captured.captured_queries)
 
-    one, both = queries(f"/applications/?namespace={world.shop_ns}"), queries("/applications/?active=all")
+    one, both = (
+        queries(f"/clusters/applications/?namespace={world.shop_ns}"),
+        queries("/clusters/applications/?active=all"),
+    )
     assert one == both, (one, both)
     assert both <= 8, both
     filtered = queries(f"/clusters/{world.cluster.pk}/workloads/?namespace={world.shop_ns}")
@@ -553,21 +497,27 @@ def test_a_read_only_registration_shows_what_icc_cannot_do_and_the_refusal(
 ) -> None:
     """Registered through the form with a ServiceAccount that may only list and watch: the cluster page names
     the missing permissions, and a Scale from the application page shows the API server's 403 as a form error."""
-    from tests.clusters.test_register import READ_RULES, service_account_token
+    from tests.support.clusters import READ_RULES, service_account_token
 
     api = kube_apiserver.api_client()
     core, apps_api = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
     namespace = f"t-ro-{uuid.uuid4().hex[:8]}"
-    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace)))
+    create_namespace(api, namespace)
     try:
-        apps_api.create_namespaced_deployment(namespace, deployment("web", replicas=1, part_of="ro"))
-        wait_ready(apps_api, namespace, "web", 1)
+        make_deployment(api, namespace, "web", part_of="ro", containers=("web",))
+        wait_deployment_ready(apps_api, namespace, "web", 1)
         c = client_for(admin_persona)
         token = service_account_token(kube_apiserver, rules=READ_RULES)
-        registered = c.post("/clusters/new/", {
-            "name": "read-only", "auth_mode": "token", "api_url": kube_apiserver.url, "token": token,
-            "ca_data": kube_apiserver.ca_path.read_text(),
-        })  # fmt: skip
+        registered = c.post(
+            "/clusters/new/",
+            {
+                "name": "read-only",
+                "auth_mode": "token",
+                "api_url": kube_apiserver.url,
+                "token": token,
+                "ca_data": kube_apiserver.ca_path.read_text(),
+            },
+        )
         assert registered.status_code == 302, html(registered)
         cluster = Cluster.objects.get(name="read-only")
         sync.full_sync(cluster.pk)
@@ -577,7 +527,9 @@ def test_a_read_only_registration_shows_what_icc_cannot_do_and_the_refusal(
 
         app = Application.objects.get(cluster=cluster, namespace=namespace, name="ro")
         web = Workload.objects.get(application=app, name="web")
-        refused = c.post(f"/applications/{app.pk}/workloads/{web.pk}/scale/", {"replicas": 2, "reason": "more"})
+        refused = c.post(
+            f"/clusters/applications/{app.pk}/workloads/{web.pk}/scale/", {"replicas": 2, "reason": "more"}
+        )
         assert refused.status_code == 502
         errors = [line for line in html(refused).splitlines() if 'class="icc-error" role="alert"' in line]
         # ICC's words, not the API server's: an error message never repeats the body of an answer.

@@ -10,13 +10,11 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from django.db import connection, transaction
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 
 from apps.clusters import gateway as gateways
 from apps.clusters import services, sync
@@ -33,67 +31,16 @@ from apps.clusters.models import (
     Workload,
 )
 from apps.core.locks import advisory_lock
-from tests.support.kube import KubeCluster, kube_apiserver  # noqa: F401 - registers the session fixture
+from tests.support.clusters import deployment_body as deployment
+from tests.support.clusters import deployment_settled, register
+from tests.support.components import wait_for
 
 pytestmark = [pytest.mark.timeout(45 * 60), pytest.mark.django_db(transaction=True)]
 
 APP_NAME = "app.kubernetes.io/name"
 
 
-# --- helpers (the watch tests import these) -------------------------------------------------------------------
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60, interval: float = 0.1) -> Any:
-    """Poll until check() returns something truthy (and return it); fail saying what was awaited."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
-def register(kube: KubeCluster, *, name: str | None = None, api_url: str | None = None) -> Cluster:
-    return services.cluster_register(
-        name=name or f"c-{uuid.uuid4().hex[:8]}",
-        auth_mode="token",
-        api_url=api_url or kube.url,
-        token=kube.token,
-        ca_data=kube.ca_path.read_text(),
-    )
-
-
-def deployment(name: str, image: str, *, replicas: int = 1, labels: dict[str, str] | None = None) -> dict[str, Any]:
-    selector = {"icc-test/app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "labels": labels or {}},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": selector},
-            "template": {
-                "metadata": {"labels": selector},
-                "spec": {"containers": [{"name": name, "image": image}]},
-            },
-        },
-    }
-
-
-def deployment_settled(apps: client.AppsV1Api, namespace: str, name: str) -> bool:
-    """The controller saw the latest spec and every replica is updated, ready and available."""
-    d = apps.read_namespaced_deployment_status(name, namespace)
-    want = d.spec.replicas
-    s = d.status
-    return bool(
-        (s.observed_generation or 0) >= d.metadata.generation
-        and (s.replicas or 0) == want
-        and (s.updated_replicas or 0) == want
-        and (s.ready_replicas or 0) == want
-        and (s.available_replicas or 0) == want
-    )
+# --- helpers ---------------------------------------------------------------------------------------------------
 
 
 def rolled_out_to(gateway: gateways.Gateway, path: str, revision: str) -> dict[str, Any] | None:
@@ -105,27 +52,6 @@ def rolled_out_to(gateway: gateways.Gateway, path: str, revision: str) -> dict[s
 
 def namespace_pods(core: client.CoreV1Api, namespace: str) -> dict[str, Any]:
     return {p.metadata.name: p for p in core.list_namespaced_pod(namespace).items}
-
-
-@pytest.fixture
-def api(kube_apiserver: KubeCluster) -> Iterator[client.ApiClient]:
-    api_client = kube_apiserver.api_client()
-    yield api_client
-    api_client.close()
-
-
-@pytest.fixture
-def namespace(api: client.ApiClient) -> Iterator[str]:
-    """A fresh namespace for the test (deleted afterwards, with everything in it)."""
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    core = client.CoreV1Api(api)
-    core.create_namespace({"metadata": {"name": name, "labels": {"icc-test": "yes"}}})
-    yield name
-    try:
-        core.delete_namespace(name)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
 
 
 def rows_of(namespace: str, cluster: Cluster) -> dict[str, list[tuple[Any, ...]]]:

@@ -19,57 +19,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.db import connection
 from django.test import override_settings
-from kubernetes import client
 
 from apps.audit.models import AuditEvent
 from apps.clusters import crypto, services, sync
 from apps.clusters.credentials import Credentials
 from apps.clusters.models import Cluster, ClusterStatus
 from apps.core.errors import DomainError
-from tests.conftest import free_port
-from tests.support.kube import KubeCluster, kube_apiserver  # noqa: F401
+from tests.support.clusters import READ_RULES, register, service_account_token
+from tests.support.components import free_port
+from tests.support.kube import KubeCluster
 
 pytestmark = [pytest.mark.timeout(45 * 60), pytest.mark.django_db(transaction=True)]
-
-
-def register(kube: KubeCluster, **overrides: object) -> Cluster:
-    args: dict[str, object] = {
-        "name": f"c-{uuid.uuid4().hex[:8]}",
-        "auth_mode": "token",
-        "api_url": kube.url,
-        "token": kube.token,
-        "ca_data": kube.ca_path.read_text(),
-    }
-    args.update(overrides)
-    return services.cluster_register(**args)  # type: ignore[arg-type]
-
-
-def service_account_token(kube: KubeCluster, *, rules: list[client.V1PolicyRule] | None = None) -> str:
-    """A real ServiceAccount's token (TokenRequest API), optionally bound to a ClusterRole with ``rules``."""
-    api = kube.api_client()
-    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
-    name = f"sa-{uuid.uuid4().hex[:8]}"
-    core.create_namespaced_service_account("default", client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=name)))
-    if rules:
-        rbac.create_cluster_role(client.V1ClusterRole(metadata=client.V1ObjectMeta(name=name), rules=rules))
-        rbac.create_cluster_role_binding(
-            client.V1ClusterRoleBinding(
-                metadata=client.V1ObjectMeta(name=name),
-                role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=name),
-                subjects=[client.RbacV1Subject(kind="ServiceAccount", name=name, namespace="default")],
-            )
-        )
-    request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600))
-    token: str = core.create_namespaced_service_account_token(name, "default", request).status.token
-    return token
-
-
-READ_RULES = [
-    client.V1PolicyRule(api_groups=[""], resources=["namespaces", "nodes", "pods", "events"], verbs=["list", "watch"]),
-    client.V1PolicyRule(
-        api_groups=["apps"], resources=["deployments", "statefulsets", "daemonsets"], verbs=["list", "watch"]
-    ),
-]
 
 
 def test_good_credentials_register_encrypt_and_sync(kube_apiserver, caplog):

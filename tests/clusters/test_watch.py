@@ -45,16 +45,10 @@ from apps.clusters.models import (
     Workload,
 )
 from apps.clusters.watch import Applier, ClusterWatch, Watcher, leases
-from tests.clusters.test_reconcile import (
-    api,  # noqa: F401 - fixture
-    deployment,
-    deployment_settled,
-    namespace,  # noqa: F401 - fixture
-    register,
-    wait_for,
-)
-from tests.conftest import ROOT, free_port, running_icc, server_env
-from tests.support.kube import kube_apiserver  # noqa: F401 - registers the session fixture
+from tests.support.clusters import deployment_body as deployment
+from tests.support.clusters import deployment_settled, register, service_account_token
+from tests.support.components import ROOT, free_port, wait_for
+from tests.support.server import running_icc, server_env, stop_process
 
 pytestmark = [pytest.mark.timeout(45 * 60), pytest.mark.django_db(transaction=True)]
 
@@ -151,7 +145,7 @@ def test_watch_changes_reach_a_websocket_subscriber_within_5_seconds(
                     latencies[what] = time.perf_counter() - started
                     return message
 
-        with subscribe(f"cluster.{cluster.pk}") as cluster_ws:
+        with subscribe(f"clusters.cluster.{cluster.pk}") as cluster_ws:
             measure(
                 "create",
                 cluster_ws,
@@ -165,7 +159,7 @@ def test_watch_changes_reach_a_websocket_subscriber_within_5_seconds(
         assert web is not None and web.application.name == "shop"
         wait_for("web to run", lambda: deployment_settled(apps_api, namespace, "web"))
 
-        with subscribe(f"application.{web.application_id}") as app_ws:
+        with subscribe(f"clusters.application.{web.application_id}") as app_ws:
             measure(
                 "scale",
                 app_ws,
@@ -197,8 +191,10 @@ def test_watch_changes_reach_a_websocket_subscriber_within_5_seconds(
         cluster.refresh_from_db()
         assert cluster.status == ClusterStatus.CONNECTED, cluster.last_error
         assert cluster.last_event_at is not None
-    print("\nwatch event -> websocket message (API call to message received): "
-          + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in latencies.items()))  # fmt: skip
+    print(
+        "\nwatch event -> websocket message (API call to message received): "
+        + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in latencies.items())
+    )
     assert set(latencies) == {"create", "scale", "image", "delete"}
 
 
@@ -256,7 +252,7 @@ def test_410_gone_relists_without_losing_or_duplicating_state(kube_apiserver, ap
     compacted = compact_etcd(kube_apiserver)
     assert int(synced.resource_versions["events"]) < compacted
     relists_before = REGISTRY.get_sample_value(
-        "icc_cluster_watch_relists_total", {"cluster": cluster.name, "kind": "events"}
+        "icc_clusters_watch_relists_total", {"cluster": cluster.name, "kind": "events"}
     )
 
     applier = Applier(0)
@@ -297,7 +293,7 @@ def test_410_gone_relists_without_losing_or_duplicating_state(kube_apiserver, ap
     state = states(cluster)["events"]
     assert state.relists == 1 and int(state.resource_version) > compacted
     relists_after = REGISTRY.get_sample_value(
-        "icc_cluster_watch_relists_total", {"cluster": cluster.name, "kind": "events"}
+        "icc_clusters_watch_relists_total", {"cluster": cluster.name, "kind": "events"}
     )
     assert relists_after == (relists_before or 0) + 1
 
@@ -333,15 +329,15 @@ def test_a_resync_repairs_what_the_watcher_missed_while_stopped(kube_apiserver, 
     rows = Workload.objects.filter(cluster=cluster, namespace=namespace)
     wait_for("the watcher to see both", lambda: rows.count() == 2)
     added = REGISTRY.get_sample_value(
-        "icc_cluster_watch_events_total", {"cluster": cluster.name, "kind": "deployments", "type": "ADDED"}
+        "icc_clusters_watch_events_total", {"cluster": cluster.name, "kind": "deployments", "type": "ADDED"}
     )
     assert added is not None and added >= 2
-    assert (REGISTRY.get_sample_value("icc_cluster_watch_apply_seconds_count", {"kind": "deployments"}) or 0) >= 2
-    lag = REGISTRY.get_sample_value("icc_cluster_watch_lag_seconds", {"cluster": cluster.name, "kind": "deployments"})
+    assert (REGISTRY.get_sample_value("icc_clusters_watch_apply_seconds_count", {"kind": "deployments"}) or 0) >= 2
+    lag = REGISTRY.get_sample_value("icc_clusters_watch_lag_seconds", {"cluster": cluster.name, "kind": "deployments"})
     assert lag is not None and 0 <= lag < 30
     watcher.stop()
     lag_series = {"cluster": cluster.name, "kind": "deployments"}
-    assert REGISTRY.get_sample_value("icc_cluster_watch_lag_seconds", lag_series) is None, "no stale series"
+    assert REGISTRY.get_sample_value("icc_clusters_watch_lag_seconds", lag_series) is None, "no stale series"
     assert leases.holder_of(cluster.pk) is None, "a clean stop releases the lease"
     assert not any(s.connected for s in states(cluster).values())
 
@@ -513,13 +509,7 @@ def test_sigterm_releases_the_lease_and_another_replica_takes_over_at_once(kube_
         assert "leases released" in logs[processes.index(owner)].read_text()
     finally:
         for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(5)
+            stop_process(process)  # SIGTERM, then SIGKILL after 20 s
         for log_path in logs:
             print(log_path.read_text()[-3000:], file=sys.stderr)
     assert WatchLease.objects.filter(cluster=cluster).count() == 0, "every process released its lease"
@@ -589,13 +579,7 @@ def test_the_watcher_and_its_leases_work_on_the_embedded_sqlite_default(kube_api
         wait_for("the other process to take over", lambda: f":{other.pid}:" in in_sqlite(env, state), timeout=30)
     finally:
         for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(5)
+            stop_process(process)  # SIGTERM, then SIGKILL after 20 s
         for index in range(len(processes)):
             print((tmp_path / f"watch-{index}.log").read_text()[-2000:], file=sys.stderr)
 
@@ -606,25 +590,6 @@ READ_RULES: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["namespaces", "nodes", "pods", "events"], "verbs": ["list", "watch"]},
     {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"], "verbs": ["list", "watch"]},
 ]
-
-
-def service_account_token(kube: Any, name: str, rules: list[dict[str, Any]]) -> str:
-    """A real ServiceAccount token (TokenRequest API) bound to a ClusterRole ``name`` with ``rules``."""
-    api_client = kube.api_client()
-    core, rbac = client.CoreV1Api(api_client), client.RbacAuthorizationV1Api(api_client)
-    core.create_namespaced_service_account("default", {"metadata": {"name": name}})
-    rbac.create_cluster_role({"metadata": {"name": name}, "rules": rules})
-    rbac.create_cluster_role_binding(
-        {
-            "metadata": {"name": name},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": "default"}],
-        }
-    )
-    request = {"spec": {"audiences": [], "expirationSeconds": 3600}}
-    token: str = core.create_namespaced_service_account_token(name, "default", request).status.token
-    api_client.close()
-    return token
 
 
 class TcpProxy:
@@ -720,7 +685,7 @@ def test_a_cluster_that_stops_answering_is_unreachable_then_recovers_by_itself(
         print(f"\nunreachable noticed after {time.monotonic() - cut:.1f}s: {down.last_error}")
         assert "connection refused" in down.last_error and f"127.0.0.1:{proxy.port}" in down.last_error
         assert down.last_error_at is not None
-        assert REGISTRY.get_sample_value("icc_cluster_status", {"cluster": cluster.name, "status": "unreachable"}) == 1
+        assert REGISTRY.get_sample_value("icc_clusters_status", {"cluster": cluster.name, "status": "unreachable"}) == 1
         wait_for("the stream states to show it", lambda: not any(s.connected for s in states(cluster).values()))
         assert all("connection refused" in s.last_error for s in states(cluster).values())
         assert AuditEvent.objects.filter(action="clusters.cluster.health", message__contains="-> unreachable").exists()
@@ -748,7 +713,7 @@ def test_a_kind_icc_may_no_longer_watch_makes_the_cluster_degraded(kube_apiserve
     the cluster is degraded naming the kind; granting it again brings it back to connected."""
     rbac = client.RbacAuthorizationV1Api(api)
     role_name = f"icc-watch-{uuid.uuid4().hex[:8]}"
-    token = service_account_token(kube_apiserver, role_name, READ_RULES)
+    token = service_account_token(kube_apiserver, name=role_name, rules=READ_RULES)
     cluster = services.cluster_register(
         name=f"c-{uuid.uuid4().hex[:8]}",
         auth_mode="token",

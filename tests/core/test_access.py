@@ -60,8 +60,12 @@ def scoped_events() -> dict[str, int]:
 
 
 def visible(user, action: str = Action.READ) -> set[str]:
-    return {a.split(".", 1)[1] for a in restrict(user, action, AuditEvent.objects.filter(action__startswith="tests."))
-            .values_list("action", flat=True)}  # fmt: skip
+    return {
+        a.split(".", 1)[1]
+        for a in restrict(user, action, AuditEvent.objects.filter(action__startswith="tests.")).values_list(
+            "action", flat=True
+        )
+    }
 
 
 @pytest.mark.parametrize(
@@ -116,8 +120,17 @@ def test_can_at_needs_a_grant_containing_the_target_scope(make_user):
 
 # --- the permission matrix over every API endpoint and portal page ---------------------------------------
 
-PERSONAS = ("superuser", "admin", "operator", "viewer", "scoped_viewer", "outsider", "expired", "anonymous",
-            "revoked_token")  # fmt: skip
+PERSONAS = (
+    "superuser",
+    "admin",
+    "operator",
+    "viewer",
+    "scoped_viewer",
+    "outsider",
+    "expired",
+    "anonymous",
+    "revoked_token",
+)
 UNAUTHENTICATED = ("anonymous", "revoked_token")
 
 
@@ -225,8 +238,19 @@ def test_users_api_matrix(personas, persona, list_status, own_status, other_stat
 @pytest.mark.parametrize("persona", PERSONAS)
 def test_portal_pages_need_a_login_and_never_fail(personas, persona):
     client = client_for(personas, persona)
-    pages = ["/", "/clusters/", "/applications/", "/scaling/", "/cron/", "/compliance/", "/traffic/", "/audit/",
-             "/settings/", "/fragments/dashboard/counters/", "/audit/export.csv"]  # fmt: skip
+    pages = [
+        "/",
+        "/clusters/",
+        "/clusters/applications/",
+        "/scaler/",
+        "/cron/",
+        "/compliance/",
+        "/traffic/",
+        "/audit/",
+        "/users/",
+        "/fragments/dashboard/counters/",
+        "/audit/export.csv",
+    ]
     for page in pages:
         response = client.get(page)
         if persona in UNAUTHENTICATED:  # the portal ignores bearer tokens: a login is needed

@@ -21,7 +21,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import pytest
 from django.conf import settings
 
-from tests.conftest import ROOT, require
+from tests.support.components import ROOT, require
 
 pytestmark = pytest.mark.slow
 

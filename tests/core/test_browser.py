@@ -8,96 +8,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from tests.conftest import ARTIFACTS, ROOT, Persona, RunningServer, require, server_env, stop_process, wait_ready
+from tests.support.browser import log_in, outside_playwright
+from tests.support.components import ARTIFACTS, ROOT
+from tests.support.personas import Persona
+from tests.support.server import RunningServer, server_env, stop_process, wait_ready
 
 pytestmark = pytest.mark.browser
-
-T = TypeVar("T")
-
-CHROMIUM_CANDIDATES = (Path("/usr/lib/chromium/chromium"), Path("/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-dev-shm-usage",
-    "--disable-gpu",
-    # Without these Chromium floods the closed network with connection attempts.
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-
-
-def chromium_path() -> Path | None:
-    return next((p for p in CHROMIUM_CANDIDATES if p.exists()), None)
-
-
-@pytest.fixture
-def page(icc_server: RunningServer) -> Iterator[Any]:
-    """A fresh Chromium page, for the duration of one test only.
-
-    Playwright's sync API runs an asyncio event loop in this thread while it is started; in that window
-    Django's ORM refuses to run here (SynchronousOnlyOperation). So the browser starts after the database
-    fixtures and personas (request ``page`` after them) and stops before the database is flushed (this
-    fixture depends on ``icc_server``, hence on ``transactional_db``, so it is torn down first). ORM calls
-    in the test body go through :func:`outside_playwright`.
-    """
-    path = chromium_path()
-    require(path is not None, "Chromium is not installed (apt-get install -y --no-install-recommends chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(path), headless=True, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 800})
-            context.set_default_timeout(15_000)
-            yield context.new_page()
-        finally:
-            browser.close()
-
-
-def outside_playwright(fn: Callable[[], T]) -> T:
-    """Run ``fn`` in a fresh thread and return its result.
-
-    Playwright's sync API keeps an asyncio event loop running in this (the main) thread, so in it Django's
-    ORM raises SynchronousOnlyOperation and ``async_to_sync`` (used by ``send_now`` to publish the live
-    update) refuses to run. A plain worker thread has no running loop: the write and its after-commit
-    publish happen exactly as they would in a request. With ``transactional_db`` the thread's own database
-    connection sees, and commits to, the test database.
-    """
-    result: list[T] = []
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        from django.db import connections
-
-        try:
-            result.append(fn())
-        except BaseException as exc:  # re-raised in the test's thread
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=target, name="orm-outside-playwright")
-    thread.start()
-    thread.join(60)
-    if errors:
-        raise errors[0]
-    assert result, "ORM thread did not finish"
-    return result[0]
-
-
-def log_in(page: Any, username: str, password: str) -> None:
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
 
 
 def test_login_then_dashboard_counter_updates_live(

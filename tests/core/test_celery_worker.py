@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import pytest
@@ -12,38 +10,21 @@ from django.core.cache import cache
 
 from apps.core import context
 from apps.core.tasks import HEARTBEAT_KEY, heartbeat, ping
-from tests.conftest import ROOT, free_port, server_env, stop_process
+from tests.support.components import free_port
+from tests.support.server import start_celery_worker, stop_process
 
 
 @pytest.fixture
 def celery_worker_process(transactional_db, tmp_path):
     metrics_port = free_port()
     log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "iccapp",
-                "worker",
-                "--pool",
-                "solo",
-                "-Q",
-                "default",
-                "--hostname",
-                f"test-{metrics_port}@%h",
-                "--without-mingle",
-                "--without-gossip",
-                "--loglevel",
-                "INFO",
-            ],
-            cwd=ROOT,
-            env=server_env(WORKER_METRICS_PORT=str(metrics_port), WORKER_METRICS_ADDR="127.0.0.1"),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    process = start_celery_worker(
+        log_path,
+        queue="default",
+        hostname=f"test-{metrics_port}",
+        WORKER_METRICS_PORT=str(metrics_port),
+        WORKER_METRICS_ADDR="127.0.0.1",
+    )
     try:
         yield process, metrics_port, log_path
     finally:

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ARTIFACTS, ROOT, free_port, wait_ready
+from tests.support.components import ARTIFACTS, ROOT, free_port
+from tests.support.server import wait_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

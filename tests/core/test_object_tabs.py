@@ -6,32 +6,27 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from apps.clusters.crypto import encrypt
-from apps.clusters.models import Application, Cluster
+from apps.clusters.models import Application
 from apps.core.registry import tabs_for
+from tests.support.rows import cluster_row
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def shop() -> Application:
-    cluster = Cluster.objects.create(
-        name="tabs",
-        api_url="https://k.example",
-        auth_mode="token",
-        credentials=encrypt({"server": "https://k.example"}),
-    )
+    cluster = cluster_row("tabs")
     return Application.objects.create(cluster=cluster, namespace="prod", name="shop")
 
 
 def test_the_application_page_links_to_its_scaling_page(shop, admin_persona):
     client = Client()
     assert client.login(username=admin_persona.username, password=admin_persona.password)
-    page = client.get(f"/applications/{shop.pk}/").content.decode()
-    assert f'href="/scaling/applications/{shop.pk}/" data-tab="scaling"' in page
-    assert client.get(f"/scaling/applications/{shop.pk}/").status_code == 200
+    page = client.get(f"/clusters/applications/{shop.pk}/").content.decode()
+    assert f'href="/scaler/applications/{shop.pk}/" data-tab="scaler"' in page
+    assert client.get(f"/scaler/applications/{shop.pk}/").status_code == 200
 
 
 def test_tabs_are_listed_per_target_and_filtered_by_visibility(shop, admin_persona):
-    assert [tab["key"] for tab in tabs_for("clusters.application", shop, admin_persona.user)] == ["scaling"]
+    assert [tab["key"] for tab in tabs_for("clusters.application", shop, admin_persona.user)] == ["scaler"]
     assert tabs_for("clusters.cluster", shop.cluster, admin_persona.user) == []

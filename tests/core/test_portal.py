@@ -37,12 +37,12 @@ def test_login_dashboard_navigation_and_logout(client, viewer_persona):
         "dashboard",
         "clusters",
         "applications",
-        "scaling",
+        "scaler",
         "cron",
         "compliance",
         "traffic",
         "audit",
-        "settings",
+        "users",
     ], "every app registers its area, in menu order"
     for item in items:
         label, url = item.label, item.url

@@ -5,28 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from iccapp.env import Env, EnvError
-from tests.conftest import ROOT
+from tests.support.components import ROOT
+from tests.support.server import start_up_check as start
 
 GOOD_KEY = "k" * 20 + "-0123456789-abcdefghijklmnop"
-
-
-def start(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``manage.py check`` in a clean environment plus ``env``: ICC's start-up path."""
-    base = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "ICC_DATA_DIR": str(tmp_path)}
-    return subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize(

@@ -4,29 +4,13 @@ from __future__ import annotations
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.db import transaction
-from django.test import Client
 
 from apps.core.events import publish
-from iccapp.asgi import application
+from tests.support.websocket import connect, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
-ORIGIN = (b"origin", b"http://127.0.0.1")
-
-
-def session_cookie(persona) -> bytes:
-    client = Client()
-    assert client.login(username=persona.username, password=persona.password)
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
-
-
-async def connect(path: str, cookie: bytes | None = None) -> tuple[WebsocketCommunicator, bool, object]:
-    headers = [ORIGIN] + ([(b"cookie", cookie)] if cookie else [])
-    communicator = WebsocketCommunicator(application, path, headers=headers)
-    connected, code = await communicator.connect(timeout=5)
-    return communicator, connected, code
 
 
 def test_the_channel_layer_is_redis():

@@ -8,15 +8,15 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.test import Client
 
 from apps.audit.models import AuditEvent
-from apps.clusters.crypto import encrypt
 from apps.clusters.models import Application, Cluster
 from apps.core.events import group_for
 from apps.scaler.events import FLEET
 from apps.scaler.events import application as application_topic
 from apps.scaler.models import ScalerSettings, ScalingPolicy
+from tests.support.clients import logged_in
+from tests.support.rows import cluster_row
 
 pytestmark = pytest.mark.django_db
 
@@ -40,18 +40,10 @@ class Listener:
 
 @pytest.fixture
 def shop() -> Application:
-    cluster = Cluster.objects.create(
-        name="ws", api_url="https://k.example", auth_mode="token", credentials=encrypt({"server": "https://k.example"})
-    )
+    cluster = cluster_row("ws")
     app = Application.objects.create(cluster=cluster, namespace="prod", name="shop")
     ScalingPolicy.objects.create(application=app, name="default")
     return app
-
-
-def logged_in(persona: Any) -> Client:
-    client = Client()
-    assert client.login(username=persona.username, password=persona.password)
-    return client
 
 
 def last_event(action: str) -> AuditEvent:
@@ -73,9 +65,7 @@ def test_the_kill_switch_is_one_service(shop, admin_persona, django_capture_on_c
             )
             assert response.status_code == 200, response.content
         else:
-            response = client.post(
-                f"/scaling/applications/{shop.pk}/kill-switch/", {"on": "on", "reason": "incident 7"}
-            )
+            response = client.post(f"/scaler/applications/{shop.pk}/kill-switch/", {"on": "on", "reason": "incident 7"})
             assert response.status_code == 302
     event = last_event("scaler.kill_switch.on")
     assert (event.actor_name, event.target_id, event.message) == (admin_persona.username, str(shop.pk), "incident 7")
@@ -96,7 +86,7 @@ def test_the_global_pause_is_one_service(shop, admin_persona, django_capture_on_
             )
             assert response.status_code == 200, response.content
         else:
-            response = client.post("/scaling/pause/", {"on": "on", "reason": "freeze", "confirm": "on"})
+            response = client.post("/scaler/pause/", {"on": "on", "reason": "freeze", "confirm": "on"})
             assert response.status_code == 302
     event = last_event("scaler.global_pause.on")
     assert (event.actor_name, event.message) == (admin_persona.username, "freeze")
@@ -114,7 +104,7 @@ def test_an_operator_without_rights_is_refused_the_same_way(shop, viewer_persona
             content_type="application/json",
         )
     else:
-        response = client.post(f"/scaling/applications/{shop.pk}/kill-switch/", {"on": "on", "reason": "x"})
+        response = client.post(f"/scaler/applications/{shop.pk}/kill-switch/", {"on": "on", "reason": "x"})
     assert response.status_code == 403
     assert not ScalingPolicy.objects.get(application=shop).kill_switch
 

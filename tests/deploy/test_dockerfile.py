@@ -20,24 +20,6 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
 
-# tests/conftest.py gives every test autouse fixtures that need PostgreSQL, Redis or pytest-django. These checks
-# only read files, so this module replaces those fixtures (same names) with no-ops: it then runs without services
-# and with ``-p no:django``. A new autouse fixture in tests/conftest.py needs a no-op here too.
-@pytest.fixture(autouse=True)
-def _real_services() -> None:
-    return None
-
-
-@pytest.fixture(autouse=True)
-def _plain_static_storage() -> None:
-    return None
-
-
-@pytest.fixture(autouse=True)
-def _clean_redis_db() -> None:
-    return None
-
-
 @dataclass
 class Stage:
     base: str

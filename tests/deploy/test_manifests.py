@@ -20,24 +20,6 @@ STATIC_DIR = "/var/lib/icc"  # ICC_DATA_DIR in the image: holds the static files
 Obj = dict[str, Any]
 
 
-# tests/conftest.py gives every test autouse fixtures that need PostgreSQL, Redis or pytest-django. These checks
-# only read files, so this module replaces those fixtures (same names) with no-ops: it then runs without services
-# and with ``-p no:django``. A new autouse fixture in tests/conftest.py needs a no-op here too.
-@pytest.fixture(autouse=True)
-def _real_services() -> None:
-    return None
-
-
-@pytest.fixture(autouse=True)
-def _plain_static_storage() -> None:
-    return None
-
-
-@pytest.fixture(autouse=True)
-def _clean_redis_db() -> None:
-    return None
-
-
 def manifest_files() -> list[Path]:
     return sorted(path for pattern in ("*.yaml", "*.yml") for path in MANIFESTS.glob(pattern))
 

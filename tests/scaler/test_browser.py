@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from kubernetes import client as k8s
 
-from tests.clusters.test_portal import deployment, wait_ready
-from tests.conftest import ARTIFACTS, Persona, RunningServer, require
-from tests.core.test_browser import CHROMIUM_ARGS, chromium_path, log_in
-from tests.support.kube import KubeCluster, kube_apiserver  # noqa: F401
+from tests.support.browser import chromium_page, log_in
+from tests.support.clusters import deployed
+from tests.support.components import ARTIFACTS
+from tests.support.kube import KubeCluster
+from tests.support.personas import Persona
+from tests.support.server import RunningServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(45 * 60), pytest.mark.django_db(transaction=True)]
 
@@ -39,30 +40,19 @@ def off_loop(work: Callable[[], T]) -> T:
 @pytest.fixture
 def shop(kube_apiserver: KubeCluster, admin_persona: Persona) -> Iterator[dict[str, Any]]:
     """Application ``shop`` (Deployment ``web``, 2 ready replicas), registered and synced, with a recommend policy."""
-    from apps.clusters import services, sync
-    from apps.clusters.models import Application
-    from apps.core import context
     from apps.scaler import services as scaler_services
 
-    api = kube_apiserver.api_client()
-    core, apps_api = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
     namespace = f"t-sclive-{uuid.uuid4().hex[:8]}"
-    core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=namespace)))
-    try:
-        apps_api.create_namespaced_deployment(namespace, deployment("web", replicas=2, part_of="shop"))
-        wait_ready(apps_api, namespace, "web", 2)
-        context.start()
-        cluster = services.cluster_register(
-            name=f"sclive-{namespace[-8:]}", auth_mode="token", api_url=kube_apiserver.url,
-            token=kube_apiserver.token, ca_data=kube_apiserver.ca_path.read_text(),
-        )  # fmt: skip
-        sync.full_sync(cluster.pk)
-        app = Application.objects.get(cluster=cluster, namespace=namespace, name="shop")
-        policy = scaler_services.policy_create(application=app, metrics=[{"name": "cpu", "target": 0.7}],
-                                               mode="recommend", min_replicas=1, max_replicas=10)  # fmt: skip
+    with deployed(kube_apiserver, f"sclive-{namespace[-8:]}", shop=(namespace, "web", 2)) as world:
+        app = world.application("shop")
+        policy = scaler_services.policy_create(
+            application=app,
+            metrics=[{"name": "cpu", "target": 0.7}],
+            mode="recommend",
+            min_replicas=1,
+            max_replicas=10,
+        )
         yield {"app": app, "policy": policy}
-    finally:
-        core.delete_namespace(namespace)
 
 
 def _decide(app: Any, policy: Any, value: float) -> Any:
@@ -81,18 +71,8 @@ def _decide(app: Any, policy: Any, value: float) -> Any:
 
 @pytest.fixture
 def page(icc_server: RunningServer, shop: dict[str, Any]) -> Iterator[Any]:
-    path = chromium_path()
-    require(path is not None, "Chromium is not installed (apt-get install -y --no-install-recommends chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(path), headless=True, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 900})
-            context.set_default_timeout(15_000)
-            yield context.new_page()
-        finally:
-            browser.close()
+    with chromium_page(height=900) as new_page:
+        yield new_page
 
 
 def test_a_new_decision_appears_live_within_10s_and_the_replay_draws_its_chart(
@@ -106,9 +86,9 @@ def test_a_new_decision_appears_live_within_10s_and_the_replay_draws_its_chart(
     app, policy = shop["app"], shop["policy"]
     frames: list[str] = []
     page.on("websocket", lambda ws: ws.on("framereceived", lambda p: frames.append(str(p))))
-    url = f"{icc_server.url}/scaling/applications/{app.pk}/"
+    url = f"{icc_server.url}/scaler/applications/{app.pk}/"
     try:
-        page.goto(f"{icc_server.url}/accounts/login/?next=/scaling/applications/{app.pk}/")
+        page.goto(f"{icc_server.url}/accounts/login/?next=/scaler/applications/{app.pk}/")
         log_in(page, admin_persona.username, admin_persona.password)
         expect(page).to_have_url(url)
         expect(page.locator("h1")).to_have_text("Scaling: shop")
@@ -145,7 +125,7 @@ def test_a_new_decision_appears_live_within_10s_and_the_replay_draws_its_chart(
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "scaling-application.png"), full_page=True)
 
-        page.goto(f"{icc_server.url}/scaling/")
+        page.goto(f"{icc_server.url}/scaler/")
         expect(page.locator(f"#policy-row-{policy.pk} [data-replicas]")).to_have_text("2 → 4")
         page.screenshot(path=str(ARTIFACTS / "scaling-fleet.png"), full_page=True)
     except Exception:

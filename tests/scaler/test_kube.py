@@ -8,8 +8,6 @@ a Prometheus that is down leaves replicas untouched and marks the policy degrade
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,20 +23,11 @@ from apps.clusters.models import Workload
 from apps.scaler import evaluation, services
 from apps.scaler.models import Decision, ScalingPolicy
 from apps.users.models import RoleBinding
-from tests.clusters.test_api import (  # noqa: F401 - fixtures
-    k8s_api,
-    kube,
-    kube_apiserver,
-    make_deployment,
-    new_namespace,
-    ready_pods,
-    register,
-    synced,
-    wait_for,
-)
-from tests.conftest import ROOT, free_port, server_env, stop_process
+from tests.support.clusters import make_deployment, ready_pods, register, synced
+from tests.support.components import free_port, wait_for
 from tests.support.kube import KubeCluster
-from tests.support.prometheus import PrometheusServer, prometheus_server  # noqa: F401 - session fixture
+from tests.support.prometheus import PrometheusServer
+from tests.support.server import start_celery_worker, stop_process
 
 pytestmark = [pytest.mark.timeout(45 * 60), pytest.mark.django_db]
 
@@ -60,8 +49,13 @@ def web(kube: KubeCluster, k8s_api: k8s.ApiClient, new_namespace: Callable[[], s
     cluster = synced(register(kube))
     workload = Workload.objects.select_related("application").get(cluster=cluster, namespace=namespace, name="web")
     pods = list(workload.pods.values_list("name", flat=True))
-    yield {"cluster": cluster, "namespace": namespace, "workload": workload, "application": workload.application,
-           "pods": pods}  # fmt: skip
+    yield {
+        "cluster": cluster,
+        "namespace": namespace,
+        "workload": workload,
+        "application": workload.application,
+        "pods": pods,
+    }
     prom.exporter.clear(namespace)
 
 
@@ -77,14 +71,21 @@ def load(prom: PrometheusServer, web: dict[str, Any], value: float) -> None:
     """Every pod reports ``value``; wait until Prometheus has scraped it."""
     for pod in web["pods"]:
         prom.exporter.set("test_load", web["namespace"], pod, value)
-    wait_for(f"Prometheus to scrape test_load={value}",
-             lambda: prom.value(f'test_load{{namespace="{web["namespace"]}"}}') == [value] * len(web["pods"]),
-             timeout=20)  # fmt: skip
+    wait_for(
+        f"Prometheus to scrape test_load={value}",
+        lambda: prom.value(f'test_load{{namespace="{web["namespace"]}"}}') == [value] * len(web["pods"]),
+        timeout=20,
+    )
 
 
 def policy(web: dict[str, Any], **values: Any) -> ScalingPolicy:
-    defaults: dict[str, Any] = {"mode": "active", "min_replicas": 1, "max_replicas": 6, "metrics": [LOAD],
-                                "behavior": {"max_step_up_pods": 4}}  # fmt: skip
+    defaults: dict[str, Any] = {
+        "mode": "active",
+        "min_replicas": 1,
+        "max_replicas": 6,
+        "metrics": [LOAD],
+        "behavior": {"max_step_up_pods": 4},
+    }
     created = services.policy_create(application=web["application"], **{**defaults, **values})
     Decision.objects.filter(policy=created).delete()  # the evaluation policy_create requested is not run here
     return created
@@ -111,7 +112,9 @@ def test_a_metric_step_scales_the_real_deployment_and_the_scaler_sees_the_new_po
     decision = evaluate(p)
     reaction = time.monotonic() - started
     assert (decision.outcome, decision.current_replicas, decision.desired_replicas) == ("applied", 1, 3), (
-        decision.reason, decision.reasons)  # fmt: skip
+        decision.reason,
+        decision.reasons,
+    )
     assert any("ceil(1 x 30 / 10) = 3" in r for r in decision.reasons)
     assert decision.policy_version == p.version and decision.inputs["metrics"]["load"]["values"]
     assert spec_replicas(k8s_api, web["namespace"]) == 3
@@ -139,8 +142,9 @@ def test_the_client_that_created_the_deployment_is_not_a_conflict(k8s_api, prom,
     """The creator (an Update manager owning spec.replicas, like ``kubectl create``) does not come back: ICC scales.
     (Scale writes carry fieldManager=icc; v1.20 does not yet record managers of the scale subresource.)"""
     fields = k8s.AppsV1Api(k8s_api).read_namespaced_deployment("web", web["namespace"]).metadata.managed_fields
-    creators = [m.manager for m in fields if m.operation == "Update" and "f:replicas" in (m.fields_v1 or {}).get(
-        "f:spec", {})]  # fmt: skip
+    creators = [
+        m.manager for m in fields if m.operation == "Update" and "f:replicas" in (m.fields_v1 or {}).get("f:spec", {})
+    ]
     assert creators == ["OpenAPI-Generator"]
     p = policy(web)
     load(prom, web, 30)
@@ -162,8 +166,13 @@ def test_recommend_mode_decides_and_never_writes(k8s_api, prom, web):
 
 
 def test_a_schedule_floor_raises_replicas_while_its_window_is_open(k8s_api, prom, web):
-    always = {"name": "all day", "rrule": "FREQ=DAILY;BYHOUR=0", "duration_minutes": 1440, "timezone": "Europe/Berlin",
-              "min_replicas": 2}  # fmt: skip
+    always = {
+        "name": "all day",
+        "rrule": "FREQ=DAILY;BYHOUR=0",
+        "duration_minutes": 1440,
+        "timezone": "Europe/Berlin",
+        "min_replicas": 2,
+    }
     p = policy(web, schedules=[always])
     load(prom, web, 10)
     decision = evaluate(p)
@@ -226,12 +235,14 @@ def make_hpa(api: k8s.ApiClient, namespace: str, *, min_replicas: int = 1, max_r
         k8s.V1HorizontalPodAutoscaler(
             metadata=k8s.V1ObjectMeta(name="web-hpa"),
             spec=k8s.V1HorizontalPodAutoscalerSpec(
-                scale_target_ref=k8s.V1CrossVersionObjectReference(api_version="apps/v1", kind="Deployment",
-                                                                   name="web"),
-                min_replicas=min_replicas, max_replicas=max_replicas,
+                scale_target_ref=k8s.V1CrossVersionObjectReference(
+                    api_version="apps/v1", kind="Deployment", name="web"
+                ),
+                min_replicas=min_replicas,
+                max_replicas=max_replicas,
             ),
         ),
-    )  # fmt: skip
+    )
 
 
 def test_an_hpa_targeting_the_workload_stops_an_active_policy_with_a_visible_conflict(k8s_api, prom, web):
@@ -260,11 +271,19 @@ def test_drive_hpa_mode_moves_the_hpa_floor_instead_of_the_replicas(k8s_api, pro
 
 def test_a_replica_count_owned_by_a_gitops_manager_stops_an_active_policy(k8s_api, prom, web):
     gateway = gateways.for_cluster(web["cluster"])
-    body = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": web["namespace"]},
-            "spec": {"replicas": 1}}  # fmt: skip
-    gateway.raw("PATCH", f"/apis/apps/v1/namespaces/{web['namespace']}/deployments/web",
-                query={"fieldManager": "argocd", "force": "true"}, body=body,
-                content_type="application/apply-patch+yaml")  # fmt: skip
+    body = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": web["namespace"]},
+        "spec": {"replicas": 1},
+    }
+    gateway.raw(
+        "PATCH",
+        f"/apis/apps/v1/namespaces/{web['namespace']}/deployments/web",
+        query={"fieldManager": "argocd", "force": "true"},
+        body=body,
+        content_type="application/apply-patch+yaml",
+    )
     p = policy(web)
     load(prom, web, 30)
     decision = evaluate(p)
@@ -282,12 +301,9 @@ def test_a_replica_count_owned_by_a_gitops_manager_stops_an_active_policy(k8s_ap
 def decisions_worker(tmp_path):
     """A real Celery worker process consuming the ``decisions`` queue (same database and Redis as the test)."""
     log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "iccapp", "worker", "--pool", "solo", "-Q", "decisions",
-             "--hostname", f"scaler-{free_port()}@%h", "--without-mingle", "--without-gossip", "--loglevel", "INFO"],
-            cwd=ROOT, env=server_env(WORKER_METRICS_PORT="0"), stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    process = start_celery_worker(
+        log_path, queue="decisions", hostname=f"scaler-{free_port()}", WORKER_METRICS_PORT="0"
+    )
     try:
         yield log_path
     finally:
@@ -298,27 +314,55 @@ def decisions_worker(tmp_path):
 def test_a_pushed_signal_triggers_a_decision_without_waiting_for_the_periodic_one(
     k8s_api, web, make_user, decisions_worker
 ):
-    p = services.policy_create(application=web["application"], mode="active", min_replicas=1, max_replicas=6,
-                               metrics=[{"name": "rps", "target": 10}])  # fmt: skip
+    p = services.policy_create(
+        application=web["application"],
+        mode="active",
+        min_replicas=1,
+        max_replicas=6,
+        metrics=[{"name": "rps", "target": 10}],
+    )
     # policy_create asks for one evaluation: its decision shows the worker is up (no signal yet: holding).
-    wait_for("the worker's first evaluation", lambda: Decision.objects.filter(policy=p, trigger="manual").exists(),
-             timeout=60, interval=0.1)  # fmt: skip
+    wait_for(
+        "the worker's first evaluation",
+        lambda: Decision.objects.filter(policy=p, trigger="manual").exists(),
+        timeout=60,
+        interval=0.1,
+    )
     operator = make_user("sig-operator")
-    RoleBinding.objects.create(user=operator.user, role="operator", scope_kind="application",
-                               scope_cluster=str(web["cluster"].pk), scope_application="shop")  # fmt: skip
+    RoleBinding.objects.create(
+        user=operator.user,
+        role="operator",
+        scope_kind="application",
+        scope_cluster=str(web["cluster"].pk),
+        scope_application="shop",
+    )
     c = Client()
     c.force_login(operator.user)
     started = time.monotonic()
-    response = c.post("/api/v1/scaler/signals/", json.dumps({
-        "application": web["application"].pk, "metric": "rps",
-        "values": [{"pod": pod, "value": 30} for pod in web["pods"]],
-    }), content_type="application/json")  # fmt: skip
+    response = c.post(
+        "/api/v1/scaler/signals/",
+        json.dumps(
+            {
+                "application": web["application"].pk,
+                "metric": "rps",
+                "values": [{"pod": pod, "value": 30} for pod in web["pods"]],
+            }
+        ),
+        content_type="application/json",
+    )
     assert response.status_code == 202, response.content
-    wait_for("the real Deployment at 3 replicas", lambda: spec_replicas(k8s_api, web["namespace"]) == 3,
-             timeout=30, interval=0.02)  # fmt: skip
+    wait_for(
+        "the real Deployment at 3 replicas",
+        lambda: spec_replicas(k8s_api, web["namespace"]) == 3,
+        timeout=30,
+        interval=0.02,
+    )
     reaction = time.monotonic() - started
-    decision = wait_for("the signal's decision row to record the outcome", lambda: Decision.objects.filter(
-        policy=p, trigger="signal", outcome="applied").first(), timeout=10)  # fmt: skip
+    decision = wait_for(
+        "the signal's decision row to record the outcome",
+        lambda: Decision.objects.filter(policy=p, trigger="signal", outcome="applied").first(),
+        timeout=10,
+    )
     assert decision.inputs["metrics"]["rps"]["source"] == "signal"
     print(
         f"\npushed signal -> scale seen by the apiserver in {reaction:.3f}s (bound of this test: 30 s; "

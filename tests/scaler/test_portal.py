@@ -15,69 +15,33 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.test import Client
-from kubernetes import client as k8s
 
 from apps.audit.models import AuditEvent
-from apps.clusters import services as cluster_services
-from apps.clusters import sync
-from apps.clusters.models import Application, Cluster, Pod
-from apps.core import context
+from apps.clusters.models import Application, Pod
 from apps.scaler import evaluation, services
 from apps.scaler import topics as scaler_topics
 from apps.scaler.models import Decision, Outcome, ScalerSettings, ScalingPolicy
-from apps.users.models import RoleBinding
-from tests.clusters.test_portal import deployment, wait_ready
-from tests.conftest import free_port
-from tests.support.kube import KubeCluster, kube_apiserver  # noqa: F401
+from tests.support.clients import html, with_binding
+from tests.support.clients import logged_in as client_for
+from tests.support.clusters import Deployed, deployed
+from tests.support.components import free_port
+from tests.support.kube import KubeCluster
 
 pytestmark = [pytest.mark.timeout(45 * 60), pytest.mark.django_db(transaction=True)]
 
 
 class World:
-    def __init__(self, cluster: Cluster, shop: Application, billing: Application, shop_ns: str) -> None:
-        self.cluster, self.shop, self.billing, self.shop_ns = cluster, shop, billing, shop_ns
-
-
-@pytest.fixture(autouse=True)
-def _fresh_request_context() -> None:
-    context.start()
+    def __init__(self, deployed: Deployed) -> None:
+        self.cluster, self.shop_ns = deployed.cluster, deployed.namespaces["shop"]
+        self.shop, self.billing = deployed.application("shop"), deployed.application("billing")
 
 
 @pytest.fixture
 def world(kube_apiserver: KubeCluster) -> Iterator[World]:
-    api = kube_apiserver.api_client()
-    core, apps_api = k8s.CoreV1Api(api), k8s.AppsV1Api(api)
     suffix = uuid.uuid4().hex[:8]
-    shop_ns, other_ns = f"t-scale-{suffix}", f"t-bill-{suffix}"
-    for ns in (shop_ns, other_ns):
-        core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=ns)))
-    try:
-        apps_api.create_namespaced_deployment(shop_ns, deployment("web", replicas=2, part_of="shop"))
-        apps_api.create_namespaced_deployment(other_ns, deployment("api", replicas=1, part_of="billing"))
-        wait_ready(apps_api, shop_ns, "web", 2)
-        wait_ready(apps_api, other_ns, "api", 1)
-        cluster = cluster_services.cluster_register(
-            name=f"s-{suffix}", auth_mode="token", api_url=kube_apiserver.url, token=kube_apiserver.token,
-            ca_data=kube_apiserver.ca_path.read_text(),
-        )  # fmt: skip
-        sync.full_sync(cluster.pk)
-        shop = Application.objects.get(cluster=cluster, namespace=shop_ns, name="shop")
-        billing = Application.objects.get(cluster=cluster, namespace=other_ns, name="billing")
-        yield World(cluster, shop, billing, shop_ns)
-    finally:
-        for ns in (shop_ns, other_ns):
-            core.delete_namespace(ns)
-
-
-def client_for(persona: Any) -> Client:
-    c = Client()
-    assert c.login(username=persona.username, password=persona.password)
-    return c
-
-
-def html(response: Any) -> str:
-    return str(response.content.decode())
+    apps = {"shop": (f"t-scale-{suffix}", "web", 2), "billing": (f"t-bill-{suffix}", "api", 1)}
+    with deployed(kube_apiserver, f"s-{suffix}", **apps) as cluster:
+        yield World(cluster)
 
 
 def make_policy(app: Application, **extra: Any) -> ScalingPolicy:
@@ -98,41 +62,37 @@ def decide_with(app: Application, policy: ScalingPolicy, value: float) -> Decisi
 
 @pytest.fixture
 def shop_viewer(make_user: Any, world: World) -> Any:
-    person = make_user("nina-namespace")
-    RoleBinding.objects.create(
-        user=person.user, role="viewer", scope_kind="namespace", scope_cluster=str(world.cluster.pk),
-        scope_namespace=world.shop_ns,
-    )  # fmt: skip
-    return person
+    return with_binding(make_user("nina-namespace"), "viewer", world.cluster, namespace=world.shop_ns)
 
 
 # --- pages with real data ---------------------------------------------------------------------------------------
 
 
-def test_fleet_and_application_pages_show_policies_and_decisions(world: World, admin_persona: Any,
-                                                                  settings: Any) -> None:  # fmt: skip
+def test_fleet_and_application_pages_show_policies_and_decisions(
+    world: World, admin_persona: Any, settings: Any
+) -> None:
     policy = make_policy(world.shop)
     decision = decide_with(world.shop, policy, 1.4)  # 2 pods at twice the target: 4 wanted
     assert (decision.current_replicas, decision.desired_replicas, decision.outcome) == (2, 4, Outcome.RECOMMENDED)
     c = client_for(admin_persona)
 
-    fleet = html(c.get("/scaling/"))
+    fleet = html(c.get("/scaler/"))
     row = re.search(rf'<tr id="policy-row-{policy.pk}".*?</tr>', fleet, re.S)
     assert row, fleet[:3000]
     assert 'data-mode="recommend"' in row.group(0)
     assert 'data-status="ok"' in row.group(0)
     assert "2 → 4" in row.group(0)
     assert 'data-outcome="recommended"' in row.group(0)
-    assert 'ws-connect="/ws/?topics=scaling"' in fleet
+    assert 'ws-connect="/ws/?topics=scaler"' in fleet
     assert 'id="global-pause"' in fleet  # a superuser may pause
-    assert f'id="policy-row-{policy.pk}"' in html(c.get("/scaling/?mode=recommend"))
-    assert f'id="policy-row-{policy.pk}"' not in html(c.get("/scaling/?mode=active"))
-    assert f'id="policy-row-{policy.pk}"' not in html(c.get("/scaling/?status=degraded"))
-    assert f'id="policy-row-{policy.pk}"' in html(c.get(f"/scaling/?cluster={world.cluster.pk}&q=sho"))
-    assert f'id="policy-row-{policy.pk}"' not in html(c.get("/scaling/?q=no-such-app"))
-    assert f'id="policy-row-{policy.pk}"' in html(c.get("/scaling/table/?status=ok"))
+    assert f'id="policy-row-{policy.pk}"' in html(c.get("/scaler/?mode=recommend"))
+    assert f'id="policy-row-{policy.pk}"' not in html(c.get("/scaler/?mode=active"))
+    assert f'id="policy-row-{policy.pk}"' not in html(c.get("/scaler/?status=degraded"))
+    assert f'id="policy-row-{policy.pk}"' in html(c.get(f"/scaler/?cluster={world.cluster.pk}&q=sho"))
+    assert f'id="policy-row-{policy.pk}"' not in html(c.get("/scaler/?q=no-such-app"))
+    assert f'id="policy-row-{policy.pk}"' in html(c.get("/scaler/table/?status=ok"))
 
-    page = html(c.get(f"/scaling/applications/{world.shop.pk}/"))
+    page = html(c.get(f"/scaler/applications/{world.shop.pk}/"))
     summary = re.search(r'<section id="scaling-summary".*?</section>', page, re.S)
     assert summary
     assert "<td data-current>2</td>" in summary.group(0)
@@ -142,39 +102,48 @@ def test_fleet_and_application_pages_show_policies_and_decisions(world: World, a
     assert "2 → 4" in page
     assert decision.reason in page
     assert 'id="policy-form"' in page and 'id="kill-switch"' in page
-    assert f"scaling.{world.shop.pk}%2Chistory.scaler-scalingpolicy.{policy.pk}" in page
+    assert f"scaler.{world.shop.pk}%2Caudit.history.scaler-scalingpolicy.{policy.pk}" in page
     assert "scaler.policy.create" in page  # the policy's audit history panel
     assert 'value="0.7"' in page  # the editor shows the policy's metric target
 
     # Metrics chart: PROMETHEUS_URL unset says so instead of a chart; the replicas chart comes from decisions.
     settings.PROMETHEUS_URL = ""
-    charts = html(c.get(f"/scaling/applications/{world.shop.pk}/metrics/?policy={policy.pk}"))
+    charts = html(c.get(f"/scaler/applications/{world.shop.pk}/metrics/?policy={policy.pk}"))
     assert 'id="metrics-unavailable"' in charts and "PROMETHEUS_URL is not set" in charts
     assert 'data-chart="replicas"' in charts and '"series": ["current", "desired"]' in charts
     settings.PROMETHEUS_URL = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    down = html(c.get(f"/scaling/applications/{world.shop.pk}/metrics/?policy={policy.pk}"))
+    down = html(c.get(f"/scaler/applications/{world.shop.pk}/metrics/?policy={policy.pk}"))
     assert "Prometheus is unavailable" in down and "unreachable" in down
     assert 'data-chart="metric-cpu"' not in down
 
     # The timeline is paginated, newest first.
     for value in (0.7, 0.35, 0.7) * 7:
         decide_with(world.shop, policy, value)
-    first = html(c.get(f"/scaling/applications/{world.shop.pk}/decisions/"))
+    first = html(c.get(f"/scaler/applications/{world.shop.pk}/decisions/"))
     newest = Decision.objects.filter(application=world.shop).order_by("-at", "-id").first()
     assert newest is not None and f'id="decision-{newest.pk}"' in first
     assert f'id="decision-{decision.pk}"' not in first
     assert "Page 1 of 2 (22)" in first
-    assert f'id="decision-{decision.pk}"' in html(c.get(f"/scaling/applications/{world.shop.pk}/decisions/?page=2"))
+    assert f'id="decision-{decision.pk}"' in html(c.get(f"/scaler/applications/{world.shop.pk}/decisions/?page=2"))
 
 
 def test_the_policy_form_names_the_bad_field_and_keeps_the_input(world: World, admin_persona: Any) -> None:
     c = client_for(admin_persona)
-    url = f"/scaling/applications/{world.shop.pk}/"
+    url = f"/scaler/applications/{world.shop.pk}/"
     good = {
-        "policy": "new", "name": "default", "mode": "recommend", "enabled": "on", "min_replicas": "2",
-        "max_replicas": "6", "conflict_mode": "refuse", "metric_rows": "2", "schedule_rows": "1",
-        "metric_0_source": "cpu", "metric_0_target": "0.6", "behavior_scale_down_stabilization_s": "60",
-    }  # fmt: skip
+        "policy": "new",
+        "name": "default",
+        "mode": "recommend",
+        "enabled": "on",
+        "min_replicas": "2",
+        "max_replicas": "6",
+        "conflict_mode": "refuse",
+        "metric_rows": "2",
+        "schedule_rows": "1",
+        "metric_0_source": "cpu",
+        "metric_0_target": "0.6",
+        "behavior_scale_down_stabilization_s": "60",
+    }
 
     response = c.post(url, {**good, "min_replicas": "5", "max_replicas": "2"})
     assert response.status_code == 400
@@ -189,8 +158,13 @@ def test_the_policy_form_names_the_bad_field_and_keeps_the_input(world: World, a
     assert re.search(r"data-error-for=\"metrics\">metrics\[0\]: unknown metric &#x27;gpu&#x27;", page), page
     assert '<option value="gpu" selected>gpu</option>' in page
 
-    bad_rule = {"schedule_0_name": "business", "schedule_0_rrule": "FREQ=SOMETIMES", "schedule_0_timezone":
-                "Europe/Berlin", "schedule_0_duration_minutes": "600", "schedule_0_min_replicas": "4"}  # fmt: skip
+    bad_rule = {
+        "schedule_0_name": "business",
+        "schedule_0_rrule": "FREQ=SOMETIMES",
+        "schedule_0_timezone": "Europe/Berlin",
+        "schedule_0_duration_minutes": "600",
+        "schedule_0_min_replicas": "4",
+    }
     response = c.post(url, {**good, **bad_rule})
     assert response.status_code == 400
     page = html(response)
@@ -229,36 +203,36 @@ def test_a_namespace_viewer_sees_only_its_namespace_and_cannot_change_anything(w
     decide_with(world.shop, shop_policy, 0.7)
     c = client_for(shop_viewer)
 
-    fleet = html(c.get("/scaling/"))
+    fleet = html(c.get("/scaler/"))
     assert f'id="policy-row-{shop_policy.pk}"' in fleet
     assert f'id="policy-row-{billing_policy.pk}"' not in fleet
     assert "billing" not in fleet
     assert 'id="global-pause"' not in fleet
 
-    assert c.get(f"/scaling/applications/{world.billing.pk}/").status_code == 404
-    assert c.get(f"/scaling/applications/{world.billing.pk}/decisions/").status_code == 404
-    assert c.post(f"/scaling/applications/{world.billing.pk}/replay/", {"trace": "spike"}).status_code == 404
+    assert c.get(f"/scaler/applications/{world.billing.pk}/").status_code == 404
+    assert c.get(f"/scaler/applications/{world.billing.pk}/decisions/").status_code == 404
+    assert c.post(f"/scaler/applications/{world.billing.pk}/replay/", {"trace": "spike"}).status_code == 404
 
-    page = html(c.get(f"/scaling/applications/{world.shop.pk}/"))
+    page = html(c.get(f"/scaler/applications/{world.shop.pk}/"))
     assert "<td data-current>2</td>" in page
     assert 'id="policy-form"' not in page and 'id="policy-view"' in page  # read-only view instead of the editor
     assert 'id="kill-switch"' not in page
-    response = c.post(f"/scaling/applications/{world.shop.pk}/", {"policy": str(shop_policy.pk), "max_replicas": 3})
+    response = c.post(f"/scaler/applications/{world.shop.pk}/", {"policy": str(shop_policy.pk), "max_replicas": 3})
     assert response.status_code == 403
-    ks = c.post(f"/scaling/applications/{world.shop.pk}/kill-switch/", {"on": "on", "reason": "x"})
+    ks = c.post(f"/scaler/applications/{world.shop.pk}/kill-switch/", {"on": "on", "reason": "x"})
     assert ks.status_code == 403
-    assert c.post("/scaling/pause/", {"on": "on", "reason": "x", "confirm": "on"}).status_code == 403
+    assert c.post("/scaler/pause/", {"on": "on", "reason": "x", "confirm": "on"}).status_code == 403
     shop_policy.refresh_from_db()
     assert (shop_policy.max_replicas, shop_policy.kill_switch) == (8, False)
     assert not ScalerSettings.objects.filter(paused=True).exists()
 
     # Live topics: the shop page may be followed, the hidden application's may not (and renders nothing).
-    assert scaler_topics.authorize(shop_viewer.user, f"scaling.{world.shop.pk}")
-    assert not scaler_topics.authorize(shop_viewer.user, f"scaling.{world.billing.pk}")
-    assert scaler_topics.render(shop_viewer.user, f"scaling.{world.billing.pk}", {}) == ""
-    push = scaler_topics.render(shop_viewer.user, f"scaling.{world.shop.pk}", {"kind": "decision"})
+    assert scaler_topics.authorize(shop_viewer.user, f"scaler.{world.shop.pk}")
+    assert not scaler_topics.authorize(shop_viewer.user, f"scaler.{world.billing.pk}")
+    assert scaler_topics.render(shop_viewer.user, f"scaler.{world.billing.pk}", {}) == ""
+    push = scaler_topics.render(shop_viewer.user, f"scaler.{world.shop.pk}", {"kind": "decision"})
     assert '<section id="scaling-summary" hx-swap-oob="true">' in push and 'id="scaling-decisions-refresh"' in push
-    assert 'id="scaling-fleet-refresh"' in scaler_topics.render(shop_viewer.user, "scaling", {})
+    assert 'id="scaling-fleet-refresh"' in scaler_topics.render(shop_viewer.user, "scaler", {})
 
 
 def test_the_kill_switch_needs_act_and_the_global_pause_configure_at_global_scope(
@@ -267,31 +241,31 @@ def test_the_kill_switch_needs_act_and_the_global_pause_configure_at_global_scop
     policy = make_policy(world.shop)
     operator = make_user("otto-operator", role="operator")
     c = client_for(operator)
-    page = html(c.get(f"/scaling/applications/{world.shop.pk}/"))
+    page = html(c.get(f"/scaler/applications/{world.shop.pk}/"))
     assert 'id="kill-switch"' in page and 'id="policy-form"' not in page
-    assert c.post(f"/scaling/applications/{world.shop.pk}/kill-switch/", {"on": "on"}).status_code == 302
+    assert c.post(f"/scaler/applications/{world.shop.pk}/kill-switch/", {"on": "on"}).status_code == 302
     policy.refresh_from_db()
     assert policy.kill_switch is False  # no reason, no change
-    c.post(f"/scaling/applications/{world.shop.pk}/kill-switch/", {"on": "on", "reason": "incident 42"})
+    c.post(f"/scaler/applications/{world.shop.pk}/kill-switch/", {"on": "on", "reason": "incident 42"})
     policy.refresh_from_db()
     assert policy.kill_switch is True
     event = AuditEvent.objects.filter(action="scaler.kill_switch.on").latest("seq")
     assert event.message == "incident 42"
-    assert 'data-kill-switch="on"' in html(c.get(f"/scaling/applications/{world.shop.pk}/"))
-    assert 'data-kill-switch="on"' in html(c.get("/scaling/"))
-    assert c.post("/scaling/pause/", {"on": "on", "reason": "x", "confirm": "on"}).status_code == 403
+    assert 'data-kill-switch="on"' in html(c.get(f"/scaler/applications/{world.shop.pk}/"))
+    assert 'data-kill-switch="on"' in html(c.get("/scaler/"))
+    assert c.post("/scaler/pause/", {"on": "on", "reason": "x", "confirm": "on"}).status_code == 403
 
     a = client_for(admin_persona)
-    a.post("/scaling/pause/", {"on": "on", "reason": "freeze"})  # not confirmed
+    a.post("/scaler/pause/", {"on": "on", "reason": "freeze"})  # not confirmed
     assert not ScalerSettings.objects.filter(paused=True).exists()
-    a.post("/scaling/pause/", {"on": "on", "reason": "release freeze", "confirm": "on"})
+    a.post("/scaler/pause/", {"on": "on", "reason": "release freeze", "confirm": "on"})
     assert ScalerSettings.objects.get(pk=1).paused
-    fleet = html(a.get("/scaling/"))
+    fleet = html(a.get("/scaler/"))
     assert 'data-paused="yes"' in fleet and "release freeze" in fleet
     assert AuditEvent.objects.filter(action="scaler.global_pause.on", message="release freeze").exists()
-    a.post("/scaling/pause/", {"on": "off", "reason": "done", "confirm": "on"})
+    a.post("/scaler/pause/", {"on": "off", "reason": "done", "confirm": "on"})
     assert not ScalerSettings.objects.get(pk=1).paused
-    assert 'data-paused="yes"' not in html(a.get("/scaling/"))
+    assert 'data-paused="yes"' not in html(a.get("/scaler/"))
 
 
 # --- replay ---------------------------------------------------------------------------------------------------------
@@ -311,7 +285,7 @@ def _replay_rows(page: str) -> dict[str, dict[str, float]]:
 def test_the_replay_compares_the_three_policies_with_numbers(world: World, admin_persona: Any) -> None:
     policy = make_policy(world.shop, max_replicas=20)
     c = client_for(admin_persona)
-    url = f"/scaling/applications/{world.shop.pk}/replay/"
+    url = f"/scaler/applications/{world.shop.pk}/replay/"
 
     page = html(c.post(url, {"trace": "spike", "policy": policy.pk}, HTTP_HX_REQUEST="true"))
     assert page.startswith('<div id="replay-result">')

@@ -33,19 +33,27 @@ def utc(text: str) -> datetime:
     ("instant", "open_"),
     [
         # Before the spring change (CET, UTC+1): 08:00-18:00 local is 07:00-17:00 UTC.
-        ("2026-03-27T06:59:59", False), ("2026-03-27T07:00:00", True), ("2026-03-27T16:59:59", True),
+        ("2026-03-27T06:59:59", False),
+        ("2026-03-27T07:00:00", True),
+        ("2026-03-27T16:59:59", True),
         ("2026-03-27T17:00:00", False),
         # After it (Sunday 2026-03-29; CEST, UTC+2): still 08:00-18:00 local, now 06:00-16:00 UTC.
-        ("2026-03-30T05:59:59", False), ("2026-03-30T06:00:00", True), ("2026-03-30T15:59:59", True),
+        ("2026-03-30T05:59:59", False),
+        ("2026-03-30T06:00:00", True),
+        ("2026-03-30T15:59:59", True),
         ("2026-03-30T16:00:00", False),
         # Around the autumn change (Sunday 2026-10-25): Friday in CEST, Monday in CET.
-        ("2026-10-23T06:00:00", True), ("2026-10-23T16:00:00", False),
-        ("2026-10-26T06:30:00", False), ("2026-10-26T07:00:00", True), ("2026-10-26T16:59:00", True),
+        ("2026-10-23T06:00:00", True),
+        ("2026-10-23T16:00:00", False),
+        ("2026-10-26T06:30:00", False),
+        ("2026-10-26T07:00:00", True),
+        ("2026-10-26T16:59:00", True),
         ("2026-10-26T17:00:00", False),
         # The weekend of the change itself: closed.
-        ("2026-03-29T09:00:00", False), ("2026-10-25T09:00:00", False),
+        ("2026-03-29T09:00:00", False),
+        ("2026-10-25T09:00:00", False),
     ],
-)  # fmt: skip
+)
 def test_business_hours_stay_at_local_eight_across_dst_changes(instant, open_):
     limits = schedules.active_limits([BUSINESS], utc(instant))
     assert (limits is not None) == open_
@@ -93,8 +101,15 @@ def test_a_dtstart_in_the_rule_is_read_in_the_window_zone():
     ],
 )
 def test_bad_windows_are_refused_naming_the_schedules_field(changes, message):
-    values = {"rrule_text": "FREQ=DAILY;BYHOUR=8", "timezone": "Europe/Berlin", "duration_minutes": 60,
-              "min_replicas": 2, "max_replicas": None, "name": "w", **changes}  # fmt: skip
+    values = {
+        "rrule_text": "FREQ=DAILY;BYHOUR=8",
+        "timezone": "Europe/Berlin",
+        "duration_minutes": 60,
+        "min_replicas": 2,
+        "max_replicas": None,
+        "name": "w",
+        **changes,
+    }
     with pytest.raises(DomainError) as caught:
         schedules.validate_window(**values)
     assert caught.value.field == "schedules"

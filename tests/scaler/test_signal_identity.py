@@ -14,18 +14,8 @@ from kubernetes import client as k8s
 from apps.clusters.models import Application, Pod
 from apps.scaler import services
 from apps.scaler.models import Signal
-from tests.clusters.test_api import (  # noqa: F401 - fixtures
-    k8s_api,
-    kube,
-    kube_apiserver,
-    make_deployment,
-    new_namespace,
-    ready_pods,
-    register,
-    synced,
-)
+from tests.support.clusters import make_deployment, ready_pods, register, sa_token, service_account, synced
 from tests.support.kube import KubeCluster
-from tests.users.test_machine_identity import sa_token, service_account
 
 pytestmark = [pytest.mark.timeout(45 * 60), pytest.mark.django_db]
 SIGNALS = "/api/v1/scaler/signals/"
@@ -43,14 +33,20 @@ def two_apps(kube: KubeCluster, k8s_api: k8s.ApiClient, new_namespace: Callable[
     cluster = synced(register(kube))
     apps = {a.name: a for a in Application.objects.filter(cluster=cluster, namespace=namespace)}
     for app in apps.values():
-        services.policy_create(application=app, mode="recommend", min_replicas=1, max_replicas=4,
-                               metrics=[{"name": "rps", "target": 10}])  # fmt: skip
+        services.policy_create(
+            application=app, mode="recommend", min_replicas=1, max_replicas=4, metrics=[{"name": "rps", "target": 10}]
+        )
     return {"cluster": cluster, "namespace": namespace, "apps": apps}
 
 
 def push(token: str, cluster: str, body: dict[str, Any]) -> Any:
-    return Client().post(SIGNALS, json.dumps(body), content_type="application/json",
-                         HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_X_ICC_CLUSTER=cluster)  # fmt: skip
+    return Client().post(
+        SIGNALS,
+        json.dumps(body),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+        HTTP_X_ICC_CLUSTER=cluster,
+    )
 
 
 def test_a_workload_pushes_signals_for_its_own_application_only(k8s_api, two_apps):
@@ -64,8 +60,11 @@ def test_a_workload_pushes_signals_for_its_own_application_only(k8s_api, two_app
     assert Signal.objects.filter(application=apps["shop"], pod=shop_pod, value=25).exists()
 
     # The shop's identity naming the blog (by application or by its pod) is refused and stores nothing.
-    other = push(token, cluster.name, {"application": apps["blog"].pk, "metric": "rps",
-                                       "values": [{"pod": blog_pod, "value": 99}]})  # fmt: skip
+    other = push(
+        token,
+        cluster.name,
+        {"application": apps["blog"].pk, "metric": "rps", "values": [{"pod": blog_pod, "value": 99}]},
+    )
     assert other.status_code in (400, 403), other.content
     assert "application" in json.dumps(other.json()["error"])
     foreign_pod = push(token, cluster.name, {"metric": "rps", "values": [{"pod": blog_pod, "value": 99}]})

@@ -32,8 +32,11 @@ from prometheus_client import REGISTRY
 from apps.audit.models import AuditEvent
 from apps.clusters.models import Cluster, Pod
 from iccapp.asgi import application
-from tests.conftest import Persona, free_port, running_icc
-from tests.support.kube import KubeCluster, kube_apiserver  # noqa: F401 - fixture
+from tests.support.clusters import register
+from tests.support.components import free_port
+from tests.support.kube import KubeCluster
+from tests.support.personas import Persona
+from tests.support.server import running_icc
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -320,17 +323,8 @@ def tokenreviews_served(kube: KubeCluster) -> float:
 
 @pytest.mark.timeout(45 * 60)  # a cold start builds the Kubernetes binaries (tests/support/kube.py)
 def test_a_junk_service_account_token_costs_one_tokenreview(kube_apiserver):
-    from apps.clusters import services
-    from apps.core import context
 
-    context.start()
-    cluster = services.cluster_register(
-        name=f"c-{uuid.uuid4().hex[:8]}",
-        auth_mode="token",
-        api_url=kube_apiserver.url,
-        token=kube_apiserver.token,
-        ca_data=kube_apiserver.ca_path.read_text(),
-    )
+    cluster = register(kube_apiserver)
     junk = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJub2JvZHkifQ." + uuid.uuid4().hex
     before = tokenreviews_served(kube_apiserver)
     answers = [
@@ -442,8 +436,6 @@ async def test_the_live_socket_closes_when_the_session_ends(operator, monkeypatc
 @pytest.fixture
 def followed_pod(kube_apiserver: KubeCluster) -> Iterator[Pod]:
     """A pod running on the fake node (whose kubelet serves a log ticking every 0.2 s), known to ICC."""
-    from apps.clusters import services
-    from apps.core import context
 
     api = kube_apiserver.api_client()
     name = f"follow-{uuid.uuid4().hex[:8]}"
@@ -456,14 +448,7 @@ def followed_pod(kube_apiserver: KubeCluster) -> Iterator[Pod]:
         ),
     )
     k8s.CoreV1Api(api).create_namespaced_pod("default", body)
-    context.start()
-    cluster = services.cluster_register(
-        name=f"c-{uuid.uuid4().hex[:8]}",
-        auth_mode="token",
-        api_url=kube_apiserver.url,
-        token=kube_apiserver.token,
-        ca_data=kube_apiserver.ca_path.read_text(),
-    )
+    cluster = register(kube_apiserver)
     deadline = time.monotonic() + 30
     while kube_apiserver.node.log_lines("default", name, "app") is None:
         assert time.monotonic() < deadline, "the fake node never ran the pod"

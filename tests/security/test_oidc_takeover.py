@@ -7,12 +7,7 @@ from urllib.parse import urljoin
 
 import requests
 
-from tests.users.test_oidc import (  # noqa: F401 - fixtures
-    form_of,
-    icc_oidc,
-    oidc_provider,
-    provider_installed,
-)
+from tests.support.oidc import form_of
 
 
 def test_oidc_first_login_cannot_take_over_the_bootstrap_admin(icc_oidc, oidc_provider):

@@ -28,15 +28,15 @@ from django.urls import resolve
 from prometheus_client import REGISTRY
 
 from apps.audit.models import AuditEvent
-from apps.clusters.crypto import encrypt
-from apps.clusters.models import Application, Cluster, Namespace, Node, Pod, WarningEvent, Workload
+from apps.clusters.models import Namespace, Node, WarningEvent
 from apps.core.errors import DomainError
 from apps.scaler import schedules
 from apps.scaler.models import Decision, ScalingPolicy
 from apps.users.models import RoleBinding
 from apps.users.services import team_create
 from apps.users.tokens import token_create
-from tests.conftest import free_port
+from tests.support.components import free_port
+from tests.support.rows import application_row, cluster_row
 
 ROOT = Path(__file__).resolve().parents[2]
 MISSING_ID = "987654321"
@@ -57,19 +57,22 @@ def signed_in(user: Any) -> Client:
 def estate(admin_persona) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """One row of everything the API exposes by id, so a walk can use ids that exist."""
     boss = admin_persona.user
-    cluster = Cluster.objects.create(name="c1", api_url="https://k.example", auth_mode="token",
-                                     credentials=encrypt({"server": "https://k.example"}))  # fmt: skip
-    app = Application.objects.create(cluster=cluster, namespace="prod", name="shop")
-    workload = Workload.objects.create(cluster=cluster, namespace="prod", kind="Deployment", name="shop-w",
-                                       uid="u-shop", application=app, desired_replicas=1)  # fmt: skip
-    Pod.objects.create(cluster=cluster, namespace="prod", name="shop-1", uid="p-1", workload=workload,
-                       application=app, phase="Running", ready=True)  # fmt: skip
+    cluster = cluster_row("c1")
+    app = application_row(cluster, "prod", "shop", ["1"])
     Namespace.objects.create(cluster=cluster, name="prod", uid="ns-1")
     Node.objects.create(cluster=cluster, name="node-1", uid="n-1")
     WarningEvent.objects.create(cluster=cluster, namespace="prod", name="ev", uid="e-1", application=app)
     policy = ScalingPolicy.objects.create(application=app, metrics=[{"name": "rps", "target": 50}])
-    Decision.objects.create(policy=policy, application=app, at=datetime.now(UTC), trigger="periodic",
-                            current_replicas=1, desired_replicas=1, outcome="applied", policy_version=1)  # fmt: skip
+    Decision.objects.create(
+        policy=policy,
+        application=app,
+        at=datetime.now(UTC),
+        trigger="periodic",
+        current_replicas=1,
+        desired_replicas=1,
+        outcome="applied",
+        policy_version=1,
+    )
     team_create(by=boss, name="ops")
     token_create(owner=boss, name="walk", by=boss)
     RoleBinding.objects.create(user=boss, role="viewer")
@@ -158,8 +161,9 @@ def test_denials_of_signed_in_principals_stay_audited(estate, outsider_persona):
     # An existing application the outsider cannot see: a 404 that is audited as denied.
     response = outsider.post(f"/api/v1/clusters/{app.cluster_id}/sync/", "{}", content_type="application/json")
     assert response.status_code == 404
-    response = outsider.post("/api/v1/scaler/pause/", json.dumps({"on": True, "reason": "x"}),
-                             content_type="application/json")  # fmt: skip
+    response = outsider.post(
+        "/api/v1/scaler/pause/", json.dumps({"on": True, "reason": "x"}), content_type="application/json"
+    )
     assert response.status_code == 403
     assert AuditEvent.objects.filter(outcome="denied").count() == before + 2
 
@@ -255,9 +259,17 @@ def test_a_schedule_that_would_make_the_scaler_spin_is_refused_at_once(rule, say
     admin = signed_in(estate["admin"])
     window = {"name": "w", "rrule": rule, "timezone": "Europe/Berlin", "duration_minutes": 30, "min_replicas": 2}
     started = time.perf_counter()
-    response = admin.post("/api/v1/scaler/policies/", json.dumps({
-        "application": estate["application"].pk, "metrics": [{"name": "rps", "target": 50}], "schedules": [window],
-    }), content_type="application/json")  # fmt: skip
+    response = admin.post(
+        "/api/v1/scaler/policies/",
+        json.dumps(
+            {
+                "application": estate["application"].pk,
+                "metrics": [{"name": "rps", "target": 50}],
+                "schedules": [window],
+            }
+        ),
+        content_type="application/json",
+    )
     elapsed = time.perf_counter() - started
     assert response.status_code == 400, response.content
     fields = response.json()["error"]["fields"]
@@ -275,8 +287,9 @@ def test_validating_any_rule_takes_milliseconds():
     for rule in rules:
         started = time.perf_counter()
         with contextlib.suppress(DomainError):
-            schedules.validate_window(rrule_text=rule, timezone="UTC", duration_minutes=60, min_replicas=1,
-                                      max_replicas=None, name="w")  # fmt: skip
+            schedules.validate_window(
+                rrule_text=rule, timezone="UTC", duration_minutes=60, min_replicas=1, max_replicas=None, name="w"
+            )
         assert time.perf_counter() - started < 0.1, rule
 
 
@@ -316,22 +329,31 @@ def production_env(**extra: str) -> dict[str, str]:
 def run_settings(env: dict[str, str], code: str) -> Any:
     script = f"import django, json; django.setup(); from django.conf import settings as s; print(json.dumps({code}))"
     env = {**env, "DJANGO_SETTINGS_MODULE": "iccapp.settings"}
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=60, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def test_production_settings_pass_the_deploy_checks():
     # --deploy checks only read settings; the database check is skipped unless asked for (--database).
-    done = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-                          cwd=ROOT, env=production_env(), capture_output=True, text=True, timeout=120,
-                          check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=production_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(r"System check identified no issues", done.stdout), done.stdout + done.stderr
 
 
-SECURE = ("[s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_SSL_REDIRECT, s.SECURE_PROXY_SSL_HEADER,"
-          " s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_HSTS_PRELOAD]")  # fmt: skip
+SECURE = (
+    "[s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_SSL_REDIRECT, s.SECURE_PROXY_SSL_HEADER,"
+    " s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_HSTS_PRELOAD]"
+)
 
 
 def test_production_is_https_only_by_default_and_secure_cookies_false_turns_it_off():

@@ -24,21 +24,25 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.test import Client
 
 from apps.clusters import crypto, services
 from apps.clusters import gateway as gateways
 from apps.clusters.credentials import Credentials
-from apps.clusters.models import Application, Cluster, Pod, Workload
+from apps.clusters.models import Cluster
 from apps.core import context
 from apps.core.errors import DomainError
 from apps.scaler import evaluation, prometheus
 from apps.scaler import services as scaler_services
 from apps.scaler.models import ScalingPolicy
 from apps.users.models import RoleBinding
-from tests.conftest import free_port
-from tests.support.kube import KubeCluster, kube_apiserver  # noqa: F401 - session fixture
-from tests.support.prometheus import PrometheusServer, prometheus_server  # noqa: F401 - session fixture
+from tests.support.clients import error_fields as fields
+from tests.support.clients import forced_login as client_for
+from tests.support.clients import patch_json as patch
+from tests.support.clients import post_json as post
+from tests.support.components import free_port
+from tests.support.kube import KubeCluster
+from tests.support.prometheus import PrometheusServer
+from tests.support.rows import application_row, cluster_row
 
 pytestmark = [pytest.mark.timeout(45 * 60), pytest.mark.django_db(transaction=True)]
 
@@ -135,25 +139,6 @@ def listener() -> Iterator[Listener]:
 
 
 # --- helpers -----------------------------------------------------------------------------------------------------
-
-
-def client_for(user: Any) -> Client:
-    c = Client()
-    c.force_login(user)
-    return c
-
-
-def patch(c: Client, path: str, data: Any) -> Any:
-    return c.patch(path, json.dumps(data), content_type="application/json")
-
-
-def post(c: Client, path: str, data: Any) -> Any:
-    return c.post(path, json.dumps(data), content_type="application/json")
-
-
-def fields(response: Any) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = response.json()["error"]["fields"]
-    return found
 
 
 def kubeconfig_of(kube: KubeCluster, server: str = "") -> str:
@@ -549,36 +534,10 @@ def shop() -> Iterator[dict[str, Any]]:
     """Applications ``shop`` (2 pods) and ``bank`` (1 pod) in one namespace of a cluster nobody answers for."""
     namespace = f"sec-{uuid.uuid4().hex[:8]}"
     server = f"https://127.0.0.1:{free_port()}"  # connection refused: evaluations go on without the cluster
-    cluster = Cluster.objects.create(
-        name=f"c-{namespace}",
-        api_url=server,
-        auth_mode="token",
-        credentials=crypto.encrypt({"server": server, "token": "t"}),
-    )
+    cluster = cluster_row(f"c-{namespace}", server, token="t")
     out: dict[str, Any] = {"cluster": cluster, "namespace": namespace}
     for name, pods in (("shop", ["web-1", "web-2"]), ("bank", ["api-1"])):
-        app = Application.objects.create(cluster=cluster, namespace=namespace, name=name)
-        workload = Workload.objects.create(
-            cluster=cluster,
-            namespace=namespace,
-            kind="Deployment",
-            name=f"{name}-w",
-            uid=f"u-{name}-{namespace}",
-            application=app,
-            desired_replicas=len(pods),
-        )
-        for pod in pods:
-            Pod.objects.create(
-                cluster=cluster,
-                namespace=namespace,
-                name=f"{name}-{pod}",
-                uid=f"p-{name}-{pod}-{namespace}",
-                workload=workload,
-                application=app,
-                phase="Running",
-                ready=True,
-            )
-        out[name] = app
+        out[name] = application_row(cluster, namespace, name, pods, uid=f"-{namespace}")
         out[f"{name}_pods"] = [f"{name}-{pod}" for pod in pods]
     yield out
     gateways.forget(cluster.pk)

@@ -13,25 +13,16 @@ from django.test import Client
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
-from apps.clusters.crypto import encrypt
 from apps.clusters.models import Cluster
 from apps.core.access import GLOBAL, Action, Scope, can_at, grants
 from apps.users.models import ApiToken, OidcIdentity, RoleBinding, User
+from tests.support.clients import bearer, bind, logged_in
+from tests.support.rows import cluster_row
 
 pytestmark = pytest.mark.django_db
 BINDINGS = "/api/v1/role-bindings/"
 TOKENS = "/api/v1/tokens/"
 USERS = "/api/v1/users/"
-
-
-def logged_in(persona: Any) -> Client:
-    client = Client()
-    assert client.login(username=persona.username, password=persona.password)
-    return client
-
-
-def bearer(secret: str) -> Client:
-    return Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
 
 
 def error_fields(response: Any) -> dict[str, Any]:
@@ -41,12 +32,7 @@ def error_fields(response: Any) -> dict[str, Any]:
 @pytest.fixture
 def cluster() -> Cluster:
     """A registered cluster (the real scope resolver checks bindings name one)."""
-    return Cluster.objects.create(
-        name="prod",
-        api_url="https://k.example",
-        auth_mode="token",
-        credentials=encrypt({"server": "https://k.example"}),
-    )
+    return cluster_row("prod")
 
 
 # --- 1. scopes are compared whole -------------------------------------------------------------------------
@@ -55,19 +41,14 @@ def cluster() -> Cluster:
 @pytest.fixture
 def namespace_admin(make_user, cluster):  # type: ignore[no-untyped-def]
     persona = make_user("ns-admin")
-    RoleBinding.objects.create(
-        user=persona.user, role="admin", scope_kind="namespace", scope_cluster=str(cluster.pk), scope_namespace="team-a"
-    )
+    bind(persona.user, "admin", cluster, namespace="team-a")
     return persona
 
 
 @pytest.fixture
 def application_admin(make_user, cluster):  # type: ignore[no-untyped-def]
     persona = make_user("app-admin")
-    RoleBinding.objects.create(
-        user=persona.user, role="admin", scope_kind="application", scope_cluster=str(cluster.pk),
-        scope_application="shop",
-    )  # fmt: skip
+    bind(persona.user, "admin", cluster, application="shop")
     return persona
 
 
@@ -85,10 +66,15 @@ def test_a_scoped_admin_cannot_grant_a_cluster_binding_dressed_in_its_own_coordi
     persona = request.getfixturevalue(attacker)
     response = logged_in(persona).post(
         BINDINGS,
-        {"role": "admin", "user": outsider_persona.username, "scope_kind": "cluster",
-         "scope_cluster": str(cluster.pk), **coordinates},
+        {
+            "role": "admin",
+            "user": outsider_persona.username,
+            "scope_kind": "cluster",
+            "scope_cluster": str(cluster.pk),
+            **coordinates,
+        },
         content_type="application/json",
-    )  # fmt: skip
+    )
     assert response.status_code == 400, response.content
     assert field in error_fields(response)
     assert not RoleBinding.objects.filter(user=outsider_persona.user).exists()
@@ -99,10 +85,16 @@ def test_a_scoped_admin_cannot_grant_a_cluster_binding_dressed_in_its_own_coordi
 def test_a_namespace_scope_naming_an_application_is_refused(namespace_admin, cluster, outsider_persona):
     response = logged_in(namespace_admin).post(
         BINDINGS,
-        {"role": "viewer", "user": outsider_persona.username, "scope_kind": "namespace",
-         "scope_cluster": str(cluster.pk), "scope_namespace": "team-a", "scope_application": "shop"},
+        {
+            "role": "viewer",
+            "user": outsider_persona.username,
+            "scope_kind": "namespace",
+            "scope_cluster": str(cluster.pk),
+            "scope_namespace": "team-a",
+            "scope_application": "shop",
+        },
         content_type="application/json",
-    )  # fmt: skip
+    )
     assert response.status_code == 400
     assert "scope_application" in error_fields(response)
 
@@ -110,26 +102,41 @@ def test_a_namespace_scope_naming_an_application_is_refused(namespace_admin, clu
 def test_a_namespace_admin_still_grants_inside_its_namespace(namespace_admin, cluster, outsider_persona):
     response = logged_in(namespace_admin).post(
         BINDINGS,
-        {"role": "operator", "user": outsider_persona.username, "scope_kind": "namespace",
-         "scope_cluster": str(cluster.pk), "scope_namespace": "team-a"},
+        {
+            "role": "operator",
+            "user": outsider_persona.username,
+            "scope_kind": "namespace",
+            "scope_cluster": str(cluster.pk),
+            "scope_namespace": "team-a",
+        },
         content_type="application/json",
-    )  # fmt: skip
+    )
     assert response.status_code == 201, response.content
     elsewhere = logged_in(namespace_admin).post(
         BINDINGS,
-        {"role": "operator", "user": outsider_persona.username, "scope_kind": "namespace",
-         "scope_cluster": str(cluster.pk), "scope_namespace": "team-b"},
+        {
+            "role": "operator",
+            "user": outsider_persona.username,
+            "scope_kind": "namespace",
+            "scope_cluster": str(cluster.pk),
+            "scope_namespace": "team-b",
+        },
         content_type="application/json",
-    )  # fmt: skip
+    )
     assert elsewhere.status_code == 403
 
 
 def test_the_settings_form_refuses_the_same_escalation(namespace_admin, cluster, outsider_persona):
     response = logged_in(namespace_admin).post(
-        "/settings/bindings/",
-        {"role": "admin", "user": outsider_persona.username, "scope_kind": "cluster",
-         "scope_cluster": str(cluster.pk), "scope_namespace": "team-a"},
-    )  # fmt: skip
+        "/users/bindings/",
+        {
+            "role": "admin",
+            "user": outsider_persona.username,
+            "scope_kind": "cluster",
+            "scope_cluster": str(cluster.pk),
+            "scope_namespace": "team-a",
+        },
+    )
     assert response.status_code == 200  # the form again, with the error on the field
     assert response.context["form"].errors.get("scope_namespace")
     assert not RoleBinding.objects.filter(user=outsider_persona.user).exists()
@@ -138,10 +145,14 @@ def test_the_settings_form_refuses_the_same_escalation(namespace_admin, cluster,
 def test_token_restrictions_naming_unused_coordinates_are_refused(namespace_admin, cluster):
     response = logged_in(namespace_admin).post(
         TOKENS,
-        {"name": "wide", "restrictions": [{"role": "admin", "scope_kind": "cluster", "cluster": str(cluster.pk),
-                                            "namespace": "team-a"}]},
+        {
+            "name": "wide",
+            "restrictions": [
+                {"role": "admin", "scope_kind": "cluster", "cluster": str(cluster.pk), "namespace": "team-a"}
+            ],
+        },
         content_type="application/json",
-    )  # fmt: skip
+    )
     assert response.status_code == 400
     assert "restrictions[0]" in error_fields(response)
 
@@ -197,9 +208,10 @@ def test_a_limited_superuser_token_cannot_mint_an_unlimited_one(admin_persona, c
         .json()["token"]
     )
     response = bearer(limited).post(
-        TOKENS, {"name": "root", "restrictions": [{"role": "admin", "scope_kind": "global"}]},
+        TOKENS,
+        {"name": "root", "restrictions": [{"role": "admin", "scope_kind": "global"}]},
         content_type="application/json",
-    )  # fmt: skip
+    )
     assert response.status_code == 400
     inherited = bearer(limited).post(TOKENS, {"name": "same"}, content_type="application/json")
     assert inherited.status_code == 201
@@ -291,12 +303,23 @@ def test_a_staff_global_admin_cannot_tick_is_superuser_in_the_admin(staff_global
     assert page.status_code == 200
     assert 'name="is_superuser"' not in page.content.decode()  # shown read-only
     me = staff_global_admin.user
-    response = client.post(url, {
-        "username": me.username, "email": "", "first_name": "", "last_name": "", "display_name": "",
-        "is_active": "on", "is_staff": "on", "is_superuser": "on",
-        "date_joined_0": "2026-01-01", "date_joined_1": "00:00:00", "initial-date_joined_0": "2026-01-01",
-        "initial-date_joined_1": "00:00:00",
-    })  # fmt: skip
+    response = client.post(
+        url,
+        {
+            "username": me.username,
+            "email": "",
+            "first_name": "",
+            "last_name": "",
+            "display_name": "",
+            "is_active": "on",
+            "is_staff": "on",
+            "is_superuser": "on",
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+            "initial-date_joined_0": "2026-01-01",
+            "initial-date_joined_1": "00:00:00",
+        },
+    )
     assert response.status_code in {200, 302}
     assert not User.objects.get(pk=me.pk).is_superuser
 

@@ -1,11 +1,9 @@
 """A real Kubernetes control plane (v1.20.2) for tests: etcd, kube-apiserver, controller-manager and scheduler.
 
-The one simulated piece is the node: ``tests.support.kube_node.FakeNode`` (a kwok-like kubelet) registers a Ready Node,
-runs the pods bound to it (status only) and serves their logs; the session fixture exposes it as ``cluster.node``.
-
-Use it by importing the fixture into a test module (pytest registers fixtures found in a module's namespace)::
-
-    from tests.support.kube import kube_apiserver  # noqa: F401
+The one simulated piece is the node: ``tests.support.kube_node.FakeNode`` (a kwok-like kubelet) registers a Ready
+Node, runs the pods bound to it (status only) and serves their logs; the session fixture exposes it as
+``cluster.node``. The fixture ``kube_apiserver`` is registered for the whole suite by tests/conftest.py
+(``pytest_plugins``); bench/harness.py uses the same functions without pytest.
 
 The binaries are built once from Debian's kubernetes source package by ``scripts/kube-binaries.sh`` and cached
 outside the repository (``${ICC_KUBE_CACHE:-~/.cache/icc-kube}/v1.20.2/bin``). A cold build takes ~7 minutes:
@@ -35,7 +33,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, free_port, require
+from tests.support.components import ROOT, free_port, require
 from tests.support.kube_node import FakeNode
 
 KUBE_VERSION = "v1.20.2"
@@ -332,7 +330,7 @@ def stop_cluster(cluster: KubeCluster) -> None:
 
 
 class _Session:
-    """The one cluster of a test session, shared by every module that imports the fixture."""
+    """The one cluster of a test session, shared by every test that requests the fixture."""
 
     cluster: KubeCluster | None = None
     users = 0
@@ -359,8 +357,8 @@ def _session_cluster() -> KubeCluster:
 def kube_apiserver() -> Iterator[KubeCluster]:
     """A real control plane v1.20.2 (etcd, apiserver, controller-manager, scheduler) and a fake node, per session.
 
-    Each module importing this fixture gives pytest a separate fixture definition; they share one cluster,
-    started by the first and stopped (with its temporary directory) by the last teardown.
+    Started by the first test that requests it and stopped (with its temporary directory) at the end of the
+    session; a module overriding the fixture under the same name still shares the one cluster.
     """
     if _Session.cluster is None:
         _Session.cluster = _session_cluster()

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import free_port, require
+from tests.support.components import free_port, require
 
 
 class Exporter:
@@ -64,8 +64,9 @@ class Exporter:
         lines = []
         for metric in sorted({k[0] for k, _ in items}):
             lines.append(f"# TYPE {metric} gauge")
-            lines.extend(f'{metric}{{namespace="{ns}",pod="{pod}"}} {value}' for (m, ns, pod), value in items
-                         if m == metric)  # fmt: skip
+            lines.extend(
+                f'{metric}{{namespace="{ns}",pod="{pod}"}} {value}' for (m, ns, pod), value in items if m == metric
+            )
         return "\n".join(lines) + "\n"
 
     def close(self) -> None:
@@ -97,11 +98,17 @@ class PrometheusServer:
     def start(self) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [self.binary, f"--config.file={self.workdir / 'prometheus.yml'}",
-                 f"--storage.tsdb.path={self.workdir / 'data'}", f"--web.listen-address=127.0.0.1:{self.port}",
-                 "--storage.tsdb.retention.time=1d", "--log.level=warn"],
-                stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                [
+                    self.binary,
+                    f"--config.file={self.workdir / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={self.workdir / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--storage.tsdb.retention.time=1d",
+                    "--log.level=warn",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.core.access import Scope
 from apps.users import bindings
 from apps.users.models import RoleBinding
+from tests.support.clients import logged_in as client_for
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/role-bindings/"
@@ -24,12 +24,6 @@ def clusters_exist(monkeypatch):
     monkeypatch.setattr(
         bindings, "_scope_resolver", lambda s: None if s.cluster in known else f"no cluster {s.cluster!r}"
     )
-
-
-def client_for(persona) -> Client:
-    client = Client()
-    assert client.login(username=persona.username, password=persona.password)
-    return client
 
 
 def post(client, **data):
@@ -52,8 +46,14 @@ def test_admins_manage_bindings_only_within_their_scope(make_user, outsider_pers
     cluster_admin = make_user("c1-admin")
     RoleBinding.objects.create(user=cluster_admin.user, role="admin", scope_kind="cluster", scope_cluster="c1")
     client = client_for(cluster_admin)
-    ok = post(client, role="operator", user=outsider_persona.username, scope_kind="namespace",
-              scope_cluster="c1", scope_namespace="shop")  # fmt: skip
+    ok = post(
+        client,
+        role="operator",
+        user=outsider_persona.username,
+        scope_kind="namespace",
+        scope_cluster="c1",
+        scope_namespace="shop",
+    )
     assert ok.status_code == 201, ok.content
     elsewhere = post(client, role="operator", user=outsider_persona.username, scope_kind="cluster", scope_cluster="c2")
     assert elsewhere.status_code == 403
@@ -96,15 +96,25 @@ def test_duplicates_are_refused(make_user, outsider_persona):
 def test_scoped_bindings_name_a_registered_cluster(make_user, outsider_persona):
     admin = make_user("early-admin", role="admin")
     for unknown in ("c1", "987654"):
-        response = post(client_for(admin), role="viewer", user=outsider_persona.username, scope_kind="cluster",
-                        scope_cluster=unknown)  # fmt: skip
+        response = post(
+            client_for(admin),
+            role="viewer",
+            user=outsider_persona.username,
+            scope_kind="cluster",
+            scope_cluster=unknown,
+        )
         assert response.status_code == 400
         assert response.json()["error"]["fields"]["scope_cluster"] == [f"no registered cluster has id {unknown!r}"]
 
 
 def test_everyone_sees_their_own_bindings(viewer_persona, outsider_persona):
-    RoleBinding.objects.create(user=outsider_persona.user, role="viewer", scope_kind="cluster", scope_cluster="c9",
-                               expires_at=timezone.now() + timedelta(days=1))  # fmt: skip
+    RoleBinding.objects.create(
+        user=outsider_persona.user,
+        role="viewer",
+        scope_kind="cluster",
+        scope_cluster="c9",
+        expires_at=timezone.now() + timedelta(days=1),
+    )
     own = client_for(outsider_persona).get(URL).json()["results"]
     assert [b["scope_cluster"] for b in own] == ["c9"]
     assert Scope("cluster", "c9").label() == "cluster c9"

@@ -25,45 +25,13 @@ from apps.clusters.crypto import decrypt, encrypt
 from apps.clusters.identity import MachineIdentity, MachineUser
 from apps.clusters.models import Application, Cluster, Pod, Workload
 from apps.core.access import Action, restrict
-from tests.clusters.test_api import (  # noqa: F401 - fixtures
-    API,
-    client_for,
-    k8s_api,
-    kube,
-    kube_apiserver,
-    make_deployment,
-    new_namespace,
-    ready_pods,
-    register,
-    synced,
-)
+from tests.support.clients import forced_login as client_for
+from tests.support.clusters import make_deployment, ready_pods, register, sa_token, service_account, synced
 from tests.support.kube import KubeCluster
 
+API = "/api/v1"
 pytestmark = [pytest.mark.timeout(45 * 60), pytest.mark.django_db]
 IDENTITY = f"{API}/identity/"
-
-
-def service_account(api: k8s.ApiClient, namespace: str, name: str) -> None:
-    k8s.CoreV1Api(api).create_namespaced_service_account(
-        namespace, k8s.V1ServiceAccount(metadata=k8s.V1ObjectMeta(name=name))
-    )
-
-
-def sa_token(
-    api: k8s.ApiClient, namespace: str, name: str, *, pod: k8s.V1Pod | None = None, seconds: int = 3600
-) -> str:
-    """A ServiceAccount token from the TokenRequest API (bound to ``pod`` when given). Two requests in the same
-    second give the same token (no unique claim in v1.20) unless their lifetimes differ."""
-    bound = (
-        k8s.V1BoundObjectReference(api_version="v1", kind="Pod", name=pod.metadata.name, uid=pod.metadata.uid)
-        if pod is not None
-        else None
-    )
-    request = k8s.AuthenticationV1TokenRequest(
-        spec=k8s.V1TokenRequestSpec(audiences=[], expiration_seconds=seconds, bound_object_ref=bound)
-    )
-    token: str = k8s.CoreV1Api(api).create_namespaced_service_account_token(name, namespace, request).status.token
-    return token
 
 
 def call(token: str | None, cluster: str | None, path: str = IDENTITY, c: Client | None = None) -> Any:
@@ -120,7 +88,7 @@ def test_a_real_service_account_token_identifies_its_application(k8s_api, shop):
 
 def test_a_machine_identity_carries_no_user_rights(k8s_api, shop):
     token = sa_token(k8s_api, shop["namespace"], "shop-sa")
-    for path in (f"{API}/workloads/", f"{API}/applications/", f"{API}/clusters/", f"{API}/users/"):
+    for path in (f"{API}/workloads/", f"{API}/clusters/applications/", f"{API}/clusters/", f"{API}/users/"):
         response = call(token, shop["cluster"].name, path)
         assert response.status_code == 401, (path, response.status_code)
     app = Application.objects.get(cluster=shop["cluster"], namespace=shop["namespace"], name="shop")

@@ -6,149 +6,23 @@ read on every lookup, so a test changes someone's groups at the "identity provid
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
-import subprocess
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from html import unescape
-from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 
-from tests.conftest import (
-    ARTIFACTS,
-    ROOT,
-    RunningServer,
-    free_port,
-    require,
-    running_icc,
-    stop_process,
+from tests.support.browser import chromium_page, outside_playwright
+from tests.support.components import ARTIFACTS, free_port
+from tests.support.oidc import (
+    ALICE,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    oidc_env,
+    sso_login,
 )
-from tests.core.test_settings_env import start
-
-OIDC_DIR = ROOT / "tests" / "support" / "oidc_provider"
-CLIENT_ID = "icc-test"
-CLIENT_SECRET = "icc-test-client-secret-0123456789"
-GROUP_ROLES = "icc-admins=admin,icc-ops=operator"
-ALICE = {
-    "preferred_username": "alice",
-    "email": "alice@example.test",
-    "name": "Alice Liddell",
-    "given_name": "Alice",
-    "family_name": "Liddell",
-    "groups": ["icc-admins", "icc-ops", "unmapped-group"],
-}
-
-
-@dataclass
-class Provider:
-    issuer: str
-    accounts_file: Path
-    icc_port: int
-    process: subprocess.Popen[bytes]
-
-    def set_account(self, login: str, claims: dict[str, Any]) -> None:
-        accounts = json.loads(self.accounts_file.read_text())
-        accounts[login] = claims
-        self.accounts_file.write_text(json.dumps(accounts))
-
-
-@pytest.fixture(scope="session")
-def provider_installed() -> None:
-    """node and npm present; ``npm ci --prefix tests/support/oidc_provider`` run when node_modules is missing."""
-    require(bool(shutil.which("node") and shutil.which("npm")), "node and npm are not installed (apt nodejs npm)")
-    if not (OIDC_DIR / "node_modules" / "oidc-provider").exists():
-        subprocess.run(
-            ["npm", "ci", "--prefix", str(OIDC_DIR), "--no-audit", "--no-fund"], check=True, timeout=600, cwd=ROOT
-        )
-
-
-@pytest.fixture
-def oidc_provider(provider_installed: None, tmp_path: Path) -> Iterator[Provider]:
-    port, icc_port = free_port(), free_port()
-    accounts_file = tmp_path / "accounts.json"
-    accounts_file.write_text(json.dumps({"alice": ALICE}))
-    config = {
-        "port": port,
-        "client_id": CLIENT_ID,
-        "client_secret": CLIENT_SECRET,
-        "redirect_uris": [f"http://127.0.0.1:{icc_port}/oidc/callback/"],
-        "post_logout_redirect_uris": [f"http://127.0.0.1:{icc_port}/accounts/login/"],
-        "accounts_file": str(accounts_file),
-    }
-    config_file = tmp_path / "provider.json"
-    config_file.write_text(json.dumps(config))
-    log_path = tmp_path / "provider.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            ["node", str(OIDC_DIR / "provider.js"), str(config_file)], cwd=OIDC_DIR, stdout=log, stderr=log
-        )
-    issuer = f"http://localhost:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, log_path.read_text()
-            try:
-                if requests.get(f"{issuer}/.well-known/openid-configuration", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass  # not listening yet: poll again until the deadline
-            assert time.monotonic() < deadline, f"oidc-provider did not start: {log_path.read_text()}"
-            time.sleep(0.2)
-        yield Provider(issuer, accounts_file, icc_port, process)
-    finally:
-        stop_process(process)
-
-
-def oidc_env(issuer: str) -> dict[str, str]:
-    return {
-        "OIDC_ISSUER": issuer,
-        "OIDC_RP_CLIENT_ID": CLIENT_ID,
-        "OIDC_RP_CLIENT_SECRET": CLIENT_SECRET,
-        "OIDC_GROUP_ROLES": GROUP_ROLES,
-    }
-
-
-@pytest.fixture
-def icc_oidc(transactional_db, tmp_path, collected_static, oidc_provider) -> Iterator[RunningServer]:  # type: ignore[no-untyped-def]
-    with running_icc(tmp_path, collected_static, oidc_provider.icc_port, **oidc_env(oidc_provider.issuer)) as server:
-        yield server
-
-
-def form_of(html: str) -> tuple[str, dict[str, str]]:
-    """The first form's action and its named inputs' values."""
-    form = re.search(r"<form[^>]*action=\"([^\"]+)\"[^>]*>(.*?)</form>", html, re.S)
-    assert form, html
-    fields = {}
-    for tag in re.findall(r"<input[^>]*>", form[2]):
-        name, value = re.search(r'name="([^"]*)"', tag), re.search(r'value="([^"]*)"', tag)
-        if name:
-            fields[name[1]] = unescape(value[1]) if value else ""
-    return unescape(form[1]), fields
-
-
-def sso_login(server: RunningServer, login: str) -> requests.Session:
-    """The whole redirect dance, headless: ICC -> provider's login form -> (consent) -> ICC callback."""
-    session = requests.Session()
-    response = session.get(f"{server.url}/oidc/authenticate/", timeout=10)
-    assert "/interaction/" in response.url, response.text
-    action, fields = form_of(response.text)
-    response = session.post(
-        urljoin(response.url, action), data={**fields, "login": login, "password": "anything"}, timeout=10
-    )
-    if "/interaction/" in response.url:  # a consent prompt, should the provider ask
-        action, fields = form_of(response.text)
-        response = session.post(urljoin(response.url, action), data=fields, timeout=10)
-    assert response.url.startswith(server.url), response.url
-    assert "sso=failed" not in response.url, server.log()
-    assert "sessionid" in session.cookies.get_dict(domain="127.0.0.1") or session.cookies.get("sessionid")
-    return session
+from tests.support.server import running_icc, start_up_check
 
 
 def test_sso_login_creates_the_user_and_maps_groups_to_roles(icc_oidc, oidc_provider):
@@ -260,37 +134,27 @@ def test_explicit_endpoints_work_without_discovery(transactional_db, tmp_path, c
 
 @pytest.mark.browser
 def test_sso_login_in_chromium(icc_oidc, oidc_provider):
-    from tests.core.test_browser import CHROMIUM_ARGS, chromium_path, outside_playwright
+    from playwright.sync_api import expect
 
-    path = chromium_path()
-    require(path is not None, "Chromium is not installed (apt-get install -y --no-install-recommends chromium)")
-    from playwright.sync_api import expect, sync_playwright
+    with chromium_page() as page:
+        page.goto(f"{icc_oidc.url}/")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "oidc-login-page.png"))
+        page.get_by_text("Log in with single sign-on").click()
+        page.wait_for_url(re.compile(r"^http://localhost:\d+/interaction/"))
+        page.fill("input[name=login]", "alice")
+        page.fill("input[name=password]", "anything")
+        page.click("button[type=submit]")
+        page.wait_for_url(re.compile(rf"^{re.escape(icc_oidc.url)}/"))
+        expect(page.locator("body")).to_contain_text("alice")
+        page.screenshot(path=str(ARTIFACTS / "oidc-login.png"), full_page=True)
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(path), headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-            page.set_default_timeout(15_000)
-            page.goto(f"{icc_oidc.url}/")
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "oidc-login-page.png"))
-            page.get_by_text("Log in with single sign-on").click()
-            page.wait_for_url(re.compile(r"^http://localhost:\d+/interaction/"))
-            page.fill("input[name=login]", "alice")
-            page.fill("input[name=password]", "anything")
-            page.click("button[type=submit]")
-            page.wait_for_url(re.compile(rf"^{re.escape(icc_oidc.url)}/"))
-            expect(page.locator("body")).to_contain_text("alice")
-            page.screenshot(path=str(ARTIFACTS / "oidc-login.png"), full_page=True)
-
-            # Logging out of ICC ends the provider's session too: it asks, then returns to ICC's login page.
-            page.get_by_role("button", name="Log out").click()
-            page.wait_for_url(re.compile(r"^http://localhost:\d+/session/end"))
-            page.get_by_role("button", name=re.compile("sign me out", re.I)).click()
-            page.wait_for_url(f"{icc_oidc.url}/accounts/login/")
-            expect(page.get_by_text("Log in with single sign-on")).to_be_visible()
-        finally:
-            browser.close()
+        # Logging out of ICC ends the provider's session too: it asks, then returns to ICC's login page.
+        page.get_by_role("button", name="Log out").click()
+        page.wait_for_url(re.compile(r"^http://localhost:\d+/session/end"))
+        page.get_by_role("button", name=re.compile("sign me out", re.I)).click()
+        page.wait_for_url(f"{icc_oidc.url}/accounts/login/")
+        expect(page.get_by_text("Log in with single sign-on")).to_be_visible()
 
     def admin_binding() -> bool:
         from apps.users.models import User
@@ -340,7 +204,7 @@ def test_oidc_only_refuses_local_passwords_except_for_superusers(transactional_d
         assert "The single sign-on provider cannot be reached right now." in down.text
 
 
-check = start  # manage.py check in a clean environment plus ``env`` (tests/core/test_settings_env.py)
+check = start_up_check  # manage.py check in a clean environment plus ``env``
 
 
 @pytest.mark.parametrize(
@@ -349,14 +213,17 @@ check = start  # manage.py check in a clean environment plus ``env`` (tests/core
         ({"OIDC_ISSUER": "https://idp.example"}, "OIDC_RP_CLIENT_ID is not set"),
         ({"OIDC_ISSUER": "https://idp.example", "OIDC_RP_CLIENT_ID": "icc"}, "OIDC_RP_CLIENT_SECRET is not set"),
         (
-            {"OIDC_OP_AUTHORIZATION_ENDPOINT": "https://idp.example/auth", "OIDC_RP_CLIENT_ID": "icc",
-             "OIDC_RP_CLIENT_SECRET": "s"},
+            {
+                "OIDC_OP_AUTHORIZATION_ENDPOINT": "https://idp.example/auth",
+                "OIDC_RP_CLIENT_ID": "icc",
+                "OIDC_RP_CLIENT_SECRET": "s",
+            },
             "OIDC_OP_TOKEN_ENDPOINT, OIDC_OP_USER_ENDPOINT, OIDC_OP_JWKS_ENDPOINT are not set",
         ),
         ({"OIDC_RP_CLIENT_ID": "icc"}, "OIDC_RP_CLIENT_ID is set but OpenID Connect has no provider"),
         ({"OIDC_ONLY": "true"}, "OIDC_ONLY is on but OpenID Connect is not configured"),
     ],
-)  # fmt: skip
+)
 def test_a_partial_oidc_configuration_fails_the_system_check(env, message, tmp_path):
     result = check(env, tmp_path)
     assert result.returncode == 1, result.stderr

@@ -7,15 +7,10 @@ from django.test import Client
 
 from apps.audit.models import AuditEvent
 from apps.users.models import RoleBinding, Team, User
+from tests.support.clients import logged_in as client_for
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/service-accounts/"
-
-
-def client_for(persona) -> Client:
-    client = Client()
-    assert client.login(username=persona.username, password=persona.password)
-    return client
 
 
 def post(client, url=URL, **data):

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 
 from apps.audit.models import AuditEvent
 from apps.core.access import grants
 from apps.users.models import RoleBinding, Team, User
+from tests.support.clients import logged_in as client_for
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/teams/"
-
-
-def client_for(persona) -> Client:
-    client = Client()
-    assert client.login(username=persona.username, password=persona.password)
-    return client
 
 
 def test_teams_are_made_and_filled_by_global_admins(make_user, outsider_persona, viewer_persona):
@@ -24,8 +18,9 @@ def test_teams_are_made_and_filled_by_global_admins(make_user, outsider_persona,
     response = admin.post(URL, {"name": "payments"}, content_type="application/json")
     assert response.status_code == 201, response.content
     team_id = response.json()["id"]
-    response = admin.put(f"{URL}{team_id}/members/", {"members": [outsider_persona.username]},
-                         content_type="application/json")  # fmt: skip
+    response = admin.put(
+        f"{URL}{team_id}/members/", {"members": [outsider_persona.username]}, content_type="application/json"
+    )
     assert response.status_code == 200, response.content
     assert response.json()["members"] == [outsider_persona.username]
     assert AuditEvent.objects.filter(action="users.team.members").exists()

@@ -12,19 +12,10 @@ from django.utils import timezone
 from apps.audit.models import AuditEvent
 from apps.audit.services import EventInput, audit_record_many
 from apps.users.models import ApiToken, RoleBinding
+from tests.support.clients import bearer, logged_in
 
 pytestmark = pytest.mark.django_db
 TOKENS = "/api/v1/tokens/"
-
-
-def logged_in(persona) -> Client:
-    client = Client()
-    assert client.login(username=persona.username, password=persona.password)
-    return client
-
-
-def bearer(secret: str, ip: str = "127.0.0.1") -> Client:
-    return Client(HTTP_AUTHORIZATION=f"Bearer {secret}", REMOTE_ADDR=ip)
 
 
 def create(client: Client, **data) -> dict:
@@ -93,10 +84,12 @@ def test_bad_token_requests_name_the_field(viewer_persona):
 
 
 def scoped_events() -> None:
-    audit_record_many([
-        EventInput(action="tests.c1", scope={"cluster": "c1"}),
-        EventInput(action="tests.c2", scope={"cluster": "c2"}),
-    ])  # fmt: skip
+    audit_record_many(
+        [
+            EventInput(action="tests.c1", scope={"cluster": "c1"}),
+            EventInput(action="tests.c2", scope={"cluster": "c2"}),
+        ]
+    )
 
 
 def seen(client: Client) -> set[str]:

@@ -148,9 +148,9 @@ def test_a_global_admin_registers_a_cluster_and_no_credential_ever_leaks(
         f"{API}/clusters/{cluster_id}/",
         f"{API}/namespaces/",
         f"{API}/nodes/",
-        f"{API}/clusters/applications/",
-        f"{API}/clusters/applications/{app.pk}/",
-        f"{API}/clusters/applications/{app.pk}/versions/",
+        f"{API}/applications/",
+        f"{API}/applications/{app.pk}/",
+        f"{API}/applications/{app.pk}/versions/",
         f"{API}/workloads/",
         f"{API}/workloads/{workload.pk}/",
         f"{API}/pods/",
@@ -370,7 +370,7 @@ def test_a_namespace_scoped_viewer_sees_only_that_namespace(make_user, admin_per
     # Counts: within the viewer's rights.
     namespace_row = results(viewer.get(f"{API}/namespaces/"))[0]
     assert namespace_row["workload_count"] == 1 and namespace_row["pod_count"] == 2
-    cart = results(viewer.get(f"{API}/clusters/applications/", {"q": "cart"}))[0]
+    cart = results(viewer.get(f"{API}/applications/", {"q": "cart"}))[0]
     assert (cart["workload_count"], cart["pod_count"], cart["ready_pod_count"]) == (1, 2, 2)
     assert viewer.get(f"{API}/pods/", {"namespace": b}).json()["results"] == []
 
@@ -389,7 +389,7 @@ def test_an_application_scoped_viewer_sees_that_application_only(make_user, shop
     person = make_user("app-viewer")
     bind(person.user, "viewer", cluster, application="bank")
     viewer = client_for(person.user)
-    assert {row["name"] for row in results(viewer.get(f"{API}/clusters/applications/"))} == {"bank"}
+    assert {row["name"] for row in results(viewer.get(f"{API}/applications/"))} == {"bank"}
     assert {row["name"] for row in results(viewer.get(f"{API}/workloads/"))} == {"bank-api"}
     assert {row["application_name"] for row in results(viewer.get(f"{API}/pods/"))} == {"bank"}
     assert results(viewer.get(f"{API}/namespaces/")) == [], "an application binding reaches no namespace row"
@@ -505,7 +505,7 @@ def test_application_versions_follow_rollouts(k8s_api, admin_persona, shop):
     cluster, a = shop["cluster"], shop["a"]
     admin = client_for(admin_persona.user)
     cart = Application.objects.get(cluster=cluster, namespace=a, name="cart")
-    first = results(admin.get(f"{API}/clusters/applications/{cart.pk}/versions/"))
+    first = results(admin.get(f"{API}/applications/{cart.pk}/versions/"))
     assert len(first) == 1 and first[0]["images"][0]["image"] == "registry.example/shop:1.0"
     apps = k8s.AppsV1Api(k8s_api)
     new_image = {"containers": [{"name": "app", "image": "registry.example/shop:2.0"}]}
@@ -520,9 +520,9 @@ def test_application_versions_follow_rollouts(k8s_api, admin_persona, shop):
         ),
     )
     synced(cluster)
-    versions = results(admin.get(f"{API}/clusters/applications/{cart.pk}/versions/"))
+    versions = results(admin.get(f"{API}/applications/{cart.pk}/versions/"))
     assert len(versions) == 2
     assert versions[0]["changes"] == [
         {"container": "app", "from": "registry.example/shop:1.0", "to": "registry.example/shop:2.0"}
     ]
-    assert admin.get(f"{API}/clusters/applications/{cart.pk}/versions/", {"limit": "x"}).status_code == 400
+    assert admin.get(f"{API}/applications/{cart.pk}/versions/", {"limit": "x"}).status_code == 400

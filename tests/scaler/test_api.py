@@ -153,12 +153,10 @@ def test_who_may_configure_act_and_pause(make_user, shop, prom):
     )  # bank is invisible to an admin of shop: "no application"
     assert post(client_for(app_admin.user), f"{API}/policies/", payload).status_code == 201
 
-    kill = f"{API}/clusters/applications/{shop['shop'].pk}/kill-switch/"
+    kill = f"{API}/applications/{shop['shop'].pk}/kill-switch/"
     assert post(client_for(viewer.user), kill, {"on": True}).status_code == 403
     assert (
-        post(
-            client_for(operator.user), f"{API}/clusters/applications/{shop['bank'].pk}/kill-switch/", {"on": True}
-        ).status_code
+        post(client_for(operator.user), f"{API}/applications/{shop['bank'].pk}/kill-switch/", {"on": True}).status_code
         == 404
     )
     response = post(client_for(operator.user), kill, {"on": True, "reason": "incident"})

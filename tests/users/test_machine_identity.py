@@ -88,7 +88,7 @@ def test_a_real_service_account_token_identifies_its_application(k8s_api, shop):
 
 def test_a_machine_identity_carries_no_user_rights(k8s_api, shop):
     token = sa_token(k8s_api, shop["namespace"], "shop-sa")
-    for path in (f"{API}/workloads/", f"{API}/clusters/applications/", f"{API}/clusters/", f"{API}/users/"):
+    for path in (f"{API}/workloads/", f"{API}/applications/", f"{API}/clusters/", f"{API}/users/"):
         response = call(token, shop["cluster"].name, path)
         assert response.status_code == 401, (path, response.status_code)
     app = Application.objects.get(cluster=shop["cluster"], namespace=shop["namespace"], name="shop")

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.browser import chromium_page, log_in
+from tests.support.browser import chromium_page, log_in, log_in_to, record_frames, wait_for_frame
 from tests.support.clusters import deployed
 from tests.support.components import ARTIFACTS
 from tests.support.kube import KubeCluster
@@ -50,20 +50,14 @@ def test_the_pod_grid_follows_a_scale_made_in_the_cluster_within_30s(
     3 ready replicas, without a reload; then 3 -> 1 and the extra tiles go away."""
     from playwright.sync_api import expect
 
-    frames: list[str] = []
-    page.on("websocket", lambda ws: ws.on("framereceived", lambda p: frames.append(str(p))))
+    frames = record_frames(page)
     url = f"{watching_server.url}/clusters/applications/{shop['app_id']}/"
     try:
-        page.goto(f"{watching_server.url}/accounts/login/?next=/clusters/applications/{shop['app_id']}/")
-        log_in(page, admin_persona.username, admin_persona.password)
-        expect(page).to_have_url(url)
+        log_in_to(page, watching_server.url, f"/clusters/applications/{shop['app_id']}/", admin_persona)
         expect(page.locator("h1")).to_have_text("shop")
         green = page.locator('#pod-grid [data-colour="green"]')
         expect(green).to_have_count(1)
-        deadline = time.monotonic() + 15
-        while not any('id="pod-grid"' in f for f in frames):  # the snapshot on subscribing: the socket is live
-            assert time.monotonic() < deadline, f"no websocket snapshot within 15 s; frames: {frames[:3]}"
-            page.wait_for_timeout(100)
+        wait_for_frame(page, frames, 'id="pod-grid"')
         page.evaluate("window.__iccSamePage = true")
 
         started = time.monotonic()

@@ -60,6 +60,15 @@ def states(cluster: Cluster) -> dict[str, WatchState]:
     return {s.kind: s for s in WatchState.objects.filter(cluster=cluster)}
 
 
+def status_becomes(cluster: Cluster, status: str, timeout: float) -> Cluster:
+    """Wait until the cluster row has ``status``; return it."""
+    return wait_for(
+        f"cluster status {status}",
+        lambda: (c := Cluster.objects.get(pk=cluster.pk)).status == status and c,
+        timeout=timeout,
+    )
+
+
 def all_streams_connected(cluster: Cluster) -> bool:
     found = states(cluster)
     return set(found) == set(KINDS) and all(s.connected for s in found.values())
@@ -677,11 +686,7 @@ def test_a_cluster_that_stops_answering_is_unreachable_then_recovers_by_itself(
 
         cut = time.monotonic()
         proxy.stop()
-        down = wait_for(
-            "unreachable",
-            lambda: (c := Cluster.objects.get(pk=cluster.pk)).status == ClusterStatus.UNREACHABLE and c,
-            timeout=20,
-        )
+        down = status_becomes(cluster, ClusterStatus.UNREACHABLE, timeout=20)
         print(f"\nunreachable noticed after {time.monotonic() - cut:.1f}s: {down.last_error}")
         assert "connection refused" in down.last_error and f"127.0.0.1:{proxy.port}" in down.last_error
         assert down.last_error_at is not None
@@ -695,11 +700,7 @@ def test_a_cluster_that_stops_answering_is_unreachable_then_recovers_by_itself(
 
         restored = time.monotonic()
         proxy.start()
-        up = wait_for(
-            "connected again",
-            lambda: (c := Cluster.objects.get(pk=cluster.pk)).status == ClusterStatus.CONNECTED and c,
-            timeout=30,
-        )
+        up = status_becomes(cluster, ClusterStatus.CONNECTED, timeout=30)
         print(f"recovered {time.monotonic() - restored:.1f}s after the API server came back")
         assert up.last_error == ""
         wait_for("what changed meanwhile", lambda: workload(cluster, namespace, "meanwhile") is not None, timeout=15)
@@ -725,11 +726,7 @@ def test_a_kind_icc_may_no_longer_watch_makes_the_cluster_degraded(kube_apiserve
     rbac.patch_cluster_role(role_name, {"rules": without_events})
     try:
         watchers()
-        degraded = wait_for(
-            "degraded",
-            lambda: (c := Cluster.objects.get(pk=cluster.pk)).status == ClusterStatus.DEGRADED and c,
-            timeout=30,
-        )
+        degraded = status_becomes(cluster, ClusterStatus.DEGRADED, timeout=30)
         assert "watch events" in degraded.last_error and "forbidden" in degraded.last_error.lower()
         found = states(cluster)
         assert not found["events"].connected and "forbidden" in found["events"].last_error.lower()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.browser import log_in, outside_playwright
+from tests.support.browser import log_in, log_in_to, outside_playwright, record_frames, wait_for_frame
 from tests.support.components import ARTIFACTS, ROOT
 from tests.support.personas import Persona
 from tests.support.server import RunningServer, server_env, stop_process, wait_ready
@@ -165,16 +165,11 @@ def test_audit_page_tails_new_events_live(icc_server: RunningServer, admin_perso
 
     from apps.users.services import user_create
 
-    frames: list[str] = []
-    page.on("websocket", lambda ws: ws.on("framereceived", lambda p: frames.append(str(p))))
-    page.goto(f"{icc_server.url}/accounts/login/?next=/audit/")
-    log_in(page, admin_persona.username, admin_persona.password)
+    frames = record_frames(page)
+    log_in_to(page, icc_server.url, "/audit/", admin_persona)
     expect(page.locator("h1")).to_have_text("Audit trail")
     expect(page.locator("#audit-rows")).to_contain_text("users.session.login")
-    deadline = time.monotonic() + 15
-    while not any("audit-live-status" in f for f in frames):
-        assert time.monotonic() < deadline, f"no websocket snapshot within 15 s; frames: {frames}"
-        page.wait_for_timeout(100)
+    wait_for_frame(page, frames, "audit-live-status")
 
     outside_playwright(lambda: user_create(username="audited-live", password="pw-audited-live-Horse-42"))
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from tests.support.browser import chromium_page, log_in
+from tests.support.browser import chromium_page, log_in_to, record_frames, wait_for_frame
 from tests.support.clusters import deployed
 from tests.support.components import ARTIFACTS
 from tests.support.kube import KubeCluster
@@ -84,20 +84,13 @@ def test_a_new_decision_appears_live_within_10s_and_the_replay_draws_its_chart(
     from playwright.sync_api import expect
 
     app, policy = shop["app"], shop["policy"]
-    frames: list[str] = []
-    page.on("websocket", lambda ws: ws.on("framereceived", lambda p: frames.append(str(p))))
-    url = f"{icc_server.url}/scaler/applications/{app.pk}/"
+    frames = record_frames(page)
     try:
-        page.goto(f"{icc_server.url}/accounts/login/?next=/scaler/applications/{app.pk}/")
-        log_in(page, admin_persona.username, admin_persona.password)
-        expect(page).to_have_url(url)
+        log_in_to(page, icc_server.url, f"/scaler/applications/{app.pk}/", admin_persona)
         expect(page.locator("h1")).to_have_text("Scaling: shop")
         expect(page.locator("#scaling-decisions")).to_contain_text("No decisions yet")
         expect(page.locator("#metrics-unavailable, [data-chart]").first).to_be_visible()  # the lazy panel loaded
-        deadline = time.monotonic() + 15
-        while not any('id="scaling-summary"' in f for f in frames):  # the snapshot on subscribing: live
-            assert time.monotonic() < deadline, f"no websocket snapshot within 15 s; frames: {frames[:3]}"
-            page.wait_for_timeout(100)
+        wait_for_frame(page, frames, 'id="scaling-summary"')
         page.evaluate("window.__iccSamePage = true")
 
         decision = off_loop(lambda: _decide(app, policy, 1.4))  # 2 pods at twice the target: 4 wanted

@@ -4,6 +4,7 @@ fixtures that need another server or set-up first, and helpers for the ORM while
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -99,3 +100,28 @@ def log_in(page: Any, username: str, password: str) -> None:
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
+
+
+def record_frames(page: Any) -> list[str]:
+    """The text of every websocket frame the page receives from now on (the list fills as they arrive)."""
+    frames: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda p: frames.append(str(p))))
+    return frames
+
+
+def log_in_to(page: Any, server_url: str, path: str, persona: Any) -> None:
+    """Log ``persona`` in through the form, asking for ``path``, and land there."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{server_url}/accounts/login/?next={path}")
+    log_in(page, persona.username, persona.password)
+    expect(page).to_have_url(f"{server_url}{path}")
+
+
+def wait_for_frame(page: Any, frames: list[str], marker: str, timeout: float = 15) -> None:
+    """Let the page run until a frame containing ``marker`` arrived (the snapshot sent on subscribing: the
+    socket is live)."""
+    deadline = time.monotonic() + timeout
+    while not any(marker in f for f in frames):
+        assert time.monotonic() < deadline, f"no websocket frame with {marker!r} within {timeout} s: {frames[:3]}"
+        page.wait_for_timeout(100)

@@ -143,6 +143,7 @@ def measure_drift(
     from django.db import connections
     from websockets.sync.client import connect
 
+    from apps.clusters import events
     from apps.clusters.models import Application
 
     base = f"http://127.0.0.1:{port}"
@@ -157,7 +158,7 @@ def measure_drift(
             connections.close_all()
             replicas = 2 + trial % 2
             with connect(
-                f"ws://127.0.0.1:{port}/ws/?topics=application.{app.pk}",
+                f"ws://127.0.0.1:{port}/ws/?topics={events.application(app.pk)}",
                 additional_headers={"Cookie": f"sessionid={session}", "Origin": base},
                 open_timeout=10,
             ) as ws:

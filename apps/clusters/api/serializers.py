@@ -27,6 +27,11 @@ CONNECTION_FIELDS = ("auth_mode", "api_url", "token", "ca_data", "kubeconfig", "
 # --- clusters ---------------------------------------------------------------------------------------------
 
 
+# Every observed object's rows start and end alike.
+OBSERVED_HEAD = ("id", "cluster", "cluster_name")
+OBSERVED_TAIL = ("resource_version", "k8s_created_at", "created_at", "updated_at")
+
+
 class WatchStateSerializer(serializers.ModelSerializer):
     lag_seconds = serializers.SerializerMethodField(help_text="Seconds since the stream last said anything.")
 
@@ -170,21 +175,7 @@ class NamespaceSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Namespace
-        fields = (
-            "id",
-            "cluster",
-            "cluster_name",
-            "name",
-            "uid",
-            "phase",
-            "labels",
-            "workload_count",
-            "pod_count",
-            "resource_version",
-            "k8s_created_at",
-            "created_at",
-            "updated_at",
-        )
+        fields = (*OBSERVED_HEAD, "name", "uid", "phase", "labels", "workload_count", "pod_count", *OBSERVED_TAIL)
         read_only_fields = fields
 
 
@@ -195,9 +186,7 @@ class NodeSerializer(serializers.ModelSerializer):
     class Meta:
         model = Node
         fields = (
-            "id",
-            "cluster",
-            "cluster_name",
+            *OBSERVED_HEAD,
             "name",
             "uid",
             "labels",
@@ -208,10 +197,7 @@ class NodeSerializer(serializers.ModelSerializer):
             "cordoned",
             "kubelet_version",
             "pod_count",
-            "resource_version",
-            "k8s_created_at",
-            "created_at",
-            "updated_at",
+            *OBSERVED_TAIL,
         )
         read_only_fields = fields
 
@@ -256,9 +242,7 @@ class WorkloadSerializer(serializers.ModelSerializer):
     class Meta:
         model = Workload
         fields = (
-            "id",
-            "cluster",
-            "cluster_name",
+            *OBSERVED_HEAD,
             "namespace",
             "kind",
             "name",
@@ -280,10 +264,7 @@ class WorkloadSerializer(serializers.ModelSerializer):
             "rollout_state",
             "revision",
             "pod_count",
-            "resource_version",
-            "k8s_created_at",
-            "created_at",
-            "updated_at",
+            *OBSERVED_TAIL,
         )
         read_only_fields = fields
 

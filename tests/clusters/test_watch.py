@@ -728,7 +728,8 @@ def test_a_kind_icc_may_no_longer_watch_makes_the_cluster_degraded(kube_apiserve
         watchers()
         degraded = status_becomes(cluster, ClusterStatus.DEGRADED, timeout=30)
         assert "watch events" in degraded.last_error and "forbidden" in degraded.last_error.lower()
-        found = states(cluster)
+        # The stream's row is flushed at most every FLUSH_SECONDS, so it may trail the cluster's status.
+        found = wait_for("the events stream's row", lambda: (rows := states(cluster)) and "events" in rows and rows)
         assert not found["events"].connected and "forbidden" in found["events"].last_error.lower()
         wait_for("the other streams", lambda: all(s.connected for k, s in states(cluster).items() if k != "events"))
     finally:

@@ -167,11 +167,11 @@ class _CheckedConnectionMixin:
 
 
 class CheckedHTTPConnection(_CheckedConnectionMixin, HTTPConnection):
-    pass
+    """A plain-HTTP connection that connects only to an address the outbound policy just allowed."""
 
 
 class CheckedHTTPSConnection(_CheckedConnectionMixin, HTTPSConnection):
-    pass
+    """A TLS connection that connects only to an address the outbound policy just allowed."""
 
 
 class CheckedHTTPConnectionPool(HTTPConnectionPool):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import logging
 import random
+import re
 import shutil
 import ssl
 import tempfile
@@ -47,20 +48,44 @@ logger = logging.getLogger(__name__)
 
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
+PROPAGATION_POLICIES = frozenset({"Background", "Foreground", "Orphan"})
 
 
 # --- domain errors ------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class FieldCause:
+    """One field the API server rejected (a Status' ``details.causes[]``): ``field`` a path such as
+    ``spec.template.spec.restartPolicy``, ``reason`` a CauseType such as ``FieldValueNotSupported``."""
+
+    field: str
+    reason: str
+    message: str
+
+
 class KubeError(DomainError):
-    """The cluster refused or failed a call. ``status`` is what ICC answers (502 unless more precise)."""
+    """The cluster refused or failed a call. ``status`` is what ICC answers (502 unless more precise);
+    ``reason`` is Kubernetes' StatusReason (``AlreadyExists``, ``Invalid`` ...) when it gave one from the fixed
+    list, ``causes`` the fields it rejected (Invalid)."""
 
     status = 502
     code = "kube_error"
 
-    def __init__(self, message: str, *, kube_status: int = 0, field: str | None = None, code: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        kube_status: int = 0,
+        field: str | None = None,
+        code: str | None = None,
+        reason: str = "",
+        causes: tuple[FieldCause, ...] = (),
+    ):
         super().__init__(message, field=field, code=code)
         self.kube_status = kube_status
+        self.reason = reason
+        self.causes = causes
 
 
 class Unreachable(KubeError):
@@ -144,26 +169,85 @@ STATUS_ERRORS: dict[int, tuple[type[KubeError], str]] = {
 }
 
 
+# A more precise code than the status' for some reasons (a create of an existing name is not an edit conflict).
+REASON_CODES = {"AlreadyExists": "already_exists"}
+
+# Kubernetes' CauseType values, and what a field path may look like, for the field causes an Invalid repeats.
+CAUSE_TYPES = frozenset(
+    {
+        "FieldValueNotFound",
+        "FieldValueRequired",
+        "FieldValueDuplicate",
+        "FieldValueInvalid",
+        "FieldValueNotSupported",
+        "FieldValueForbidden",
+        "FieldValueTooLong",
+        "FieldValueTooMany",
+        "InternalError",
+        "FieldValueTypeInvalid",
+    }
+)
+FIELD_PATH = re.compile(r"[A-Za-z0-9_.\[\]/\-]{1,200}")
+CAUSES_SHOWN = 5
+CAUSE_MESSAGE_CHARS = 200
+
+
 def _error_for(status: int, body: bytes, what: str) -> KubeError:
     """The error of a non-2xx answer. Rule: the message names the status (and Kubernetes' reason, from a fixed
-    list), never text of the body: the address may not be a Kubernetes API server at all, and whatever it
-    answers must not be readable through ICC's error messages."""
+    list), never other text of the body: the address may not be a Kubernetes API server at all, and whatever it
+    answers must not be readable through ICC's error messages. The one exception is an Invalid Status (422):
+    the fields it names and the API server's word on each (bounded), which is what a person must fix."""
     if status == 401:
         return Unauthorized(f"{what}: 401 Unauthorized — the API server rejected the credentials", kube_status=401)
-    detail = f"{what}: HTTP {status} {_status_words(status, body)}"
+    data = _status_of(body)
+    reason = _reason_of(data)
+    detail = f"{what}: HTTP {status} {_status_words(status, reason)}"
     error, suffix = STATUS_ERRORS.get(status, (Unreachable if status in TRANSIENT_STATUSES else KubeError, ""))
-    return error(detail + suffix, kube_status=status)
+    causes = _field_causes(data) if status == 422 and reason == "Invalid" else ()
+    if causes:
+        suffix += ": " + "; ".join(f"{c.field}: {c.message}" if c.message else c.field for c in causes)
+    return error(detail + suffix, kube_status=status, code=REASON_CODES.get(reason), reason=reason, causes=causes)
 
 
-def _status_words(status: int, body: bytes) -> str:
-    """The status' phrase, and Kubernetes' reason when it says something else (only a reason from the fixed list)."""
-    reason = ""
+def _status_of(body: bytes) -> dict[str, Any]:
+    """The answer as a JSON object ({} when it is none)."""
     try:
         data = orjson.loads(body)
-        if isinstance(data, dict) and isinstance(data.get("reason"), str) and data["reason"] in STATUS_REASONS:
-            reason = str(data["reason"])
     except orjson.JSONDecodeError:
-        pass  # not JSON: the status alone says what happened
+        return {}  # not JSON: the status alone says what happened
+    return data if isinstance(data, dict) else {}
+
+
+def _reason_of(data: dict[str, Any]) -> str:
+    """Kubernetes' reason, only when it is one of the fixed list."""
+    reason = data.get("reason")
+    return reason if isinstance(reason, str) and reason in STATUS_REASONS else ""
+
+
+def _field_causes(data: dict[str, Any]) -> tuple[FieldCause, ...]:
+    """The rejected fields of an Invalid Status: only a field path of the expected form, a CauseType from the
+    fixed list and a short printable message; anything else of the body is left out."""
+    if data.get("kind") != "Status":
+        return ()
+    causes = (data.get("details") or {}).get("causes") if isinstance(data.get("details"), dict) else None
+    found: list[FieldCause] = []
+    for cause in causes if isinstance(causes, list) else []:
+        if not isinstance(cause, dict):
+            continue
+        path, kind, message = cause.get("field"), cause.get("reason"), cause.get("message")
+        if not isinstance(path, str) or not FIELD_PATH.fullmatch(path):
+            continue
+        text = "".join(ch for ch in message if ch.isprintable()) if isinstance(message, str) else ""
+        if len(text) > CAUSE_MESSAGE_CHARS:
+            text = text[: CAUSE_MESSAGE_CHARS - 1] + "…"
+        found.append(FieldCause(path, kind if kind in CAUSE_TYPES else "", text))
+        if len(found) == CAUSES_SHOWN:
+            break
+    return tuple(found)
+
+
+def _status_words(status: int, reason: str) -> str:
+    """The status' phrase, and Kubernetes' reason when it says something else (only a reason from the fixed list)."""
     try:
         phrase = HTTPStatus(status).phrase
     except ValueError:
@@ -438,6 +522,24 @@ class Gateway:
         content_type = {"merge": "application/merge-patch+json", "strategic": "application/strategic-merge-patch+json"}
         data: dict[str, Any] = self.json("PATCH", path, body=body, content_type=content_type[patch_type], retries=1)
         return data
+
+    def create(self, path: str, body: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """Create ``body`` in the collection at ``path`` (e.g. ``/apis/batch/v1/namespaces/ns/jobs``); returns the
+        stored object. ``dry_run``: validated and admitted by the API server, nothing stored. A name in use
+        raises Conflict with code ``already_exists`` (reason AlreadyExists), a rejected object Invalid naming the
+        fields (``causes``). Retried only when the request was not sent (a create is not idempotent)."""
+        query = {"dryRun": "All"} if dry_run else None
+        data: dict[str, Any] = self.json("POST", path, body=body, query=query, retries=2)
+        return data
+
+    def delete(self, path: str, *, propagation: str = "Background") -> None:
+        """Delete the object at ``path``; its dependents (a Job's pods) are deleted after it (``Background``),
+        before it (``Foreground``: the object stays, with a deletionTimestamp, until they are gone) or kept
+        (``Orphan``). NotFound when there is no such object (also when a retried call finds it already gone)."""
+        if propagation not in PROPAGATION_POLICIES:
+            raise ValueError(f"propagation must be one of {', '.join(sorted(PROPAGATION_POLICIES))}")
+        options = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation}
+        self.raw("DELETE", path, body=options, retries=2)
 
     def pod_log(
         self, namespace: str, pod: str, *, container: str = "", tail_lines: int = 100, follow: bool = False

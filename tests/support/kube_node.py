@@ -1,8 +1,9 @@
 """A simulated kubelet (as kwok does) for the real control plane in tests/support/kube.py.
 
 ``FakeNode`` registers a Ready Node, keeps its Lease and Ready heartbeat fresh, turns pods bound to it into
-Running/Ready pods (status subresource), finishes their deletion like a kubelet, and serves pod logs over HTTPS
-through a fake kubelet server that kube-apiserver proxies ``/pods/{name}/log`` to. No container ever runs.
+Running/Ready pods (status subresource), ends them as Succeeded or Failed when a test says so (``finish_pod``:
+how a Job's pod completes), finishes their deletion like a kubelet, and serves pod logs over HTTPS through a
+fake kubelet server that kube-apiserver proxies ``/pods/{name}/log`` to. No container ever runs.
 
 It talks to the API server with one urllib3 connection pool: one watch connection, a few workers, a heartbeat.
 """
@@ -104,6 +105,10 @@ class _Pod:
     started_at: str = ""
     running: bool = False
     deleted: bool = False
+    exit_code: int | None = None  # set once the pod ended (Succeeded for 0, else Failed): it never runs again
+    end_reason: str = ""
+    end_message: str = ""
+    finished_at: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def container_id(self, container: str) -> str:
@@ -269,6 +274,27 @@ class FakeNode:
                 self._overrides[(namespace, pod, container)] = override
             if record.running:
                 self._patch_status(record)
+
+    def finish_pod(
+        self, namespace: str, pod: str, exit_code: int = 0, *, reason: str | None = None, message: str | None = None
+    ) -> None:
+        """End a pod on this node as a kubelet does when its containers exit under ``restartPolicy: Never``: every
+        container terminated with ``exit_code`` (reason ``Completed`` for 0, else ``Error`` unless given), not
+        ready, and the pod's phase Succeeded (0) or Failed, patched at once. The node never starts it again (also
+        after a relist), so the Job controller counts it as a success or a failure. A pod the node has not
+        started yet is ended all the same."""
+        with self._lock:
+            record = self._pods.get((namespace, pod))
+        if record is None:
+            raise LookupError(f"no pod {namespace}/{pod} on node {self.name}")
+        with record.lock:
+            self._assign_address(record)
+            record.exit_code = exit_code
+            record.end_reason = reason or ("Completed" if exit_code == 0 else "Error")
+            record.end_message = message or ""
+            record.finished_at = _time()
+            record.running = True  # nothing left to start: a queued start finds it done
+            self._patch_status(record)
 
     # ------------------------------------------------------------------ API access
 
@@ -479,6 +505,8 @@ class FakeNode:
                 if status.get("phase") in FINISHED_PHASES:  # started before this agent (re)started
                     record.ip, record.started_at = status.get("podIP", ""), status.get("startTime", "")
                     record.running = True
+                    if status.get("phase") in ("Succeeded", "Failed"):  # and ended: it stays so
+                        _remember_end(record, status)
                 self._pods[key] = record
             if meta.get("deletionTimestamp") or not record.running:
                 if key not in self._pending:
@@ -519,16 +547,20 @@ class FakeNode:
                         self._pending[key] = pod
                         self._queue.put(key)
 
+    def _assign_address(self, record: _Pod) -> None:
+        """Give a pod its IP and start time, once (caller holds record.lock)."""
+        if not record.ip:
+            with self._lock:
+                self._next_ip += 1
+                number = self._next_ip
+            record.ip = f"10.244.{number // 254 % 256}.{number % 254 + 1}"
+            record.started_at = _time()
+
     def _start_pod(self, record: _Pod) -> None:
         with record.lock:
             if record.running:
                 return
-            if not record.ip:
-                with self._lock:
-                    self._next_ip += 1
-                    number = self._next_ip
-                record.ip = f"10.244.{number // 254 % 256}.{number % 254 + 1}"
-                record.started_at = _time()
+            self._assign_address(record)
             try:
                 self._patch_status(record)
             except ApiError as exc:
@@ -578,6 +610,8 @@ class FakeNode:
                 "lastState": {},
             }
             container_status.update(overrides[name] or {})
+            if record.exit_code is not None:
+                container_status |= {"ready": False, "started": False, "state": _terminated(record, name)}
             statuses.append(container_status)
         init_statuses = [
             {
@@ -602,7 +636,9 @@ class FakeNode:
         ]
         unready = [status["name"] for status in statuses if not status["ready"]]
         ready: Json = {"status": "False" if unready else "True", "lastTransitionTime": _time()}
-        if unready:
+        if record.exit_code is not None:
+            ready = {"status": "False", "reason": "PodCompleted", "lastTransitionTime": record.finished_at}
+        elif unready:
             ready |= {
                 "reason": "ContainersNotReady",
                 "message": f"containers with unready status: [{' '.join(unready)}]",
@@ -613,8 +649,9 @@ class FakeNode:
             {"type": "ContainersReady", **ready},
             {"type": "PodScheduled", "status": "True", "lastTransitionTime": record.started_at},
         ]
+        phase = "Running" if record.exit_code is None else "Succeeded" if record.exit_code == 0 else "Failed"
         status = {
-            "phase": "Running",
+            "phase": phase,
             "conditions": conditions,
             "hostIP": "127.0.0.1",
             "podIP": record.ip,
@@ -643,6 +680,31 @@ class FakeNode:
 
 def _exit_code(reason: str) -> int:
     return {"OOMKilled": 137, "Completed": 0}.get(reason, 1)
+
+
+def _terminated(record: _Pod, container: str) -> Json:
+    """The state of a container of an ended pod."""
+    terminated: Json = {
+        "exitCode": record.exit_code,
+        "reason": record.end_reason,
+        "startedAt": record.started_at or record.finished_at,
+        "finishedAt": record.finished_at,
+        "containerID": record.container_id(container),
+    }
+    if record.end_message:
+        terminated["message"] = record.end_message
+    return {"terminated": terminated}
+
+
+def _remember_end(record: _Pod, status: Json) -> None:
+    """What an ended pod's status says of its end, for a node that (re)starts after it ended."""
+    ends = [(s.get("state") or {}).get("terminated") or {} for s in status.get("containerStatuses") or []]
+    end = next((t for t in ends if t.get("exitCode")), ends[0] if ends else {})
+    failed_code = int(end.get("exitCode") or 1)
+    record.exit_code = 0 if status.get("phase") == "Succeeded" else failed_code
+    record.end_reason = str(end.get("reason") or ("Completed" if record.exit_code == 0 else "Error"))
+    record.end_message = str(end.get("message") or "")
+    record.finished_at = str(end.get("finishedAt") or status.get("startTime") or _time())
 
 
 def _lines(response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:

@@ -72,3 +72,11 @@ class NamespaceAdmin(ReadOnlyAdmin):
     list_display = ("name", "cluster", "phase")
     list_filter = ("cluster",)
     search_fields = ("name",)
+
+
+@admin.register(m.KubeJob)
+class KubeJobAdmin(ReadOnlyAdmin):
+    list_display = ("name", "namespace", "cluster", "state", "failure_reason", "active", "succeeded", "failed")
+    list_filter = ("state", "cluster")
+    search_fields = ("name", "namespace")
+    list_select_related = ("cluster",)

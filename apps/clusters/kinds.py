@@ -3,7 +3,7 @@ are stored and what else a change of one touches (data the reconciler reads inst
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,10 +11,16 @@ from typing import Any
 from django.db.models import Model
 from django.utils.dateparse import parse_datetime
 
-from apps.clusters.models import Namespace, Node, Pod, WarningEvent, Workload
+from apps.clusters import signals
+from apps.clusters.models import JobState, KubeJob, Namespace, Node, Pod, WarningEvent, Workload
 
 PART_OF = "app.kubernetes.io/part-of"
 APP_NAME = "app.kubernetes.io/name"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+# The label of the Jobs ICC creates; they are the only Jobs it observes (a cluster may hold thousands of others).
+ICC_MANAGED = {MANAGED_BY: "icc"}
+ICC_MANAGED_SELECTOR = f"{MANAGED_BY}=icc"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 Row = dict[str, Any]
 
 
@@ -44,6 +50,11 @@ def _common(obj: dict[str, Any]) -> Row:
         "uid": meta.get("uid", ""),
         "resource_version": meta.get("resourceVersion", ""),
     }
+
+
+def _annotations(meta: dict[str, Any]) -> dict[str, str]:
+    """An object's annotations without kubectl's copy of the whole object."""
+    return {k: v for k, v in (meta.get("annotations") or {}).items() if k != LAST_APPLIED}
 
 
 def namespace_row(obj: dict[str, Any]) -> Row:
@@ -145,9 +156,7 @@ def workload_row(kind: str, obj: dict[str, Any]) -> Row:
         "kind": kind,
         "namespace": meta.get("namespace", ""),
         "labels": labels,
-        "annotations": {
-            k: v for k, v in annotations.items() if k != "kubectl.kubernetes.io/last-applied-configuration"
-        },
+        "annotations": _annotations(meta),
         "selector": (spec.get("selector") or {}).get("matchLabels") or {},
         "desired_replicas": desired,
         "current_replicas": current,
@@ -253,6 +262,39 @@ def event_row(obj: dict[str, Any]) -> Row:
     }
 
 
+def job_state(obj: dict[str, Any]) -> tuple[str, str]:
+    """Rule: a Job has succeeded once its Complete condition is True, failed once its Failed condition is True
+    (the reason says why: BackoffLimitExceeded, DeadlineExceeded), and is running until then.
+    Returns (state, failure reason)."""
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    complete, failed = _condition(conditions, "Complete"), _condition(conditions, "Failed")
+    if complete and complete.get("status") == "True":
+        return JobState.SUCCEEDED, ""
+    if failed and failed.get("status") == "True":
+        return JobState.FAILED, str(failed.get("reason") or "Failed")[:64]
+    return JobState.RUNNING, ""
+
+
+def job_row(obj: dict[str, Any]) -> Row:
+    meta, status = _meta(obj), obj.get("status") or {}
+    state, failure_reason = job_state(obj)
+    return {
+        **_common(obj),
+        "namespace": meta.get("namespace", ""),
+        "labels": meta.get("labels") or {},
+        "annotations": _annotations(meta),
+        "active": int(status.get("active") or 0),
+        "succeeded": int(status.get("succeeded") or 0),
+        "failed": int(status.get("failed") or 0),
+        "conditions": _slim_conditions(status.get("conditions") or []),
+        "start_time": ts(status.get("startTime")),
+        "completion_time": ts(status.get("completionTime")),
+        "state": state,
+        "failure_reason": failure_reason,
+        "k8s_created_at": ts(meta.get("creationTimestamp")),
+    }
+
+
 WATCH_EVENTS = frozenset({"ADDED", "MODIFIED", "DELETED"})
 ANY_CHANGE = WATCH_EVENTS | {"RELIST"}
 
@@ -264,12 +306,15 @@ class Kind:
     row: Callable[[dict[str, Any]], Row]
     model: type[Model]  # where its rows are stored
     key_fields: tuple[str, ...]  # what names a row within a cluster
-    query: tuple[tuple[str, str], ...] = ()
+    query: tuple[tuple[str, str], ...] = ()  # list and watch parameters: a fieldSelector or labelSelector
     workload: str = ""  # the workload kind ("Deployment" ...): the row names its application and has versions
     link: str = ""  # how a row finds its application: "labels" (its own), "owner" (its workload's), "involved"
     capped: bool = False  # only the newest CLUSTER_WARNING_EVENTS_KEEP rows are kept
     clusters_list_on: frozenset[str] = frozenset()  # the changes ("RELIST" too) the clusters list shows
     applications_list_on: frozenset[str] = frozenset()  # and those the applications list shows
+    # Called after commit for each row a sync, relist or watch event created, changed or deleted:
+    # (cluster id, the row, deleted). How other apps hear of a kind without clusters importing them.
+    on_change: Callable[[int, Mapping[str, Any], bool], None] | None = None
 
     @property
     def params(self) -> dict[str, str]:
@@ -319,6 +364,15 @@ KINDS: dict[str, Kind] = {
             (("fieldSelector", "type=Warning"),),
             link="involved",
             capped=True,
+        ),
+        Kind(
+            "jobs",
+            "/apis/batch/v1/jobs",
+            job_row,
+            KubeJob,
+            ("namespace", "name"),
+            (("labelSelector", ICC_MANAGED_SELECTOR),),
+            on_change=signals.job_changed,
         ),
     )
 }

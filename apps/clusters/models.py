@@ -224,6 +224,43 @@ class WarningEvent(BaseModel):
         return f"{self.reason} {self.object_kind}/{self.object_name}"
 
 
+class JobState(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class KubeJob(BaseModel):
+    """A batch/v1 Job that ICC created (labelled ``app.kubernetes.io/managed-by=icc``, the only Jobs observed).
+
+    ``state`` is derived from the Job's conditions (see :func:`apps.clusters.kinds.job_state`); a change of a row
+    is announced after commit by :data:`apps.clusters.signals.job_observed`."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="kube_jobs")
+    namespace = models.CharField(max_length=253)
+    name = models.CharField(max_length=253)
+    uid = models.CharField(max_length=64)
+    labels = models.JSONField(default=dict)
+    annotations = models.JSONField(default=dict)
+    active = models.IntegerField(default=0)  # pods running now
+    succeeded = models.IntegerField(default=0)
+    failed = models.IntegerField(default=0)
+    conditions = models.JSONField(default=list)
+    start_time = models.DateTimeField(null=True, blank=True)
+    completion_time = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.RUNNING)
+    failure_reason = models.CharField(max_length=64, blank=True)  # BackoffLimitExceeded, DeadlineExceeded
+    resource_version = models.CharField(max_length=32, blank=True)
+    k8s_created_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("cluster_id", "namespace", "name")
+        constraints = [models.UniqueConstraint(fields=("cluster", "namespace", "name"), name="clusters_kubejob_unique")]
+
+    def __str__(self) -> str:
+        return f"Job {self.namespace}/{self.name}"
+
+
 class ApplicationVersion(BaseModel):
     """One rollout of an application: a workload's images or revision changed (or first seen)."""
 

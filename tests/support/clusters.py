@@ -205,6 +205,7 @@ READ_RULES = [
     k8s.V1PolicyRule(
         api_groups=["apps"], resources=["deployments", "statefulsets", "daemonsets"], verbs=["list", "watch"]
     ),
+    k8s.V1PolicyRule(api_groups=["batch"], resources=["jobs"], verbs=["list", "watch"]),
 ]
 
 

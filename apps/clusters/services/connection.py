@@ -41,6 +41,7 @@ REQUIRED = (
     Permission(("list", "watch"), "deployments", "apps"),
     Permission(("list", "watch"), "statefulsets", "apps"),
     Permission(("list", "watch"), "daemonsets", "apps"),
+    Permission(("list", "watch"), "jobs", "batch"),
 )
 OPTIONAL = (
     Permission(("get", "update"), "deployments", "apps", "scale"),

@@ -7,6 +7,7 @@ created is not created twice, and a row it deleted is not revived."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,7 +94,10 @@ def apply_rows(
         return
     with transaction.atomic():
         _recheck(base, spec, plan, list_rv)
+        gone_rows = _gone_rows(spec, plan) if spec.on_change is not None else []
         _write(spec, plan, touched)
+        if spec.on_change is not None:
+            _announce(cluster.pk, spec.on_change, plan, gone_rows)
     _touch(spec, plan, touched)
     _count(cluster, kind, plan, result)
 
@@ -197,6 +201,32 @@ def _write(spec: Kind, plan: _Plan, touched: set[int]) -> None:
             manager.filter(pk__in=gone_ids[start : start + BULK]).delete()
     if plan.versions:
         ApplicationVersion.objects.bulk_create(list(plan.versions.values()), batch_size=BULK)
+
+
+def _row_of(obj: Model) -> Row:
+    return {f.name: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
+
+
+def _gone_rows(spec: Kind, plan: _Plan) -> list[Row]:
+    """The stored rows about to be deleted (read under the recheck's locks), for ``Kind.on_change``."""
+    ids = list(plan.gone)
+    rows: list[Row] = []
+    for start in range(0, len(ids), BULK):
+        rows.extend(spec.model._default_manager.filter(pk__in=ids[start : start + BULK]).values())
+    return rows
+
+
+def _announce(cluster_id: int, on_change: Callable[[int, Row, bool], None], plan: _Plan, gone: list[Row]) -> None:
+    """Tell ``Kind.on_change`` of every row written, once the transaction commits."""
+    changes = [(_row_of(obj), False) for obj in [*plan.creates.values(), *plan.updates.values()]]
+    changes += [(row, True) for row in gone]
+
+    def announce() -> None:
+        for row, deleted in changes:
+            on_change(cluster_id, row, deleted)
+
+    if changes:
+        transaction.on_commit(announce)
 
 
 def _touch(spec: Kind, plan: _Plan, touched: set[int]) -> None:

@@ -62,6 +62,9 @@ def _apply_event(cluster: Cluster, spec: Kind, event_type: str, obj: dict[str, A
             )
         )
         publish_many(topics)
+        if spec.on_change is not None:
+            on_change, deleted = spec.on_change, event_type == "DELETED"
+            transaction.on_commit(lambda: on_change(cluster.pk, row, deleted))
     return True
 
 

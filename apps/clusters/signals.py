@@ -1,0 +1,33 @@
+"""What the clusters app tells the apps built on it, without importing them (they connect to these signals).
+
+``job_observed`` is sent after commit whenever a full sync, relist or watch event created, changed or deleted a
+:class:`apps.clusters.models.KubeJob` row, with the keyword arguments ``cluster_id``, ``namespace``, ``name``,
+``state`` (a :class:`apps.clusters.models.JobState` value) and ``deleted``. It may come more than once for the
+same state (a sync and a watch event racing for the same change), so receivers must be idempotent; a receiver's
+exception is logged and does not stop the others, nor the watcher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.dispatch import Signal
+
+from apps.clusters.models import KubeJob
+
+job_observed = Signal()
+
+
+def job_changed(cluster_id: int, row: Mapping[str, Any], deleted: bool) -> None:
+    """Send :data:`job_observed` for one KubeJob row (called after commit; see ``Kind.on_change``)."""
+    # send_robust: a failing receiver is logged by Django ("django.dispatch") and stops neither the others nor
+    # the sync or watcher that sent it.
+    job_observed.send_robust(
+        sender=KubeJob,
+        cluster_id=cluster_id,
+        namespace=row["namespace"],
+        name=row["name"],
+        state=row["state"],
+        deleted=deleted,
+    )

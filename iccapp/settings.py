@@ -225,6 +225,9 @@ def _clusters(*, tasks_embedded: bool) -> dict[str, Any]:
         "CLUSTER_WARNING_EVENTS_KEEP": env.integer("CLUSTER_WARNING_EVENTS_KEEP", 500, minimum=10, maximum=100000),
         "ICC_WATCHER_EMBEDDED": env.boolean("ICC_WATCHER_EMBEDDED", tasks_embedded),
         "SCALER_EVALUATE_SECONDS": env.number("SCALER_EVALUATE_SECONDS", 15.0, minimum=1),
+        "CRON_SCHEDULER_EMBEDDED": env.boolean("CRON_SCHEDULER_EMBEDDED", tasks_embedded),
+        "CRON_MISSED_AFTER_SECONDS": env.number("CRON_MISSED_AFTER_SECONDS", 60.0, minimum=1),
+        "CRON_MAX_SLEEP_SECONDS": env.number("CRON_MAX_SLEEP_SECONDS", 30.0, minimum=0.1),
     }
 
 
@@ -270,6 +273,11 @@ CLUSTER_WATCH_LEASE_SECONDS: int = _from_env["CLUSTER_WATCH_LEASE_SECONDS"]
 CLUSTER_WARNING_EVENTS_KEEP: int = _from_env["CLUSTER_WARNING_EVENTS_KEEP"]
 ICC_WATCHER_EMBEDDED: bool = _from_env["ICC_WATCHER_EMBEDDED"]
 SCALER_EVALUATE_SECONDS: float = _from_env["SCALER_EVALUATE_SECONDS"]
+# Cron: the scheduler loop (``manage.py cron_scheduler``; in the run process on the embedded default), when a
+# slot counts as missed (then the job's catch-up policy applies) and the longest sleep between passes.
+CRON_SCHEDULER_EMBEDDED: bool = _from_env["CRON_SCHEDULER_EMBEDDED"]
+CRON_MISSED_AFTER_SECONDS: float = _from_env["CRON_MISSED_AFTER_SECONDS"]
+CRON_MAX_SLEEP_SECONDS: float = _from_env["CRON_MAX_SLEEP_SECONDS"]
 ALLOWED_HOSTS: list[str] = _from_env["ALLOWED_HOSTS"]
 CSRF_TRUSTED_ORIGINS: list[str] = _from_env["CSRF_TRUSTED_ORIGINS"]
 DATABASES: dict[str, Any] = _from_env["DATABASES"]

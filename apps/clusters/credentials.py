@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
 from apps.core.errors import DomainError
+from apps.core.yamlsafe import load_bounded
 
 IN_CLUSTER_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
@@ -97,32 +96,6 @@ MAX_KUBECONFIG_BYTES = 256 * 1024
 MAX_KUBECONFIG_DEPTH = 32
 
 
-class _KubeconfigLoader(yaml.SafeLoader):
-    """A SafeLoader that refuses anchors and aliases (a few hundred bytes of aliases expand to gigabytes: the
-    "billion laughs") and deep nesting, while composing: before any object is constructed."""
-
-    _depth = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-            mark = event.start_mark
-            raise DomainError(
-                f"YAML anchors and aliases are not accepted in a kubeconfig (line {mark.line + 1}, column "
-                f"{mark.column + 1}); upload a flattened kubeconfig (kubectl config view --raw --flatten --minify)",
-                field="kubeconfig",
-            )
-        self._depth += 1
-        try:
-            if self._depth > MAX_KUBECONFIG_DEPTH:
-                raise DomainError(
-                    f"nested deeper than {MAX_KUBECONFIG_DEPTH} levels: not a kubeconfig", field="kubeconfig"
-                )
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-
 def kubeconfig_contexts(text: str) -> tuple[list[str], str]:
     """The context names of a kubeconfig and its current context (for a chooser)."""
     return _contexts(_load(text))
@@ -136,19 +109,14 @@ def _contexts(config: dict[str, Any]) -> tuple[list[str], str]:
 def _load(text: str) -> dict[str, Any]:
     """The kubeconfig as data. Rule: at most 256 KiB, no anchors or aliases, and the shapes ICC reads are
     checked (lists of mappings with names) before anything uses them."""
-    if not isinstance(text, str):
-        raise DomainError("a kubeconfig is text", field="kubeconfig")
-    if len(text) > MAX_KUBECONFIG_BYTES or len(text.encode("utf-8", errors="replace")) > MAX_KUBECONFIG_BYTES:
-        raise DomainError(f"larger than {MAX_KUBECONFIG_BYTES // 1024} KiB; is this a kubeconfig?", field="kubeconfig")
-    try:
-        config = yaml.load(text, Loader=_KubeconfigLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
-        problem = getattr(exc, "problem", None) or "unparseable"
-        raise DomainError(f"not valid YAML{at}: {problem}", field="kubeconfig") from None
-    except RecursionError:
-        raise DomainError("nested too deeply: not a kubeconfig", field="kubeconfig") from None
+    config = load_bounded(
+        text,
+        field="kubeconfig",
+        what="a kubeconfig",
+        max_bytes=MAX_KUBECONFIG_BYTES,
+        max_depth=MAX_KUBECONFIG_DEPTH,
+        hint="; upload a flattened kubeconfig (kubectl config view --raw --flatten --minify)",
+    )
     if not isinstance(config, dict) or not isinstance(config.get("contexts"), list):
         raise DomainError("not a kubeconfig: expected a mapping with a 'contexts' list", field="kubeconfig")
     for section in ("clusters", "users", "contexts"):

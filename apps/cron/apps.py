@@ -6,8 +6,38 @@ from django.apps import AppConfig
 class CronConfig(AppConfig):
     name = "apps.cron"
     label = "cron"
+    verbose_name = "Cron"
 
     def ready(self) -> None:
-        from apps.core.registry import placeholder_register
+        from django.conf import settings
 
+        from apps.clusters.signals import job_observed
+        from apps.core.access import ScopedModel, register_scoped
+        from apps.core.registry import background_register, placeholder_register
+        from apps.cron import kube_target, scheduler
+        from apps.cron import models as m
+
+        register_scoped(
+            m.Job, ScopedModel(cluster="cluster_id", namespace="namespace", application="application__name")
+        )
+        run_scope = ScopedModel(
+            cluster="job__cluster_id", namespace="job__namespace", application="job__application__name"
+        )
+        register_scoped(m.Run, run_scope)
+        register_scoped(
+            m.Attempt,
+            ScopedModel(
+                cluster="run__job__cluster_id",
+                namespace="run__job__namespace",
+                application="run__job__application__name",
+            ),
+        )
+        job_observed.connect(kube_target.on_job_observed, dispatch_uid="cron.kube_target")
+        background_register(
+            "cron scheduler",
+            start=scheduler.start_embedded,
+            stop=scheduler.stop_embedded,
+            enabled=lambda: bool(settings.CRON_SCHEDULER_EMBEDDED),
+        )
+        # The portal pages come next; until then core serves the placeholder at /cron/.
         placeholder_register("cron", "Cron", order=40, empty="No scheduled jobs yet.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -58,10 +59,7 @@ def application_list(request: HttpRequest) -> HttpResponse:
     return render(request, "clusters/application_list.html", context)
 
 
-@login_required
-@require_GET
-def application_table(request: HttpRequest) -> HttpResponse:
-    return render(request, "clusters/_application_table.html", _applications_table_context(request))
+application_table = portal.table_view("clusters/_application_table.html", _applications_table_context)
 
 
 def application_or_404(request: HttpRequest, pk: int) -> Application:
@@ -98,41 +96,65 @@ def _workload(request: HttpRequest, app: Application, workload_id: int, what: st
     return workload
 
 
-@login_required
-@require_POST
-def workload_scale(request: HttpRequest, pk: int, workload_id: int) -> HttpResponse:
+def _workload_action(
+    request: HttpRequest,
+    pk: int,
+    workload_id: int,
+    *,
+    what: str,
+    form_class: type[ScaleForm | RestartForm],
+    form_name: str,
+    act: Callable[[Workload, dict[str, Any]], str],
+) -> HttpResponse:
+    """One flow for every action on a workload: check the right, validate the form, call the service (``act``,
+    which says what was done) and go back to the application; a refusal shows the page again with the error."""
     app = application_or_404(request, pk)
-    workload = _workload(request, app, workload_id, "clusters.workload.scale")
-    form = ScaleForm(request.POST)
+    workload = _workload(request, app, workload_id, what)
+    form = form_class(request.POST)
     status = 400
     if form.is_valid():
         try:
-            result = services.workload_scale(
-                workload, replicas=form.cleaned_data["replicas"], reason=form.cleaned_data["reason"], by=request.user
-            )
+            done = act(workload, form.cleaned_data)
         except DomainError as exc:
             service_error(form, exc)
             status = exc.status
         else:
-            messages.success(request, f"{workload} scaled from {result['previous']} to {result['replicas']} replicas.")
+            messages.success(request, done)
             return redirect("clusters:application", pk=app.pk)
-    return _application_page(request, app, status, scale_form=form, workload=workload)
+    return _application_page(request, app, status, workload=workload, **{form_name: form})
+
+
+@login_required
+@require_POST
+def workload_scale(request: HttpRequest, pk: int, workload_id: int) -> HttpResponse:
+    def scale(workload: Workload, data: dict[str, Any]) -> str:
+        result = services.workload_scale(workload, replicas=data["replicas"], reason=data["reason"], by=request.user)
+        return f"{workload} scaled from {result['previous']} to {result['replicas']} replicas."
+
+    return _workload_action(
+        request,
+        pk,
+        workload_id,
+        what="clusters.workload.scale",
+        form_class=ScaleForm,
+        form_name="scale_form",
+        act=scale,
+    )
 
 
 @login_required
 @require_POST
 def workload_restart(request: HttpRequest, pk: int, workload_id: int) -> HttpResponse:
-    app = application_or_404(request, pk)
-    workload = _workload(request, app, workload_id, "clusters.workload.restart")
-    form = RestartForm(request.POST)
-    status = 400
-    if form.is_valid():
-        try:
-            services.workload_restart(workload, reason=form.cleaned_data["reason"], by=request.user)
-        except DomainError as exc:
-            service_error(form, exc)
-            status = exc.status
-        else:
-            messages.success(request, f"Rollout restart of {workload} started.")
-            return redirect("clusters:application", pk=app.pk)
-    return _application_page(request, app, status, restart_form=form, workload=workload)
+    def restart(workload: Workload, data: dict[str, Any]) -> str:
+        services.workload_restart(workload, reason=data["reason"], by=request.user)
+        return f"Rollout restart of {workload} started."
+
+    return _workload_action(
+        request,
+        pk,
+        workload_id,
+        what="clusters.workload.restart",
+        form_class=RestartForm,
+        form_name="restart_form",
+        act=restart,
+    )

@@ -1,0 +1,1 @@
+"""The cron app's writes: jobs (``jobs``), runs (``runs``), declared job sets (``declared``)."""

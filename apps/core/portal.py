@@ -1,13 +1,17 @@
-"""Helpers every portal view uses: refusals that are audited, filter forms, pagination, live topics."""
+"""Helpers every portal view uses: refusals that are audited, filter forms, pagination, live tables and topics."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
+from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
 
 from apps.core.access import can
 from apps.core.signals import access_denied
@@ -53,3 +57,17 @@ def paginate(items: Any, number: Any, per_page: int = PAGE) -> Page[Any]:
 def live(*topics: str) -> str:
     """The ``topics`` query value of a page's websocket: the non-empty names, comma-separated."""
     return ",".join(t for t in topics if t)
+
+
+def table_view(
+    template: str, context: Callable[[HttpRequest], dict[str, Any]]
+) -> Callable[[HttpRequest], HttpResponse]:
+    """The view that renders a list page's table alone (htmx swaps it in when the page's live topic changes),
+    with the same ``context`` as the page, so the filters and the page number are those the viewer chose."""
+
+    @login_required
+    @require_GET
+    def table(request: HttpRequest) -> HttpResponse:
+        return render(request, template, context(request))
+
+    return table

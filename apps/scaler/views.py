@@ -74,10 +74,7 @@ def fleet(request: HttpRequest) -> HttpResponse:
     return render(request, "scaler/fleet.html", context)
 
 
-@login_required
-@require_GET
-def fleet_table(request: HttpRequest) -> HttpResponse:
-    return render(request, "scaler/_fleet_table.html", _fleet_context(request))
+fleet_table = portal.table_view("scaler/_fleet_table.html", _fleet_context)
 
 
 @login_required

@@ -62,10 +62,7 @@ def cluster_list(request: HttpRequest) -> HttpResponse:
     return render(request, "clusters/cluster_list.html", context)
 
 
-@login_required
-@require_GET
-def cluster_table(request: HttpRequest) -> HttpResponse:
-    return render(request, "clusters/_cluster_table.html", _clusters_table_context(request))
+cluster_table = portal.table_view("clusters/_cluster_table.html", _clusters_table_context)
 
 
 @login_required

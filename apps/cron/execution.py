@@ -20,7 +20,6 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,6 +29,7 @@ from django.db import transaction
 from apps.core import outbound
 from apps.cron import events, metrics, signals
 from apps.cron.models import Attempt, Job, Run, RunState, SkipReason, TargetKind
+from apps.cron.outcomes import Claim, Outcome
 from apps.cron.services.jobs import secret_headers, signing_secret
 
 logger = logging.getLogger(__name__)
@@ -49,23 +49,6 @@ def utcnow() -> datetime:
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
-
-
-@dataclass
-class Outcome:
-    state: str
-    status_code: int | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    body: str = ""
-    error: str = ""
-
-
-@dataclass
-class Claim:
-    run: Run
-    job: Job
-    token: uuid.UUID
-    attempt: Attempt
 
 
 def _skip(run: Run, reason: str, note: str) -> None:
@@ -151,8 +134,9 @@ def backoff(job: Job, attempt: int) -> float:
     return delay / 2 + random.random() * delay / 2  # noqa: S311 - jitter, not cryptography
 
 
-def finish(claimed: Claim, outcome: Outcome) -> str:
-    """Record the attempt and the run's new state (a retry, or final); returns the run's state."""
+def finish(claimed: Claim, outcome: Outcome) -> tuple[str, float | None]:
+    """Record the attempt and the run's new state (a retry, or final); returns the run's state and, for a
+    retry, in how many seconds it is due (the task enqueues it)."""
     run, job = claimed.run, claimed.job
     now = utcnow()
     duration = max(0, int((now - claimed.attempt.started_at).total_seconds() * 1000))
@@ -172,7 +156,7 @@ def finish(claimed: Claim, outcome: Outcome) -> str:
         )
         metrics.DURATION.labels(target=job.target_kind).observe(duration / 1000)
         if current is None:  # cancelled or re-claimed meanwhile: its new state stands
-            return Run.objects.filter(pk=run.pk).values_list("state", flat=True).first() or RunState.CANCELLED
+            return Run.objects.filter(pk=run.pk).values_list("state", flat=True).first() or RunState.CANCELLED, None
         failed = outcome.state in (RunState.FAILED, RunState.TIMED_OUT)
         if failed and current.attempts < job.max_attempts and job.target_kind == TargetKind.HTTP:
             retry_in = backoff(job, current.attempts)
@@ -195,11 +179,7 @@ def finish(claimed: Claim, outcome: Outcome) -> str:
             if failed:
                 transaction.on_commit(lambda: signals.run_failed.send(sender=Run, run=current, job=job))
         transaction.on_commit(lambda: events.runs_changed([job.pk]))
-    if retry_in is not None:
-        from apps.cron.tasks import execute_run
-
-        execute_run.apply_async(args=[run.pk], queue="cron", countdown=retry_in)
-    return state
+    return state, retry_in
 
 
 # --- HTTP target ------------------------------------------------------------------------------------------------
@@ -293,17 +273,23 @@ def call_http(claimed: Claim) -> Outcome:
             session.close()  # closes the pooled connection under the abandoned call
 
 
-def execute(run_id: int, worker: str | None = None) -> str | None:
-    """Claim and run one run; returns its state afterwards (None when it was not ours to run)."""
+def execute_once(run_id: int, worker: str | None = None) -> tuple[str | None, float | None]:
+    """Claim and run one run: its state afterwards (None when it was not ours to run) and, when it is to be
+    retried, in how many seconds."""
     claimed = claim(run_id, worker or worker_name())
     if claimed is None:
-        return None
+        return None, None
     events.runs_changed([claimed.job.pk], "start")
     if claimed.job.target_kind == TargetKind.KUBERNETES:
         from apps.cron import kube_target
 
         outcome = kube_target.start(claimed)
         if outcome is None:
-            return RunState.RUNNING  # the watcher reports the Job's completion
+            return RunState.RUNNING, None  # the watcher reports the Job's completion
         return finish(claimed, outcome)
     return finish(claimed, call_http(claimed))
+
+
+def execute(run_id: int, worker: str | None = None) -> str | None:
+    """:func:`execute_once` without the retry delay (tests and callers that re-send runs themselves)."""
+    return execute_once(run_id, worker)[0]

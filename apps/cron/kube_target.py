@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import transaction
 
@@ -20,9 +20,7 @@ from apps.clusters.models import JobState, KubeJob
 from apps.core.errors import DomainError
 from apps.cron import events, metrics, signals
 from apps.cron.models import Attempt, Job, Run, RunState
-
-if TYPE_CHECKING:
-    from apps.cron.execution import Claim, Outcome
+from apps.cron.outcomes import Claim, Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +71,6 @@ def dry_run(job: Job) -> None:
 
 def start(claimed: Claim) -> Outcome | None:
     """Create the run's Job (or attach to it); None while it runs, an Outcome when it is already over."""
-    from apps.cron.execution import Outcome
-
     job, run = claimed.job, claimed.run
     name = job.kube_job_name(run.slot)
     Run.objects.filter(pk=run.pk).update(kube_job=name)
@@ -94,8 +90,6 @@ def start(claimed: Claim) -> Outcome | None:
 
 
 def outcome_of(observed: KubeJob) -> Outcome:
-    from apps.cron.execution import Outcome
-
     if observed.state == JobState.SUCCEEDED:
         return Outcome(RunState.SUCCEEDED, body=f"Job succeeded ({observed.succeeded} pod(s))")
     if observed.failure_reason == "DeadlineExceeded":

@@ -23,6 +23,7 @@ from django.utils import timezone
 from apps.audit.services import audit_record
 from apps.clusters import gateway as gateways
 from apps.clusters.models import Workload
+from apps.clusters.services import workload_audit_scope
 from apps.core.locks import advisory_lock
 from apps.scaler import actuation, engine, metrics, ownership, schedules, services
 from apps.scaler.evaluation_inputs import (
@@ -246,12 +247,26 @@ def _other_writers(
     return _record(run, Outcome.CONFLICT, message, status=PolicyStatus.CONFLICT, status_message=message)
 
 
+def _halted(run: Run, decision: Decision) -> Decision | None:
+    """When the kill switch or the global pause came on since the decision row was written: that row, finished
+    as stopped before anything is written to the cluster."""
+    stop = _stopped(run.policy)
+    if stop is None:
+        return None
+    return _finish(run, decision, stop[0], stop[1], status=PolicyStatus.PAUSED, status_message=stop[1])
+
+
+def _failed(run: Run, decision: Decision, reason: str, exc: gateways.KubeError) -> Decision:
+    """The decision row, finished as failed because the cluster refused the write (the policy is degraded)."""
+    return _finish(run, decision, Outcome.FAILED, reason, status=PolicyStatus.DEGRADED, status_message=exc.message)
+
+
 def _scale(run: Run, workload: Workload, gateway: gateways.Gateway, live: dict[str, Any]) -> Decision:
     # Decisions are rows first, actions second: a crash mid-write leaves a "failed" row, never an unexplained scale.
     decision = _record(run, Outcome.FAILED, "scale in progress (interrupted)", count=False)
-    stop = _stopped(run.policy)
-    if stop is not None:
-        return _finish(run, decision, stop[0], stop[1], status=PolicyStatus.PAUSED, status_message=stop[1])
+    halted = _halted(run, decision)
+    if halted is not None:
+        return halted
     resource_version = str((live.get("metadata") or {}).get("resourceVersion") or "")
     try:
         outcome = actuation.scale_to(
@@ -264,14 +279,7 @@ def _scale(run: Run, workload: Workload, gateway: gateways.Gateway, live: dict[s
             expected=run.current,
         )
     except gateways.KubeError as exc:
-        return _finish(
-            run,
-            decision,
-            Outcome.FAILED,
-            f"scale to {run.desired} failed: {exc.message}",
-            status=PolicyStatus.DEGRADED,
-            status_message=exc.message,
-        )
+        return _failed(run, decision, f"scale to {run.desired} failed: {exc.message}", exc)
     reason = f"scaled {run.current} -> {run.desired}"
     if outcome.attempts > 1:
         reason += " (after a conflict, on a fresh read)"
@@ -287,20 +295,13 @@ def _drive(
     if (spec.get("minReplicas", 1), spec.get("maxReplicas")) == want:
         return _record(run, Outcome.UNCHANGED, f"HPA {writer.name} already at min {want[0]}, max {want[1]}")
     decision = _record(run, Outcome.FAILED, "HPA update in progress (interrupted)", count=False)
-    stop = _stopped(run.policy)
-    if stop is not None:
-        return _finish(run, decision, stop[0], stop[1], status=PolicyStatus.PAUSED, status_message=stop[1])
+    halted = _halted(run, decision)
+    if halted is not None:
+        return halted
     try:
         actuation.drive_hpa(gateway, hpa, min_replicas=want[0], max_replicas=want[1])
     except gateways.KubeError as exc:
-        return _finish(
-            run,
-            decision,
-            Outcome.FAILED,
-            f"HPA {writer.name}: {exc.message}",
-            status=PolicyStatus.DEGRADED,
-            status_message=exc.message,
-        )
+        return _failed(run, decision, f"HPA {writer.name}: {exc.message}", exc)
     reason = f"drove HPA {writer.name}: min {spec.get('minReplicas', 1)} -> {want[0]}, max -> {want[1]}"
     with transaction.atomic():
         audit_record(
@@ -308,7 +309,7 @@ def _drive(
             target=workload,
             actor=services.system_actor(),
             message=reason,
-            scope=_scope(workload),
+            scope=workload_audit_scope(workload),
             changes={
                 "minReplicas": [spec.get("minReplicas", 1), want[0]],
                 "maxReplicas": [spec.get("maxReplicas"), want[1]],
@@ -316,14 +317,6 @@ def _drive(
             metadata={"policy": run.policy.pk, "decision": decision.pk, "hpa": writer.name},
         )
     return _finish(run, decision, Outcome.APPLIED, reason)
-
-
-def _scope(workload: Workload) -> dict[str, str]:
-    return {
-        "cluster": str(workload.cluster_id),
-        "namespace": workload.namespace,
-        "application": workload.application.name,
-    }
 
 
 def _record(
@@ -377,7 +370,7 @@ def _finish(
                 target=workload,
                 actor=services.system_actor(),
                 message=reason,
-                scope=_scope(workload),
+                scope=workload_audit_scope(workload),
                 changes={"replicas": [result.previous, result.replicas]},
                 metadata={
                     "policy": policy.pk,

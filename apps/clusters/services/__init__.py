@@ -29,7 +29,7 @@ from apps.clusters.services.connection import (
     edit_connection,
     probe,
 )
-from apps.clusters.services.workloads import pod_logs, workload_restart, workload_scale
+from apps.clusters.services.workloads import pod_logs, workload_audit_scope, workload_restart, workload_scale
 
 __all__ = [
     "OPTIONAL",
@@ -47,6 +47,7 @@ __all__ = [
     "probe",
     "rotate_credentials",
     "schedule_sync",
+    "workload_audit_scope",
     "workload_restart",
     "workload_scale",
 ]

@@ -28,7 +28,8 @@ def _reason(reason: str) -> str:
     return reason
 
 
-def _workload_scope(workload: Workload) -> dict[str, str]:
+def workload_audit_scope(workload: Workload) -> dict[str, str]:
+    """Where an action on a workload is recorded in the audit trail: its cluster, namespace and application."""
     return {
         "cluster": str(workload.cluster_id),
         "namespace": workload.namespace,
@@ -71,7 +72,7 @@ def workload_scale(
                 message=reason,
                 changes={"replicas": [previous, replicas]},
                 metadata={"resource_version": precondition},
-                scope=_workload_scope(workload),
+                scope=workload_audit_scope(workload),
             )
     return {"replicas": replicas, "previous": previous, "resource_version": result["metadata"]["resourceVersion"]}
 
@@ -90,7 +91,7 @@ def workload_restart(workload: Workload, *, reason: str, by: Any = None) -> dict
             target=workload,
             message=reason,
             changes={"restartedAt": [None, stamp]},
-            scope=_workload_scope(workload),
+            scope=workload_audit_scope(workload),
         )
     return {"restarted_at": stamp, "generation": (result.get("metadata") or {}).get("generation")}
 

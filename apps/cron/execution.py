@@ -28,7 +28,7 @@ from django.db import transaction
 
 from apps.core import outbound
 from apps.cron import events, metrics, signals
-from apps.cron.models import Attempt, Job, Run, RunState, SkipReason, TargetKind
+from apps.cron.models import Attempt, Job, Run, RunState, SkipReason, TargetKind, slot_text
 from apps.cron.outcomes import Claim, Outcome
 from apps.cron.services.jobs import secret_headers, signing_secret
 
@@ -199,7 +199,7 @@ def request_headers(job: Job, run: Run, attempt: int, body: bytes) -> dict[str, 
             "User-Agent": "icc-cron/1",
             "Idempotency-Key": key,
             "X-ICC-Job": str(job.pk),
-            "X-ICC-Slot": run.slot.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "X-ICC-Slot": slot_text(run.slot),
             "X-ICC-Attempt": str(attempt),
             SIGNATURE_HEADER: signature(signing_secret(job), int(time.time()), key, body),
         }

@@ -12,12 +12,20 @@ target cluster and namespace of a Kubernetes Job target; an HTTP job without an 
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import models
 
 from apps.core.models import BaseModel
+
+
+def slot_text(slot: datetime) -> str:
+    """A slot in UTC, ISO 8601 to the second (scheduled slots), or to the millisecond (manual runs)."""
+    text = slot.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if slot.microsecond:
+        text += f".{slot.microsecond // 1000:03d}"
+    return f"{text}Z"
 
 
 class TargetKind(models.TextChoices):
@@ -131,7 +139,7 @@ class Job(BaseModel):
         self.next_due_at = self.due_at(slot) if slot is not None else None
 
     def idempotency_key(self, slot: datetime) -> str:
-        return f"{self.pk}:{slot.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+        return f"{self.pk}:{slot_text(slot)}"
 
     def scope_coordinates(self) -> tuple[int | None, str]:
         """Rule: the application's coordinates, else the Kubernetes target's, else none (global)."""
@@ -143,7 +151,7 @@ class Job(BaseModel):
 
     def kube_job_name(self, slot: datetime) -> str:
         """Rule: a deterministic Kubernetes Job name per (job, slot): a second create is AlreadyExists."""
-        return f"icc-cron-{self.pk}-{int(slot.timestamp())}"
+        return f"icc-cron-{self.pk}-{int(slot.timestamp() * 1000)}"
 
     def is_expected_status(self, status: int) -> bool:
         expected = self.http_expected_statuses or []

@@ -150,7 +150,7 @@ def test_the_call_carries_the_idempotency_key_and_a_verifiable_signature(receive
     assert execution.execute(run.pk) == RunState.SUCCEEDED
     request = receiver.requests[0]
     key = request.headers["Idempotency-Key"]
-    assert key == f"{job.pk}:{run.slot.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+    assert key == f"{job.pk}:{run.slot.strftime('%Y-%m-%dT%H:%M:%S')}.{run.slot.microsecond // 1000:03d}Z"
     parts = dict(p.split("=", 1) for p in request.headers["X-ICC-Signature"].split(","))
     expected = hmac.new(secret.encode(), f"{parts['t']}.{key}.".encode() + request.body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(parts["v1"], expected)

@@ -19,7 +19,8 @@ def job_run_now(*, job: Job, by: Any = None) -> Run:
     """A manual run now: it honours the concurrency policy (decided when a worker claims it) and also works on a
     suspended job."""
     check(by, Action.ACT, job, "running a scheduled job")
-    now = datetime.now(UTC)
+    moment = datetime.now(UTC)
+    now = moment.replace(microsecond=moment.microsecond // 1000 * 1000)  # manual slots are kept to the ms
     requester = by if getattr(by, "is_authenticated", False) else None
     try:
         with transaction.atomic():

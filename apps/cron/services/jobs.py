@@ -155,7 +155,7 @@ def job_update(*, job: Job, by: Any = None, actor: Any = None, declared_source: 
     if "application" in cleaned and cleaned["application"] != job.application:
         raise DomainError("a job cannot move to another application; create a new one", field="application")
     with transaction.atomic():
-        locked = Job.objects.select_for_update().select_related("application").get(pk=job.pk)
+        locked = Job.objects.select_for_update(of=("self",)).select_related("application").get(pk=job.pk)
         before = snapshot(locked)
         timing = {"schedule", "timezone", "spread"} & set(cleaned)
         _apply(locked, cleaned)
@@ -220,7 +220,7 @@ def job_set_suspended(*, job: Job, suspended: bool, reason: str = "", by: Any = 
     return locked
 
 
-def job_delete(*, job: Job, confirm: str, by: Any = None) -> None:
+def job_delete(*, job: Job, confirm: str, by: Any = None, actor: Any = None) -> None:
     """Delete a job and its runs; ``confirm`` must repeat the job's name (destructive)."""
     check(by, Action.CONFIGURE, job, "deleting a scheduled job")
     if confirm != job.name:
@@ -231,6 +231,7 @@ def job_delete(*, job: Job, confirm: str, by: Any = None) -> None:
             target=job,
             scope=audit_scope(job),
             changes={k: [v, None] for k, v in snapshot(job).items()},
+            actor=actor,
         )
         events.job_changed(job, "delete")
         job.delete()

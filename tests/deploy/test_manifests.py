@@ -164,6 +164,13 @@ def test_the_watcher_runs_icc_watch_with_a_standby_replica() -> None:
     assert watcher["spec"]["template"]["spec"]["containers"][0]["command"][:3] == ["python", "manage.py", "icc_watch"]
 
 
+def test_the_cron_scheduler_runs_two_leaderless_replicas() -> None:
+    scheduler = deployment("icc-cron-scheduler")
+    assert scheduler["spec"]["replicas"] >= 2  # runs are unique per slot: no leader needed, either may die
+    command = scheduler["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[:3] == ["python", "manage.py", "cron_scheduler"]
+
+
 def test_autoscalers_target_existing_deployments_that_leave_replicas_to_them() -> None:
     hpas = objects_of("HorizontalPodAutoscaler")
     targets = {hpa["spec"]["scaleTargetRef"]["name"]: hpa for hpa in hpas}

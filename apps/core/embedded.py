@@ -28,6 +28,8 @@ def start(*, concurrency: int = 4) -> None:
     from celery.beat import EmbeddedService
     from celery.utils.nodenames import anon_nodename
 
+    from apps.core.tasking import QUEUES
+
     worker = app.WorkController(
         app=app,
         concurrency=concurrency,
@@ -36,7 +38,7 @@ def start(*, concurrency: int = 4) -> None:
         without_heartbeat=True,
         without_mingle=True,
         without_gossip=True,
-        queues=None,
+        queues=list(QUEUES),  # every queue ICC's tasks use (without it, only the default one)
         loglevel=settings.LOG_LEVEL,
     )
     worker_thread = threading.Thread(target=worker.start, name="icc-embedded-worker", daemon=True)

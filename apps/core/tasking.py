@@ -2,7 +2,8 @@
 
 ``icc_task`` insists on an explicit name and queue, sets soft and hard time limits, logs start and
 end as structured records carrying the originating request id, and counts runs and durations in
-Prometheus. Tasks take ids, call services, and are enqueued with ``enqueue_on_commit``.
+Prometheus. Tasks take ids, call services, and are enqueued with ``enqueue_on_commit``. The last few runs of
+each task are kept in the cache (``task_runs``), so the portal can show ICC's own periodic work beside cron jobs.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from django.core.cache import cache
 from django.db import transaction
 
 from apps.core import context, metrics
@@ -23,6 +25,35 @@ logger = logging.getLogger("icc.tasks")
 F = TypeVar("F", bound=Callable[..., Any])
 
 QUEUES = ("default", "reconcile", "decisions", "cron", "analysis")
+TASK_RUNS_KEPT = 10
+TASK_RUNS_TTL = 7 * 86400
+
+
+def _task_runs_key(name: str) -> str:
+    return f"icc:task-runs:{name}"
+
+
+def task_run_record(name: str, *, at: float, outcome: str, duration_ms: float) -> None:
+    """Remember one run of task ``name`` (the newest ``TASK_RUNS_KEPT``). Best effort: a cache that is down or
+    a race between two workers loses a record, never a task."""
+    try:
+        key = _task_runs_key(name)
+        runs = cache.get(key) or []
+        if not isinstance(runs, list):
+            runs = []
+        entry = {"at": round(at, 3), "outcome": outcome, "duration_ms": round(duration_ms, 2)}
+        cache.set(key, [entry, *runs][:TASK_RUNS_KEPT], TASK_RUNS_TTL)
+    except Exception:  # the record is a courtesy to the portal; the task's own outcome stands
+        logger.debug("could not record the run of %s", name, exc_info=True)
+
+
+def task_runs(name: str) -> list[dict[str, Any]]:
+    """The last runs of task ``name``, newest first: ``[{"at": unix seconds, "outcome", "duration_ms"}]``."""
+    try:
+        runs = cache.get(_task_runs_key(name)) or []
+    except Exception:  # an unreachable cache shows no runs rather than failing the page
+        return []
+    return [r for r in runs if isinstance(r, dict)][:TASK_RUNS_KEPT] if isinstance(runs, list) else []
 
 
 def icc_task(
@@ -45,6 +76,7 @@ def icc_task(
         @functools.wraps(func)
         def run(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
+            started_at = time.time()
             outcome = "success"
             logger.info("task started", extra={"task": name})
             try:
@@ -61,6 +93,7 @@ def icc_task(
                 elapsed = time.perf_counter() - started
                 metrics.TASK_RUNS.labels(task=name, outcome=outcome).inc()
                 metrics.TASK_DURATION.labels(task=name).observe(elapsed)
+                task_run_record(name, at=started_at, outcome=outcome, duration_ms=elapsed * 1000)
                 logger.info(
                     "task finished", extra={"task": name, "outcome": outcome, "duration_ms": round(elapsed * 1000, 2)}
                 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -152,6 +153,22 @@ class Rows:
         Team.objects.get_or_create(name="robots")
         service_account_create(by=self.admin, username=f"robot-{i}", team_name="robots")
 
+    def cron_job_row(self, i: int) -> None:
+        from apps.cron.services.jobs import job_create
+
+        job_create(name=f"cron-{i}", schedule="*/5 * * * *", http_url="http://127.0.0.1:9/hook", application=self.app)
+
+    def cron_run_row(self, i: int) -> None:
+        from apps.cron.models import Job, Run
+        from apps.cron.services.jobs import job_create
+
+        job = (
+            Job.objects.filter(name="runs-of").first()
+            or job_create(name="runs-of", schedule="@daily", http_url="http://127.0.0.1:9/hook")[0]
+        )
+        slot = timezone.now().replace(microsecond=0) - timedelta(minutes=i + 1)
+        Run.objects.create(job=job, slot=slot, due_at=slot, not_before=slot, state="succeeded", duration_ms=10 + i)
+
 
 ENDPOINTS: dict[str, Callable[[Rows, int], None]] = {
     "audit/events": Rows.audit_event_row,
@@ -164,6 +181,8 @@ ENDPOINTS: dict[str, Callable[[Rows, int], None]] = {
     "warning-events": Rows.warning_event_row,
     "scaler/policies": Rows.policy_row,
     "scaler/decisions": Rows.decision_row,
+    "cron/jobs": Rows.cron_job_row,
+    "cron/runs": Rows.cron_run_row,
     "users": Rows.user_row,
     "tokens": Rows.token_row,
     "role-bindings": Rows.role_binding_row,

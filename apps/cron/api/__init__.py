@@ -1,0 +1,1 @@
+"""The cron REST API under /api/v1/cron/."""

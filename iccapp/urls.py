@@ -45,6 +45,7 @@ urlpatterns = [
     path("audit/", include("apps.audit.urls")),
     path("clusters/", include("apps.clusters.urls")),
     path("scaler/", include("apps.scaler.urls")),
+    path("cron/", include("apps.cron.urls")),
     path("users/", include("apps.users.urls")),
     # Addresses before each app's pages took its label as their prefix: bookmarks keep working.
     *(

@@ -13,8 +13,8 @@ class CronConfig(AppConfig):
 
         from apps.clusters.signals import job_observed
         from apps.core.access import ScopedModel, register_scoped
-        from apps.core.registry import background_register, placeholder_register
-        from apps.cron import kube_target, scheduler
+        from apps.core.registry import background_register, nav_register
+        from apps.cron import dashboard, kube_target, scheduler
         from apps.cron import models as m
 
         register_scoped(
@@ -33,11 +33,27 @@ class CronConfig(AppConfig):
             ),
         )
         job_observed.connect(kube_target.on_job_observed, dispatch_uid="cron.kube_target")
+        dashboard.register()  # failed and late runs on the dashboard
         background_register(
             "cron scheduler",
             start=scheduler.start_embedded,
             stop=scheduler.stop_embedded,
             enabled=lambda: bool(settings.CRON_SCHEDULER_EMBEDDED),
         )
-        # The portal pages come next; until then core serves the placeholder at /cron/.
-        placeholder_register("cron", "Cron", order=40, empty="No scheduled jobs yet.")
+        nav_register("cron", "Cron", "/cron/", order=40)
+        from django.urls import reverse
+
+        from apps.core.registry import ObjectTab, tab_register
+        from apps.cron import topics  # noqa: F401 - registers the live topics of the cron pages
+
+        # The application page links to its jobs (whoever reads the application reads its jobs' list).
+        tab_register(
+            ObjectTab(
+                target="clusters.application",
+                key="cron",
+                label="Cron",
+                url=lambda app: f"{reverse('cron:jobs')}?application={app.pk}",
+                visible=lambda user, app: True,
+                order=110,  # after Scaling, as in the menu
+            )
+        )

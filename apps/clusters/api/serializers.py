@@ -168,8 +168,13 @@ class QueuedSerializer(serializers.Serializer):
 # --- observed state ---------------------------------------------------------------------------------------
 
 
-class NamespaceSerializer(serializers.ModelSerializer):
+class ObservedSerializer(serializers.ModelSerializer):
+    """An object observed in a cluster: its rows name the cluster too (``OBSERVED_HEAD``)."""
+
     cluster_name = serializers.CharField(source="cluster.name", read_only=True)
+
+
+class NamespaceSerializer(ObservedSerializer):
     workload_count = serializers.IntegerField(read_only=True)
     pod_count = serializers.IntegerField(read_only=True)
 
@@ -179,8 +184,7 @@ class NamespaceSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class NodeSerializer(serializers.ModelSerializer):
-    cluster_name = serializers.CharField(source="cluster.name", read_only=True)
+class NodeSerializer(ObservedSerializer):
     pod_count = serializers.IntegerField(read_only=True)
 
     class Meta:
@@ -202,8 +206,7 @@ class NodeSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ApplicationSerializer(serializers.ModelSerializer):
-    cluster_name = serializers.CharField(source="cluster.name", read_only=True)
+class ApplicationSerializer(ObservedSerializer):
     workload_count = serializers.IntegerField(read_only=True)
     pod_count = serializers.IntegerField(read_only=True)
     ready_pod_count = serializers.IntegerField(read_only=True)
@@ -211,9 +214,7 @@ class ApplicationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Application
         fields = (
-            "id",
-            "cluster",
-            "cluster_name",
+            *OBSERVED_HEAD,
             "namespace",
             "name",
             "label_source",
@@ -234,8 +235,7 @@ class ApplicationVersionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class WorkloadSerializer(serializers.ModelSerializer):
-    cluster_name = serializers.CharField(source="cluster.name", read_only=True)
+class WorkloadSerializer(ObservedSerializer):
     application_name = serializers.CharField(source="application.name", read_only=True)
     pod_count = serializers.IntegerField(read_only=True)
 
@@ -295,17 +295,14 @@ class RestartResultSerializer(serializers.Serializer):
     generation = serializers.IntegerField(read_only=True, allow_null=True)
 
 
-class PodSerializer(serializers.ModelSerializer):
-    cluster_name = serializers.CharField(source="cluster.name", read_only=True)
+class PodSerializer(ObservedSerializer):
     application_name = serializers.CharField(source="application.name", read_only=True, default=None)
     workload_name = serializers.CharField(source="workload.name", read_only=True, default=None)
 
     class Meta:
         model = Pod
         fields = (
-            "id",
-            "cluster",
-            "cluster_name",
+            *OBSERVED_HEAD,
             "namespace",
             "name",
             "uid",
@@ -344,16 +341,13 @@ class PodLogSerializer(serializers.Serializer):
     lines = serializers.ListField(child=serializers.CharField(), read_only=True)
 
 
-class WarningEventSerializer(serializers.ModelSerializer):
-    cluster_name = serializers.CharField(source="cluster.name", read_only=True)
+class WarningEventSerializer(ObservedSerializer):
     application_name = serializers.CharField(source="application.name", read_only=True, default=None)
 
     class Meta:
         model = WarningEvent
         fields = (
-            "id",
-            "cluster",
-            "cluster_name",
+            *OBSERVED_HEAD,
             "namespace",
             "name",
             "uid",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -25,17 +25,11 @@ from apps.clusters.api.serializers import (
 from apps.clusters.models import Cluster
 from apps.core.access import Action
 from apps.core.api.filters import FilterBackend, StrictOrderingFilter
-from apps.core.api.viewsets import RestrictedViewSetMixin
+from apps.core.api.viewsets import ListRetrieveDestroyViewSet
 from apps.core.errors import DomainError
 
 
-class ClusterViewSet(
-    RestrictedViewSetMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
-):
+class ClusterViewSet(ListRetrieveDestroyViewSet):
     """Registered clusters. Registering needs global ``configure``; editing, pausing and removing need
     ``configure`` on the cluster; asking for a sync needs ``act``. Credentials are write-only."""
 

@@ -29,6 +29,17 @@ class ReadOnlyViewSet(RestrictedViewSetMixin, viewsets.ReadOnlyModelViewSet):
     """List and retrieve, through restrict()."""
 
 
+class ListRetrieveDestroyViewSet(
+    RestrictedViewSetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """List, retrieve and delete, through restrict(). A subclass that creates writes its own ``create``, which
+    parses the request and calls its app's service (the service checks the right at the new object's scope)."""
+
+
 class CreateListRetrieveUpdateViewSet(
     RestrictedViewSetMixin,
     mixins.CreateModelMixin,

@@ -19,7 +19,7 @@ from apps.clusters.identity import MachineIdentityAuthentication, machine_identi
 from apps.clusters.models import Application, Workload
 from apps.core.access import Action, can, restrict
 from apps.core.api.permissions import OWN
-from apps.core.api.viewsets import RestrictedViewSetMixin
+from apps.core.api.viewsets import ListRetrieveDestroyViewSet, RestrictedViewSetMixin
 from apps.core.errors import DomainError, NotFoundError
 from apps.scaler import metrics, services
 from apps.scaler.api.filters import DecisionFilter, PolicyFilter
@@ -54,13 +54,7 @@ def _workload(application: Application, pk: Any) -> Workload | None:
     return workload
 
 
-class ScalingPolicyViewSet(
-    RestrictedViewSetMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
-):
+class ScalingPolicyViewSet(ListRetrieveDestroyViewSet):
     """Scaling policies with their schedule windows. Creating, changing and deleting need ``configure`` on the
     application; each change bumps the policy's version and is audited."""
 

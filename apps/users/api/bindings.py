@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.core.access import Action, Scope, restrict
 from apps.core.api.permissions import OWN
 from apps.core.api.serializers import StrictSerializer
-from apps.core.api.viewsets import RestrictedViewSetMixin
+from apps.core.api.viewsets import ListRetrieveDestroyViewSet
 from apps.core.errors import DomainError
 from apps.users.bindings import binding_create, binding_delete
 from apps.users.models import RoleBinding, Team, User
@@ -51,13 +51,7 @@ class RoleBindingCreateSerializer(StrictSerializer):
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
 
 
-class RoleBindingViewSet(
-    RestrictedViewSetMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
-):
+class RoleBindingViewSet(ListRetrieveDestroyViewSet):
     """Bindings you can read (in your scopes, and your own). Creating and deleting need ``configure``
     at the binding's scope (checked by the service, which names the scope in its 403)."""
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Q, QuerySet
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.core.access import GLOBAL, Action, can_at, restrict
 from apps.core.api.permissions import OWN
 from apps.core.api.serializers import StrictSerializer
-from apps.core.api.viewsets import RestrictedViewSetMixin
+from apps.core.api.viewsets import ListRetrieveDestroyViewSet
 from apps.core.errors import DomainError, ForbiddenError
 from apps.users.models import ApiToken, User
 from apps.users.tokens import token_create, token_revoke
@@ -45,13 +45,7 @@ class ApiTokenCreateSerializer(StrictSerializer):
     service_account = serializers.CharField(required=False, max_length=150, help_text="username of a service account")
 
 
-class ApiTokenViewSet(
-    RestrictedViewSetMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
-):
+class ApiTokenViewSet(ListRetrieveDestroyViewSet):
     """Your tokens (admins with global configure rights see all). DELETE revokes; nothing is erased."""
 
     serializer_class = ApiTokenSerializer

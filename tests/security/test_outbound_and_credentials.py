@@ -458,41 +458,42 @@ GOOD_PARTS = (
 @pytest.mark.parametrize(
     ("text", "says"),
     [
-        (BILLION_LAUGHS, "anchors and aliases"),
-        (GOOD_PARTS + "users: [{name: u, user: &t {token: abc}}]\n", "anchors and aliases"),
-        ("contexts: " + "[" * 20000 + "]" * 20000 + "\n", "nested deeper"),
-        (GOOD_PARTS + "users: [{name: u, user: {token: abc}}]\n# " + "x" * (300 * 1024) + "\n", "256 KiB"),
-        ("contexts: [{name: c, context: {cluster: k, user: u}}]\nclusters: a string\nusers: []\n", "not a list"),
-        (GOOD_PARTS + "users: [1, 2]\n", "users[0] is not a mapping"),
-        (GOOD_PARTS + "users: [{name: u, user: [token, abc]}]\n", "users[0].user is not a mapping"),
-        (GOOD_PARTS + "users: [{name: [u], user: {token: abc}}]\n", "has no name"),
-        (GOOD_PARTS + "users: [{name: u, user: {token: [a, b]}}]\n", "token is not a string"),
-        (GOOD_PARTS + "users: [{name: u, user: {exec: run-me}}]\n", "exec credential plugin"),
-        (
+        pytest.param(BILLION_LAUGHS, "anchors and aliases", id="billion-laughs"),
+        pytest.param(GOOD_PARTS + "users: [{name: u, user: &t {token: abc}}]\n", "anchors and aliases", id="anchor"),
+        pytest.param("contexts: " + "[" * 20000 + "]" * 20000 + "\n", "nested deeper", id="deep-nesting"),
+        pytest.param(
+            GOOD_PARTS + "users: [{name: u, user: {token: abc}}]\n# " + "x" * (300 * 1024) + "\n",
+            "256 KiB",
+            id="over-256KiB",
+        ),
+        pytest.param(
+            "contexts: [{name: c, context: {cluster: k, user: u}}]\nclusters: a string\nusers: []\n",
+            "not a list",
+            id="clusters-a-string",
+        ),
+        pytest.param(GOOD_PARTS + "users: [1, 2]\n", "users[0] is not a mapping", id="users-not-mappings"),
+        pytest.param(
+            GOOD_PARTS + "users: [{name: u, user: [token, abc]}]\n", "users[0].user is not a mapping", id="user-a-list"
+        ),
+        pytest.param(GOOD_PARTS + "users: [{name: [u], user: {token: abc}}]\n", "has no name", id="name-a-list"),
+        pytest.param(
+            GOOD_PARTS + "users: [{name: u, user: {token: [a, b]}}]\n", "token is not a string", id="token-a-list"
+        ),
+        pytest.param(
+            GOOD_PARTS + "users: [{name: u, user: {exec: run-me}}]\n", "exec credential plugin", id="exec-a-string"
+        ),
+        pytest.param(
             GOOD_PARTS + "users: [{name: u, user: {client-certificate-data: 5, client-key-data: 6}}]\n",
             "is not a string",
+            id="cert-data-numbers",
         ),
-        (
+        pytest.param(
             "contexts: [{name: c, context: {cluster: k, user: u}}]\nusers: [{name: u, user: {token: a}}]\n"
             "clusters: [{name: k, cluster: {server: 'https://x', insecure-skip-tls-verify: 'yes please'}}]\n",
             "insecure-skip-tls-verify is not true or false",
+            id="skip-tls-a-string",
         ),
-        ("contexts: []\n---\ncontexts: []\n", "not valid YAML"),
-    ],
-    ids=[
-        "billion-laughs",
-        "anchor",
-        "deep-nesting",
-        "over-256KiB",
-        "clusters-a-string",
-        "users-not-mappings",
-        "user-a-list",
-        "name-a-list",
-        "token-a-list",
-        "exec-a-string",
-        "cert-data-numbers",
-        "skip-tls-a-string",
-        "two-documents",
+        pytest.param("contexts: []\n---\ncontexts: []\n", "not valid YAML", id="two-documents"),
     ],
 )
 def test_hostile_kubeconfigs_are_refused_with_a_clear_400(admin_persona, text, says):

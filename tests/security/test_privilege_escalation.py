@@ -29,6 +29,15 @@ def error_fields(response: Any) -> dict[str, Any]:
     return response.json()["error"].get("fields") or {}
 
 
+def grant(persona: Any, role: str, to: Any, scope_kind: str, cluster: Cluster, **coordinates: str) -> Any:
+    """``persona`` asks the API to bind ``to`` as ``role`` at a scope in ``cluster``."""
+    return logged_in(persona).post(
+        BINDINGS,
+        {"role": role, "user": to.username, "scope_kind": scope_kind, "scope_cluster": str(cluster.pk), **coordinates},
+        content_type="application/json",
+    )
+
+
 @pytest.fixture
 def cluster() -> Cluster:
     """A registered cluster (the real scope resolver checks bindings name one)."""
@@ -64,17 +73,7 @@ def test_a_scoped_admin_cannot_grant_a_cluster_binding_dressed_in_its_own_coordi
     request, cluster, outsider_persona, attacker, coordinates, field
 ):
     persona = request.getfixturevalue(attacker)
-    response = logged_in(persona).post(
-        BINDINGS,
-        {
-            "role": "admin",
-            "user": outsider_persona.username,
-            "scope_kind": "cluster",
-            "scope_cluster": str(cluster.pk),
-            **coordinates,
-        },
-        content_type="application/json",
-    )
+    response = grant(persona, "admin", outsider_persona, "cluster", cluster, **coordinates)
     assert response.status_code == 400, response.content
     assert field in error_fields(response)
     assert not RoleBinding.objects.filter(user=outsider_persona.user).exists()
@@ -83,46 +82,23 @@ def test_a_scoped_admin_cannot_grant_a_cluster_binding_dressed_in_its_own_coordi
 
 
 def test_a_namespace_scope_naming_an_application_is_refused(namespace_admin, cluster, outsider_persona):
-    response = logged_in(namespace_admin).post(
-        BINDINGS,
-        {
-            "role": "viewer",
-            "user": outsider_persona.username,
-            "scope_kind": "namespace",
-            "scope_cluster": str(cluster.pk),
-            "scope_namespace": "team-a",
-            "scope_application": "shop",
-        },
-        content_type="application/json",
+    response = grant(
+        namespace_admin,
+        "viewer",
+        outsider_persona,
+        "namespace",
+        cluster,
+        scope_namespace="team-a",
+        scope_application="shop",
     )
     assert response.status_code == 400
     assert "scope_application" in error_fields(response)
 
 
 def test_a_namespace_admin_still_grants_inside_its_namespace(namespace_admin, cluster, outsider_persona):
-    response = logged_in(namespace_admin).post(
-        BINDINGS,
-        {
-            "role": "operator",
-            "user": outsider_persona.username,
-            "scope_kind": "namespace",
-            "scope_cluster": str(cluster.pk),
-            "scope_namespace": "team-a",
-        },
-        content_type="application/json",
-    )
+    response = grant(namespace_admin, "operator", outsider_persona, "namespace", cluster, scope_namespace="team-a")
     assert response.status_code == 201, response.content
-    elsewhere = logged_in(namespace_admin).post(
-        BINDINGS,
-        {
-            "role": "operator",
-            "user": outsider_persona.username,
-            "scope_kind": "namespace",
-            "scope_cluster": str(cluster.pk),
-            "scope_namespace": "team-b",
-        },
-        content_type="application/json",
-    )
+    elsewhere = grant(namespace_admin, "operator", outsider_persona, "namespace", cluster, scope_namespace="team-b")
     assert elsewhere.status_code == 403
 
 

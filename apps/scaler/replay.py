@@ -28,15 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from apps.scaler.engine import (
-    DEFAULT_BEHAVIOR,
-    Behavior,
-    History,
-    Limits,
-    MetricSample,
-    MetricTarget,
-    decide,
-)
+from apps.scaler.engine import DEFAULT_BEHAVIOR, Behavior, History, Limits, MetricSample, MetricTarget, decide
 from apps.scaler.forecast import HoltState, learn_startup_seconds
 from apps.scaler.replay_traces import Trace
 

@@ -181,3 +181,21 @@ def test_the_scaler_bench_reacts_on_a_real_cluster_and_replays_against_the_hpa()
     for trace, figures in summary["replay"].items():
         assert figures["icc_pod_s"] > 0, trace
         assert figures["cost_ratio_to_hpa"] > 0, trace
+
+
+@pytest.mark.timeout(QUICK_TIMEOUT_S + 300)
+def test_the_cron_bench_fires_jobs_through_a_worker_kill_beside_celery_beat() -> None:
+    summary = run_quick("cron.py")
+    assert_keys(
+        summary,
+        {"jobs", "minutes", "lateness_p50_ms", "lateness_p99_ms", "duplicates", "retried_after_kill", "missed"}
+        | {"runs_per_s", "celery_beat_lateness_p50_ms", "celery_beat_lateness_p99_ms", "celery_beat_missed"}
+        | {"celery_beat_two_beats_duplicates", "target_lateness_p99_ms"},
+    )
+    assert summary["jobs"] == 40
+    assert summary["minutes"] == 1
+    assert summary["runs_per_s"] > 0
+    assert summary["duplicates"] == 0  # exactly once is a property, not a timing
+    assert 0 <= summary["lateness_p50_ms"] <= summary["lateness_p99_ms"]
+    assert 0 <= summary["celery_beat_lateness_p50_ms"] <= summary["celery_beat_lateness_p99_ms"]
+    assert summary["celery_beat_two_beats_duplicates"] > 0  # two beats fire every entry twice

@@ -598,6 +598,7 @@ def test_the_watcher_and_its_leases_work_on_the_embedded_sqlite_default(kube_api
 READ_RULES: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["namespaces", "nodes", "pods", "events"], "verbs": ["list", "watch"]},
     {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"], "verbs": ["list", "watch"]},
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["list", "watch"]},
 ]
 
 
@@ -722,7 +723,7 @@ def test_a_kind_icc_may_no_longer_watch_makes_the_cluster_degraded(kube_apiserve
         token=token,
         ca_data=kube_apiserver.ca_path.read_text(),
     )
-    without_events = [{**READ_RULES[0], "resources": ["namespaces", "nodes", "pods"]}, READ_RULES[1]]
+    without_events = [{**READ_RULES[0], "resources": ["namespaces", "nodes", "pods"]}, *READ_RULES[1:]]
     rbac.patch_cluster_role(role_name, {"rules": without_events})
     try:
         watchers()

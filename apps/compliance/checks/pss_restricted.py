@@ -182,18 +182,17 @@ def seccomp_restricted(workload: Workload, params: Params) -> Outcome:
     pod_bad, explicit, values = seccomp_explicit_faults(workload)
     pod_set = workload.pod_security_context.get("seccompProfile") is not None and not pod_bad
     implicit = [c for c in workload.containers() if c.security_context.get("seccompProfile") is None and not pod_set]
+    if not (pod_bad or explicit or implicit):
+        return passed("a RuntimeDefault or Localhost seccomp profile applies to every container")
     # One pod-level RuntimeDefault covers every container that does not set its own profile.
     fix = seccomp_fix(workload, pod=pod_bad or bool(implicit), containers=explicit)
     if pod_bad or explicit:
         setters = " and ".join((["pod"] if pod_bad else []) + ([describe(explicit)] if explicit else []))
         return failed(f"{setters} must not set securityContext.seccompProfile.type to {quote_all(sorted(values))}", fix)
-    if implicit:
-        return failed(
-            f'pod or {describe(implicit)} must set securityContext.seccompProfile.type to "RuntimeDefault" or '
-            '"Localhost"',
-            fix,
-        )
-    return passed("a RuntimeDefault or Localhost seccomp profile applies to every container")
+    return failed(
+        f'pod or {describe(implicit)} must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost"',
+        fix,
+    )
 
 
 @builtin_check(

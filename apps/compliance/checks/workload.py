@@ -160,13 +160,16 @@ class PatchBuilder:
     """
 
     def __init__(self, obj: dict[str, Any]) -> None:
-        self._doc = copy.deepcopy(obj)
+        self._original = obj
+        self._doc: dict[str, Any] | None = None  # copied on the first operation: passing checks copy nothing
         self.ops: JsonPatch = []
 
     def set(self, path: Sequence[str | int], value: Any) -> PatchBuilder:
         """Make ``path`` hold ``value``, creating missing objects on the way with a single ``add``."""
         if not path:
             raise ValueError("a fix never replaces the whole object")
+        if self._doc is None:
+            self._doc = copy.deepcopy(self._original)
         node: Any = self._doc
         for depth, token in enumerate(path[:-1]):
             child = node[int(token)] if isinstance(node, list) else node.get(token)

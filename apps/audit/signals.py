@@ -12,26 +12,20 @@ from apps.audit.services import Actor, audit_record, audit_record_outcome
 from apps.core.signals import access_denied
 
 
+def _session_record(user: Any, action: str, message: str) -> None:
+    """A session event, done by the user it concerns."""
+    audit_record(action=action, target=user, actor=Actor("user", str(user.pk), user.get_username()), message=message)
+
+
 @receiver(user_logged_in)
 def _login(sender: Any, request: Any, user: Any, **_: Any) -> None:
-    audit_record(
-        action="users.session.login",
-        target=user,
-        actor=Actor("user", str(user.pk), user.get_username()),
-        message="logged in",
-    )
+    _session_record(user, "users.session.login", "logged in")
 
 
 @receiver(user_logged_out)
 def _logout(sender: Any, request: Any, user: Any, **_: Any) -> None:
-    if user is None:
-        return
-    audit_record(
-        action="users.session.logout",
-        target=user,
-        actor=Actor("user", str(user.pk), user.get_username()),
-        message="logged out",
-    )
+    if user is not None:
+        _session_record(user, "users.session.logout", "logged out")
 
 
 @receiver(user_login_failed)

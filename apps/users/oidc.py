@@ -145,9 +145,16 @@ def team_name(group: str) -> str:
 # --- the group sync --------------------------------------------------------------------------------------
 
 
-def _binding_changes(binding: RoleBinding, created: bool) -> dict[str, Any]:
+def _binding_audit(binding: RoleBinding, *, created: bool, actor: Actor, message: str) -> None:
+    """Record a binding the group sync created or deleted (its role appears or disappears)."""
     before, after = (None, binding.role) if created else (binding.role, None)
-    return {"role": {"before": before, "after": after}, "subject": {"before": None, "after": str(binding.team)}}
+    audit_record(
+        action="users.rolebinding.create" if created else "users.rolebinding.delete",
+        target=binding,
+        changes={"role": {"before": before, "after": after}, "subject": {"before": None, "after": str(binding.team)}},
+        actor=actor,
+        message=message,
+    )
 
 
 def _team_bindings_sync(team: Team, role: str | None, actor: Actor) -> None:
@@ -155,12 +162,8 @@ def _team_bindings_sync(team: Team, role: str | None, actor: Actor) -> None:
     for binding in RoleBinding.objects.filter(team=team, source=SOURCE, scope_kind=ScopeKind.GLOBAL).exclude(
         role=role or ""
     ):
-        audit_record(
-            action="users.rolebinding.delete",
-            target=binding,
-            changes=_binding_changes(binding, False),
-            actor=actor,
-            message="group no longer mapped to this role (OIDC_GROUP_ROLES)",
+        _binding_audit(
+            binding, created=False, actor=actor, message="group no longer mapped to this role (OIDC_GROUP_ROLES)"
         )
         binding.delete()
     if role is None:
@@ -176,13 +179,23 @@ def _team_bindings_sync(team: Team, role: str | None, actor: Actor) -> None:
         defaults={"source": SOURCE},
     )
     if created:
-        audit_record(
-            action="users.rolebinding.create",
-            target=binding,
-            changes=_binding_changes(binding, True),
-            actor=actor,
-            message="group mapped by OIDC_GROUP_ROLES",
-        )
+        _binding_audit(binding, created=True, actor=actor, message="group mapped by OIDC_GROUP_ROLES")
+
+
+def _membership_audit(team: Team, user: User, actor: Actor, *, group: str | None) -> None:
+    """Record that the group sync added ``user`` to ``team`` (``group``: the claim that did) or, without a group,
+    removed them."""
+    if group is not None:
+        before, after, why = None, user.username, f"is in group {group!r} at the identity provider"
+    else:
+        before, after, why = user.username, None, "is no longer in this group at the identity provider"
+    audit_record(
+        action="users.team.membership",
+        target=team,
+        actor=actor,
+        changes={"member": {"before": before, "after": after}},
+        message=f"{user.username} {why}",
+    )
 
 
 def oidc_groups_apply(*, user: User, groups: list[str], actor: Actor) -> None:
@@ -209,22 +222,10 @@ def oidc_groups_apply(*, user: User, groups: list[str], actor: Actor) -> None:
     current = {team.name: team for team in user.teams.filter(source=SOURCE)}
     for name in sorted(set(wanted) - set(current)):
         wanted[name].members.add(user)
-        audit_record(
-            action="users.team.membership",
-            target=wanted[name],
-            actor=actor,
-            changes={"member": {"before": None, "after": user.username}},
-            message=f"{user.username} is in group {claimed[name]!r} at the identity provider",
-        )
+        _membership_audit(wanted[name], user, actor, group=claimed[name])
     for name in sorted(set(current) - set(wanted)):
         current[name].members.remove(user)
-        audit_record(
-            action="users.team.membership",
-            target=current[name],
-            actor=actor,
-            changes={"member": {"before": user.username, "after": None}},
-            message=f"{user.username} is no longer in this group at the identity provider",
-        )
+        _membership_audit(current[name], user, actor, group=None)
     for name, team in {**current, **wanted}.items():
         _team_bindings_sync(team, mapped.get(name), actor)
 

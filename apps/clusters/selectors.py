@@ -28,6 +28,7 @@ from apps.clusters.models import (
     Workload,
 )
 from apps.core.access import Action, can, restrict
+from apps.core.selectors import matching
 
 M = TypeVar("M", bound=Model)
 
@@ -68,13 +69,12 @@ def _bad_pods() -> Q:
 
 def cluster_list(viewer: Any, *, status: str = "", search: str = "") -> QuerySet[Cluster]:
     """The clusters the viewer may read, with node and workload counts (each counted within their rights)."""
-    clusters = restrict(viewer, Action.READ, Cluster.objects.all())
-    if status:
-        clusters = clusters.filter(status=status)
-    if search:
-        clusters = clusters.filter(
-            Q(name__icontains=search) | Q(description__icontains=search) | Q(api_url__icontains=search)
-        )
+    clusters = matching(
+        restrict(viewer, Action.READ, Cluster.objects.all()),
+        status=status,
+        search=search,
+        search_fields=("name", "description", "api_url"),
+    )
     return clusters.annotate(
         node_count=count_where(restrict(viewer, Action.READ, Node.objects.all()), cluster="pk"),
         workload_count=count_where(restrict(viewer, Action.READ, Workload.objects.all()), cluster="pk"),
@@ -126,13 +126,13 @@ def cluster_namespaces(viewer: Any, cluster: Cluster) -> list[Namespace]:
 def cluster_workloads(
     viewer: Any, cluster: Cluster, *, namespace: str = "", kind: str = "", search: str = ""
 ) -> QuerySet[Workload]:
-    workloads = restrict(viewer, Action.READ, Workload.objects.filter(cluster=cluster))
-    if namespace:
-        workloads = workloads.filter(namespace=namespace)
-    if kind:
-        workloads = workloads.filter(kind=kind)
-    if search:
-        workloads = workloads.filter(Q(name__icontains=search) | Q(application__name__icontains=search))
+    workloads = matching(
+        restrict(viewer, Action.READ, Workload.objects.filter(cluster=cluster)),
+        namespace=namespace,
+        kind=kind,
+        search=search,
+        search_fields=("name", "application__name"),
+    )
     return workloads.select_related("application").order_by("namespace", "kind", "name")
 
 
@@ -166,15 +166,15 @@ def application_list(
     viewer: Any, *, active: bool | None = True, cluster: int | None = None, namespace: str = "", search: str = ""
 ) -> QuerySet[Application]:
     """Applications the viewer may read, with workload and pod counts (pods ready / total / failing)."""
-    apps = restrict(viewer, Action.READ, Application.objects.all())
+    apps = matching(
+        restrict(viewer, Action.READ, Application.objects.all()),
+        cluster_id=cluster,
+        namespace=namespace,
+        search=search,
+        search_fields=("name", "namespace"),
+    )
     if active is not None:
         apps = apps.filter(active=active)
-    if cluster:
-        apps = apps.filter(cluster_id=cluster)
-    if namespace:
-        apps = apps.filter(namespace=namespace)
-    if search:
-        apps = apps.filter(Q(name__icontains=search) | Q(namespace__icontains=search))
     workloads = restrict(viewer, Action.READ, Workload.objects.all())
     pods = restrict(viewer, Action.READ, Pod.objects.all())
     return (

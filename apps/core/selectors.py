@@ -1,15 +1,37 @@
-"""Reads for the portal shell."""
+"""Reads for the portal shell, and the filtering every app's list selectors share."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.db.models import Model, Q, QuerySet
 
 from apps.core.access import Action, restrict
+
+M = TypeVar("M", bound=Model)
+
+
+def contains_any(fields: Sequence[str], text: str) -> Q:
+    """Rows holding ``text`` (in any case) in one of ``fields``."""
+    condition = Q()
+    for field in fields:
+        condition |= Q(**{f"{field}__icontains": text})
+    return condition
+
+
+def matching(
+    queryset: QuerySet[M], *, search: str = "", search_fields: Sequence[str] = (), **equal: Any
+) -> QuerySet[M]:
+    """The rows equal to each filter given a value (an empty one means any) and, when ``search`` is given, holding
+    it in one of ``search_fields``: what a list page's filter form asks for."""
+    queryset = queryset.filter(**{name: value for name, value in equal.items() if value})
+    if search:
+        queryset = queryset.filter(contains_any(search_fields, search))
+    return queryset
 
 
 def heartbeat_age_seconds() -> float | None:

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from apps.clusters.models import Application, Cluster, Pod, Workload
 from apps.core.access import GLOBAL, Action, can_at, restrict
+from apps.core.selectors import matching
 from apps.scaler import engine, prometheus, replay, replay_traces
 from apps.scaler.models import Decision, ScalerSettings, ScalingPolicy
 
@@ -44,17 +45,13 @@ def fleet(
         policies = policies.filter(Q(enabled=False) | Q(status=status))
     elif status:
         policies = policies.filter(enabled=True, status=status)
-    if mode:
-        policies = policies.filter(mode=mode)
-    if cluster:
-        policies = policies.filter(application__cluster_id=cluster)
-    if search:
-        policies = policies.filter(
-            Q(name__icontains=search)
-            | Q(application__name__icontains=search)
-            | Q(application__namespace__icontains=search)
-        )
-    return policies
+    return matching(
+        policies,
+        mode=mode,
+        application__cluster_id=cluster,
+        search=search,
+        search_fields=("name", "application__name", "application__namespace"),
+    )
 
 
 def fleet_clusters(viewer: Any) -> list[tuple[int, str]]:

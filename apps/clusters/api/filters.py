@@ -17,14 +17,13 @@ from apps.clusters.models import (
     Workload,
     WorkloadKind,
 )
-from apps.core.api.filters import IdFilter, StrictBooleanFilter, search_method
+from apps.core.api.filters import IdFilter, SearchFilter, StrictBooleanFilter
 
 
 class ClusterFilter(filters.FilterSet):
     status = filters.ChoiceFilter(choices=ClusterStatus.choices)
     paused = StrictBooleanFilter()
-    q = filters.CharFilter(method="search", max_length=200, help_text="Search in name, description and API URL.")
-    search = search_method(("name", "description", "api_url"))
+    q = SearchFilter(("name", "description", "api_url"), help_text="Search in name, description and API URL.")
 
     class Meta:
         model = Cluster
@@ -35,10 +34,21 @@ class _Observed(filters.FilterSet):
     cluster = IdFilter(field_name="cluster_id", help_text="A cluster id.")
 
 
+class _Namespaced(_Observed):
+    """Objects that live in a namespace."""
+
+    namespace = filters.CharFilter(max_length=253)
+
+
+class _OfApplication(_Namespaced):
+    """Objects that may belong to an application."""
+
+    application = IdFilter(field_name="application_id", help_text="An application id.")
+
+
 class NamespaceFilter(_Observed):
     phase = filters.CharFilter(max_length=32)
-    q = filters.CharFilter(method="search", max_length=200, help_text="Search in the name.")
-    search = search_method(("name",))
+    q = SearchFilter(("name",), help_text="Search in the name.")
 
     class Meta:
         model = Namespace
@@ -48,33 +58,27 @@ class NamespaceFilter(_Observed):
 class NodeFilter(_Observed):
     ready = StrictBooleanFilter()
     cordoned = StrictBooleanFilter()
-    q = filters.CharFilter(method="search", max_length=200, help_text="Search in the name.")
-    search = search_method(("name",))
+    q = SearchFilter(("name",), help_text="Search in the name.")
 
     class Meta:
         model = Node
         fields: list[str] = []
 
 
-class ApplicationFilter(_Observed):
-    namespace = filters.CharFilter(max_length=253)
+class ApplicationFilter(_Namespaced):
     active = StrictBooleanFilter()
-    q = filters.CharFilter(method="search", max_length=200, help_text="Search in name and namespace.")
-    search = search_method(("name", "namespace"))
+    q = SearchFilter(("name", "namespace"), help_text="Search in name and namespace.")
 
     class Meta:
         model = Application
         fields: list[str] = []
 
 
-class WorkloadFilter(_Observed):
-    namespace = filters.CharFilter(max_length=253)
-    application = IdFilter(field_name="application_id", help_text="An application id.")
+class WorkloadFilter(_OfApplication):
     kind = filters.ChoiceFilter(choices=WorkloadKind.choices)
     status = filters.ChoiceFilter(field_name="rollout_state", choices=RolloutState.choices, help_text="Rollout state.")
     ready = StrictBooleanFilter(method="filter_ready", help_text="Every desired replica ready (true) or not (false).")
-    q = filters.CharFilter(method="search", max_length=200, help_text="Search in name and namespace.")
-    search = search_method(("name", "namespace"))
+    q = SearchFilter(("name", "namespace"), help_text="Search in name and namespace.")
 
     class Meta:
         model = Workload
@@ -87,9 +91,7 @@ class WorkloadFilter(_Observed):
         return queryset.filter(ready) if value else queryset.exclude(ready)
 
 
-class PodFilter(_Observed):
-    namespace = filters.CharFilter(max_length=253)
-    application = IdFilter(field_name="application_id", help_text="An application id.")
+class PodFilter(_OfApplication):
     workload = IdFilter(field_name="workload_id", help_text="A workload id.")
     phase = filters.ChoiceFilter(
         choices=[(p, p) for p in ("Pending", "Running", "Succeeded", "Failed", "Unknown")],
@@ -97,21 +99,17 @@ class PodFilter(_Observed):
     ready = StrictBooleanFilter()
     node = filters.CharFilter(field_name="node_name", max_length=253)
     reason = filters.CharFilter(max_length=64, help_text="CrashLoopBackOff, OOMKilled, ...")
-    q = filters.CharFilter(method="search", max_length=200, help_text="Search in name, namespace and node.")
-    search = search_method(("name", "namespace", "node_name"))
+    q = SearchFilter(("name", "namespace", "node_name"), help_text="Search in name, namespace and node.")
 
     class Meta:
         model = Pod
         fields: list[str] = []
 
 
-class WarningEventFilter(_Observed):
-    namespace = filters.CharFilter(max_length=253)
-    application = IdFilter(field_name="application_id", help_text="An application id.")
+class WarningEventFilter(_OfApplication):
     kind = filters.CharFilter(field_name="object_kind", max_length=64, help_text="The involved object's kind.")
     reason = filters.CharFilter(max_length=128)
-    q = filters.CharFilter(method="search", max_length=200, help_text="Search in object name, reason and message.")
-    search = search_method(("object_name", "reason", "message"))
+    q = SearchFilter(("object_name", "reason", "message"), help_text="Search in object name, reason and message.")
 
     class Meta:
         model = WarningEvent

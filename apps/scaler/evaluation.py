@@ -87,7 +87,7 @@ def _evaluate_once(policy_id: int, trigger: str) -> Decision | None:
     try:
         workload = target_workload(policy)
     except LookupError as exc:
-        return _record(run, Outcome.FAILED, str(exc), status=PolicyStatus.DEGRADED, status_message=str(exc))
+        return _degraded(run, str(exc), str(exc))
     return _evaluate(run, workload)
 
 
@@ -101,12 +101,8 @@ def _evaluate(run: Run, workload: Workload) -> Decision:
     gathered = gather(policy, workload, pods, run.now)
     limits = _limits(run, workload, pods, gathered)
     if gathered.error:
-        return _record(
-            run,
-            Outcome.DEGRADED,
-            f"metrics unavailable, replicas untouched: {gathered.error}",
-            status=PolicyStatus.DEGRADED,
-            status_message=gathered.error,
+        return _degraded(
+            run, f"metrics unavailable, replicas untouched: {gathered.error}", gathered.error, outcome=Outcome.DEGRADED
         )
     forecast_values: dict[str, float] | None = None
     if policy.predictive:
@@ -127,13 +123,7 @@ def _evaluate(run: Run, workload: Workload) -> Decision:
             forecast=forecast_values or None,
         )
     except ValueError as exc:
-        return _record(
-            run,
-            Outcome.FAILED,
-            f"the engine refused the inputs: {exc}",
-            status=PolicyStatus.DEGRADED,
-            status_message=str(exc),
-        )
+        return _degraded(run, f"the engine refused the inputs: {exc}", str(exc))
     run.inputs.update(raw=result.raw, proposed=result.proposed, limited_by=result.limited_by)
     run.reasons, run.desired = result.reasons, result.desired
     return _carry_out(run, workload, gateway, live=live, kube_error=kube_error, limits=limits)
@@ -192,13 +182,7 @@ def _carry_out(
     if stop is not None:
         return _record(run, stop[0], stop[1], status=PolicyStatus.PAUSED, status_message=stop[1])
     if live is None:
-        return _record(
-            run,
-            Outcome.FAILED,
-            f"cannot read the workload: {kube_error}",
-            status=PolicyStatus.DEGRADED,
-            status_message=kube_error,
-        )
+        return _degraded(run, f"cannot read the workload: {kube_error}", kube_error)
     return _act(run, workload, gateway, live, limits)
 
 
@@ -230,13 +214,7 @@ def _other_writers(
     try:
         writers = ownership.other_writers(gateway, live, kind=workload.kind)
     except gateways.KubeError as exc:
-        return _record(
-            run,
-            Outcome.FAILED,
-            f"cannot check other writers: {exc.message}",
-            status=PolicyStatus.DEGRADED,
-            status_message=exc.message,
-        )
+        return _degraded(run, f"cannot check other writers: {exc.message}", exc.message)
     if not writers:
         return None
     hpas = [w for w in writers if w.kind == "hpa"]
@@ -304,12 +282,10 @@ def _drive(
         return _failed(run, decision, f"HPA {writer.name}: {exc.message}", exc)
     reason = f"drove HPA {writer.name}: min {spec.get('minReplicas', 1)} -> {want[0]}, max -> {want[1]}"
     with transaction.atomic():
-        audit_record(
-            action="scaler.hpa.drive",
-            target=workload,
-            actor=services.system_actor(),
-            message=reason,
-            scope=workload_audit_scope(workload),
+        _audit_write(
+            "scaler.hpa.drive",
+            workload,
+            reason,
             changes={
                 "minReplicas": [spec.get("minReplicas", 1), want[0]],
                 "maxReplicas": [spec.get("maxReplicas"), want[1]],
@@ -347,6 +323,11 @@ def _record(
     return decision
 
 
+def _degraded(run: Run, reason: str, why: str, *, outcome: str = Outcome.FAILED) -> Decision:
+    """A decision that writes nothing because something it needs failed; the policy shows ``why``, degraded."""
+    return _record(run, outcome, reason, status=PolicyStatus.DEGRADED, status_message=why)
+
+
 def _finish(
     run: Run,
     decision: Decision,
@@ -365,12 +346,10 @@ def _finish(
         ScalingPolicy.objects.filter(pk=policy.pk).update(status=status, status_message=status_message[:2000])
         if audit_scale is not None:
             workload, result = audit_scale
-            audit_record(
-                action="scaler.scale",
-                target=workload,
-                actor=services.system_actor(),
-                message=reason,
-                scope=workload_audit_scope(workload),
+            _audit_write(
+                "scaler.scale",
+                workload,
+                reason,
                 changes={"replicas": [result.previous, result.replicas]},
                 metadata={
                     "policy": policy.pk,
@@ -382,6 +361,21 @@ def _finish(
             )
     _count(decision)
     return decision
+
+
+def _audit_write(
+    action: str, workload: Workload, reason: str, *, changes: dict[str, Any], metadata: dict[str, Any]
+) -> None:
+    """Record a write the scaler made (to the workload or its HPA): by ICC itself, in the workload's scope."""
+    audit_record(
+        action=action,
+        target=workload,
+        actor=services.system_actor(),
+        message=reason,
+        scope=workload_audit_scope(workload),
+        changes=changes,
+        metadata=metadata,
+    )
 
 
 def _count(decision: Decision) -> None:

@@ -32,6 +32,8 @@ import psycopg
 import redis
 import requests
 
+from tests.support.http import wait_http_ok
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE = "icc_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -289,17 +291,7 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 
 def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited with status {proc.returncode} before it was ready")
-        try:
-            if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass  # not listening yet: poll again until the timeout
-        time.sleep(0.25)
-    raise SystemExit(f"{base}/readyz did not return 200 within {timeout:.0f} s")
+    wait_http_ok(f"{base}/readyz", proc, what="the server", timeout=timeout, interval=0.25, error=SystemExit)
 
 
 def login(base: str, username: str, password: str) -> str:

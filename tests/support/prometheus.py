@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +21,7 @@ import pytest
 import requests
 
 from tests.support.components import free_port, require
+from tests.support.http import wait_http_ok
 
 
 class Exporter:
@@ -109,17 +109,12 @@ class PrometheusServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"prometheus exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                if requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass  # not listening yet: poll again until the deadline
-            time.sleep(0.1)
-        raise RuntimeError(f"prometheus not ready in 30s: {self.log_path.read_text()[-2000:]}")
+        try:
+            wait_http_ok(
+                f"{self.url}/-/ready", self.process, what="prometheus", timeout=30, interval=0.1, request_timeout=1
+            )
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n{self.log_path.read_text()[-2000:]}") from None
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

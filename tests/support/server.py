@@ -7,17 +7,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 from django.conf import settings
 
 from tests.support.components import ROOT, free_port
+from tests.support.http import wait_http_ok
 
 
 def server_env(**extra: str) -> dict[str, str]:
@@ -80,20 +79,7 @@ class RunningServer:
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode} before it was ready")
-        try:
-            response = requests.get(f"{url}/readyz", timeout=2)
-            if response.status_code == 200:
-                return
-            last = response.text
-        except requests.RequestException as exc:
-            last = str(exc)
-        time.sleep(0.3)
-    raise RuntimeError(f"server not ready after {timeout}s: {last}")
+    wait_http_ok(f"{url}/readyz", process, what="server", timeout=timeout, interval=0.3)
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 20) -> int:

@@ -6,7 +6,7 @@ In one run:
 1. creates ``--deployments`` Deployments (1 replica each, spread over 10 namespaces) and waits until their
    pods run;
 2. anchor: the official ``kubernetes`` client listing the same kinds ICC observes (namespaces, nodes,
-   deployments, statefulsets, daemonsets, pods, Warning events), paginated with limit=500, into its model
+   deployments, statefulsets, daemonsets, pods, Warning events, ICC's Jobs), paginated with limit=500, into its model
    objects — the least any reconciler built on that client pays;
 3. ICC's full sync of the same cluster (list + diff + bulk apply into PostgreSQL) on an empty database, and
    a second one with nothing changed; ratio full sync / anchor (target <= 3);
@@ -100,7 +100,7 @@ def official_client_list(kube: Any) -> tuple[float, int]:
     from kubernetes import client
 
     api = kube.api_client()
-    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    core, apps, batch = client.CoreV1Api(api), client.AppsV1Api(api), client.BatchV1Api(api)
     calls = [
         core.list_namespace,
         core.list_node,
@@ -109,6 +109,7 @@ def official_client_list(kube: Any) -> tuple[float, int]:
         apps.list_daemon_set_for_all_namespaces,
         core.list_pod_for_all_namespaces,
         lambda **kw: core.list_event_for_all_namespaces(field_selector="type=Warning", **kw),
+        lambda **kw: batch.list_job_for_all_namespaces(label_selector="app.kubernetes.io/managed-by=icc", **kw),
     ]
     started = time.monotonic()
     objects = 0

@@ -195,8 +195,9 @@ def test_watch_changes_reach_a_websocket_subscriber_within_5_seconds(
                 lambda: apps_api.delete_namespaced_deployment("web", namespace),
                 lambda: not Workload.objects.filter(pk=web.pk).exists(),
             )
-        # WatchState rows and last_event_at are written at most once a second.
+        # WatchState rows and last_event_at are written at most once a second (last_event_at after every stream's row).
         wait_for("the stream's counters", lambda: states(cluster)["deployments"].events_applied >= 4, timeout=10)
+        wait_for("the cluster's last event", lambda: Cluster.objects.get(pk=cluster.pk).last_event_at, timeout=10)
         cluster.refresh_from_db()
         assert cluster.status == ClusterStatus.CONNECTED, cluster.last_error
         assert cluster.last_event_at is not None

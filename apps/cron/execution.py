@@ -128,6 +128,10 @@ def _stop_replaced(job: Job, replaced: list[Run]) -> None:
     events.runs_changed([job.pk], "cancel")
 
 
+def due_times(run_ids: list[int]) -> list[tuple[int, datetime]]:
+    return list(Run.objects.filter(pk__in=run_ids).values_list("pk", "due_at"))
+
+
 def backoff(job: Job, attempt: int) -> float:
     """Rule: exponential backoff with equal jitter, capped: base·2^(n-1), between half and all of it."""
     delay = min(float(job.max_backoff_seconds), float(job.backoff_seconds) * 2 ** max(0, attempt - 1))

@@ -26,6 +26,7 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Min, Q
 
 from apps.cron import events, metrics, schedule, signals
+from apps.cron.batch import BATCH_SIZE, EARLY
 from apps.cron.models import FINISHED_STATES, CatchUp, Job, Run, RunState, SkipReason
 from apps.cron.services import wake
 
@@ -177,14 +178,15 @@ def _warn_missed(job: Job, missed: int) -> None:
 
 
 def dispatch(run_ids: list[int]) -> None:
-    """Hand runs to the cron workers now."""
+    """Hand runs to the cron workers now, in batches (:mod:`apps.cron.batch`: the workers fire each at its due
+    time)."""
     if not run_ids:
         return
-    from apps.cron.tasks import execute_run
+    from apps.cron.tasks import execute_batch
 
     Run.objects.filter(pk__in=run_ids).update(dispatched_at=utcnow())
-    for run_id in run_ids:
-        execute_run.apply_async(args=[run_id], queue="cron")
+    for start in range(0, len(run_ids), BATCH_SIZE):
+        execute_batch.apply_async(args=[run_ids[start : start + BATCH_SIZE]], queue="cron")
 
 
 def redispatch(now: datetime | None = None) -> list[int]:
@@ -268,7 +270,7 @@ class Scheduler:
         for item in materialize(now):
             heapq.heappush(self.pending, item)
         due: list[int] = []
-        while self.pending and self.pending[0].due_at <= utcnow() + timedelta(milliseconds=2):
+        while self.pending and self.pending[0].due_at <= utcnow() + EARLY:
             due.append(heapq.heappop(self.pending).run_id)
         dispatch(due)
         clock = time.monotonic()
@@ -282,7 +284,7 @@ class Scheduler:
         now = utcnow()
         candidates = [now + timedelta(seconds=settings.CRON_MAX_SLEEP_SECONDS)]
         if self.pending:
-            candidates.append(self.pending[0].due_at)
+            candidates.append(self.pending[0].due_at - EARLY)
         upcoming = next_wake(now)
         if upcoming is not None:
             candidates.append(upcoming)

@@ -59,6 +59,13 @@ def test_two_schedulers_and_two_workers_one_killed_mid_call_run_every_slot_once(
             lambda: Run.objects.filter(job=victim, state=RunState.RUNNING).first(),
             timeout=10,
         )
+        # Calls that completed are recorded as each completes; the kill then catches only the victim in flight
+        # (a worker killed between a call's answer and its record would repeat that call too, under its key).
+        wait_for(
+            "the rest of the first slot to be recorded",
+            lambda: Run.objects.filter(slot=held.slot, state=RunState.SUCCEEDED).count() == len(jobs),
+            timeout=30,
+        )
         pid = int(held.claimed_by.split(":")[1])
         assert pid in workers, f"claimed by {held.claimed_by}, not one of this test's workers"
         os.kill(pid, signal.SIGKILL)

@@ -347,3 +347,26 @@ def test_late_runs_are_marked_once_and_announced(receiver):
     finally:
         signals.run_late.disconnect(listener)
     assert heard == [(run.pk, "start")]
+
+
+# --- the batch path ---------------------------------------------------------------------------------------------
+
+
+def test_a_batch_claims_its_plain_runs_once_fires_them_at_their_due_time_and_leaves_the_rest(receiver):
+    from apps.cron import batch
+
+    plain = [make_job(receiver, name=f"plain-{i}") for i in range(5)]
+    forbid = make_job(receiver, name="careful", concurrency="forbid")
+    due = datetime.now(UTC) + timedelta(milliseconds=400)
+    runs = [Run.objects.create(job=job, slot=due, due_at=due, not_before=due) for job in [*plain, forbid]]
+    ids = [run.pk for run in runs]
+    rest, retries = batch.execute_batch(ids, "batch-worker")
+    assert rest == [runs[-1].pk] and retries == [], "the forbid job's run takes the per-run path"
+    got = receiver.wait_for(5)
+    assert all(r.at >= due.timestamp() - 0.005 for r in got), "nothing fires before it is due"
+    assert sorted(receiver.keys()) == sorted(job.idempotency_key(due) for job in plain)
+    assert set(Run.objects.filter(pk__in=ids[:5]).values_list("state", flat=True)) == {RunState.SUCCEEDED}
+    assert all(run.lateness_ms is not None for run in Run.objects.filter(pk__in=ids[:5]))
+    # Sent again (a re-dispatch racing the first): nothing is claimed twice, nothing called twice.
+    rest, _ = batch.execute_batch(ids, "another-worker")
+    assert len(receiver.requests) == 5 and set(rest) == set(ids)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -108,6 +108,25 @@ def stop(job: Job, run: Run) -> None:
         return
     except gateways.KubeError as exc:
         logger.warning("cron run %s: could not delete Job %s: %s", run.pk, run.kube_job, exc.message)
+
+
+OVERDUE_MARGIN = timedelta(seconds=30)
+
+
+def expire_overdue(now: datetime | None = None) -> int:
+    """Rule: a Job target's run still running its timeout plus 30 s after it started is timed out by ICC itself and
+    its Job deleted — the cluster's own ``activeDeadlineSeconds`` is not always enforced (Kubernetes before 1.25
+    may check it once, too early), and an unreachable cluster reports nothing."""
+    now = now or datetime.now(UTC)
+    overdue = []
+    running = Run.objects.filter(state=RunState.RUNNING, job__target_kind="kubernetes", started_at__isnull=False)
+    for run in running.select_related("job", "job__cluster")[:200]:
+        if run.started_at and run.started_at + timedelta(seconds=run.job.timeout_seconds) + OVERDUE_MARGIN < now:
+            overdue.append(run)
+    for run in overdue:
+        finish_observed(run, RunState.TIMED_OUT, f"no outcome {run.job.timeout_seconds} s after it started", "")
+        stop(run.job, run)
+    return len(overdue)
 
 
 def on_job_observed(*, cluster_id: int, namespace: str, name: str, state: str, deleted: bool, **_: Any) -> None:

@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Min, Q
 
-from apps.cron import events, metrics, schedule, signals
+from apps.cron import events, kube_target, metrics, schedule, signals
 from apps.cron.batch import BATCH_SIZE, EARLY
 from apps.cron.models import FINISHED_STATES, CatchUp, Job, Run, RunState, SkipReason
 from apps.cron.services import wake
@@ -278,6 +278,7 @@ class Scheduler:
             self._housekeeping_at = clock
             redispatch()
             mark_late()
+            kube_target.expire_overdue()
         if clock - self._pruned_at >= PRUNE_SECONDS:
             self._pruned_at = clock
             prune()
@@ -306,8 +307,18 @@ class Scheduler:
                 sleep = 1.0
             if sleep > 0 and wake.event.wait(sleep):
                 wake.event.clear()
+        self.hand_over()
         close_old_connections()
         logger.info("cron scheduler %s stopped", self.name)
+
+    def hand_over(self) -> None:
+        """On the way out: the runs this scheduler inserted but has not sent yet go to the workers now (they wait
+        for each run's due time), so a restart makes no run late."""
+        pending = [heapq.heappop(self.pending).run_id for _ in range(len(self.pending))]
+        try:
+            dispatch(pending)
+        except Exception:  # the reaper of another replica (or of the next start) re-sends them
+            logger.exception("could not hand over %d pending cron runs", len(pending))
 
     def stop(self) -> None:
         self.stop_event.set()

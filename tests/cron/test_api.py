@@ -195,6 +195,16 @@ def test_filters_are_strict(admin_persona):
         assert field in error_fields(response), response.json()
 
 
+def test_jobs_are_searched_by_name_description_or_application(admin_persona, receiver):
+    client = forced_login(admin_persona.user)
+    create(client, job_body(receiver, name="nightly-report"))
+    create(client, job_body(receiver, name="cleanup", description="removes the report drafts"))
+    create(client, job_body(receiver, name="rotate"))
+    response = client.get(f"{API}/jobs/", {"q": "REPORT"})
+    assert response.status_code == 200, response.content
+    assert sorted(j["name"] for j in response.json()["results"]) == ["cleanup", "nightly-report"]
+
+
 def test_delete_needs_the_jobs_name_typed(admin_persona, receiver):
     client = forced_login(admin_persona.user)
     job = create(client, job_body(receiver))

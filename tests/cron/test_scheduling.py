@@ -15,6 +15,7 @@ from apps.cron import execution, schedule, scheduler
 from apps.cron.models import Job, Run, RunState
 from apps.cron.services.jobs import job_create, job_set_suspended
 from apps.cron.services.runs import job_run_now
+from tests.support.components import wait_for
 from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -370,3 +371,53 @@ def test_a_batch_claims_its_plain_runs_once_fires_them_at_their_due_time_and_lea
     # Sent again (a re-dispatch racing the first): nothing is claimed twice, nothing called twice.
     rest, _ = batch.execute_batch(ids, "another-worker")
     assert len(receiver.requests) == 5 and set(rest) == set(ids)
+
+
+def test_a_stopping_scheduler_hands_its_pending_runs_to_the_workers(receiver):
+    job = make_job(receiver)
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    job.set_next_slot(soon)
+    job.save(update_fields=["next_slot_at", "next_due_at"])
+    loop = scheduler.Scheduler(name="test")
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    try:
+        run = wait_for("the run inserted ahead of its slot", lambda: Run.objects.filter(job=job, slot=soon).first())
+        assert run.dispatched_at is None, "not sent before it is nearly due"
+    finally:
+        loop.stop()
+        thread.join(10)
+    run.refresh_from_db()
+    assert run.dispatched_at is not None, "handed over on the way out, not left for the reaper"
+
+
+def test_a_kubernetes_run_without_an_outcome_after_its_timeout_is_timed_out_by_icc():
+    from apps.cron import kube_target
+    from tests.support.rows import cluster_row
+
+    cluster = cluster_row("far-away")
+    job = Job.objects.create(
+        name="stuck",
+        schedule="@hourly",
+        target_kind="kubernetes",
+        cluster=cluster,
+        namespace="jobs",
+        timeout_seconds=60,
+    )
+    started = datetime.now(UTC) - timedelta(seconds=95)
+    run = Run.objects.create(
+        job=job, slot=started, due_at=started, not_before=started, state="running", started_at=started, kube_job="x"
+    )
+    fresh = Run.objects.create(
+        job=job,
+        slot=datetime.now(UTC),
+        due_at=started,
+        not_before=started,
+        state="running",
+        started_at=datetime.now(UTC),
+    )
+    assert kube_target.expire_overdue() == 1
+    run.refresh_from_db()
+    fresh.refresh_from_db()
+    assert run.state == RunState.TIMED_OUT and "60 s" in run.reason
+    assert fresh.state == RunState.RUNNING

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import django_filters
 
-from apps.core.api.filters import IdFilter, StrictBooleanFilter, search_method
+from apps.core.api.filters import IdFilter, SearchFilter, StrictBooleanFilter
 from apps.cron.models import Job, Run, RunState, TargetKind
 
 
 class JobFilter(django_filters.FilterSet):
-    q = django_filters.CharFilter(method=search_method(("name", "description", "application__name")), max_length=100)
+    q = SearchFilter(("name", "description", "application__name"), max_length=100)
     application = IdFilter()
     cluster = IdFilter()
     target_kind = django_filters.ChoiceFilter(choices=TargetKind.choices)

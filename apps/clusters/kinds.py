@@ -3,11 +3,13 @@ are stored and what else a change of one touches (data the reconciler reads inst
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from django.db.models import Model
 from django.utils.dateparse import parse_datetime
 
@@ -22,6 +24,10 @@ ICC_MANAGED = {MANAGED_BY: "icc"}
 ICC_MANAGED_SELECTOR = f"{MANAGED_BY}=icc"
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 Row = dict[str, Any]
+# A pod template larger than this (as JSON) is not stored: a row stays small enough to read in bulk.
+POD_TEMPLATE_MAX_BYTES = 256 * 1024
+
+logger = logging.getLogger(__name__)
 
 
 def ts(value: Any) -> datetime | None:
@@ -98,6 +104,29 @@ def _images(template: dict[str, Any]) -> list[dict[str, str]]:
     return [{"container": c.get("name", ""), "image": c.get("image", "")} for c in containers]
 
 
+def pod_template(obj: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """A workload's ``spec.template``: its labels, annotations and pod spec (no other metadata, no status), what
+    the compliance checks read. Returns (template, oversized); an oversized template is stored as ``{}``."""
+    template = (obj.get("spec") or {}).get("template") or {}
+    meta = template.get("metadata") or {}
+    kept = {
+        "metadata": {"labels": meta.get("labels") or {}, "annotations": meta.get("annotations") or {}},
+        "spec": template.get("spec") or {},
+    }
+    size = len(orjson.dumps(kept))
+    if size <= POD_TEMPLATE_MAX_BYTES:
+        return kept, False
+    owner = _meta(obj)
+    logger.warning(
+        "pod template of %s/%s not stored: %d bytes of JSON, more than %d",
+        owner.get("namespace", ""),
+        owner.get("name", ""),
+        size,
+        POD_TEMPLATE_MAX_BYTES,
+    )
+    return {}, True
+
+
 def rollout_state(kind: str, obj: dict[str, Any]) -> str:
     """Rule: failed when Progressing=False (deadline exceeded); paused when the spec says so; complete when
     the controller saw the latest generation and every replica is updated and available; else progressing."""
@@ -151,6 +180,7 @@ def workload_row(kind: str, obj: dict[str, Any]) -> Row:
     template = spec.get("template") or {}
     app_labels = {**((template.get("metadata") or {}).get("labels") or {}), **labels}
     app_name, app_source = application_of(meta.get("name", ""), app_labels)
+    stored_template, oversized = pod_template(obj)
     return {
         **_common(obj),
         "kind": kind,
@@ -164,6 +194,8 @@ def workload_row(kind: str, obj: dict[str, Any]) -> Row:
         "available_replicas": available,
         "updated_replicas": updated,
         "images": _images(template),
+        "pod_template": stored_template,
+        "pod_template_oversized": oversized,
         "conditions": _slim_conditions(status.get("conditions") or []),
         "generation": int(meta.get("generation") or 0),
         "observed_generation": int(status.get("observedGeneration") or 0),
@@ -335,6 +367,7 @@ def _workload_kind(key: str, workload: str) -> Kind:
         link="labels",
         clusters_list_on=frozenset({"ADDED", "DELETED", "RELIST"}),  # its counts, not its state
         applications_list_on=ANY_CHANGE,
+        on_change=signals.workload_changed,
     )
 
 

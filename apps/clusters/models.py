@@ -149,6 +149,10 @@ class Workload(BaseModel):
     available_replicas = models.IntegerField(default=0)
     updated_replicas = models.IntegerField(default=0)
     images = models.JSONField(default=list)  # [{"container": ..., "image": ...}]
+    # spec.template: {"metadata": {"labels", "annotations"}, "spec": the pod spec}, what compliance checks read;
+    # {} with pod_template_oversized when its JSON exceeds kinds.POD_TEMPLATE_MAX_BYTES.
+    pod_template = models.JSONField(default=dict)
+    pod_template_oversized = models.BooleanField(default=False)
     conditions = models.JSONField(default=list)
     generation = models.BigIntegerField(default=0)
     observed_generation = models.BigIntegerField(default=0)

@@ -5,6 +5,11 @@
 ``state`` (a :class:`apps.clusters.models.JobState` value) and ``deleted``. It may come more than once for the
 same state (a sync and a watch event racing for the same change), so receivers must be idempotent; a receiver's
 exception is logged and does not stop the others, nor the watcher.
+
+``workload_observed`` is sent the same way for every :class:`apps.clusters.models.Workload` row (Deployment,
+StatefulSet, DaemonSet) created, changed or deleted, with ``cluster_id``, ``namespace``, ``kind``, ``name`` and
+``deleted``. Receivers read the row (its ``pod_template``) themselves, once committed; like ``job_observed`` it
+may come twice for the same version of a row.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ from typing import Any
 
 from django.dispatch import Signal
 
-from apps.clusters.models import KubeJob
+from apps.clusters.models import KubeJob, Workload
 
 job_observed = Signal()
+workload_observed = Signal()
 
 
 def job_changed(cluster_id: int, row: Mapping[str, Any], deleted: bool) -> None:
@@ -29,5 +35,17 @@ def job_changed(cluster_id: int, row: Mapping[str, Any], deleted: bool) -> None:
         namespace=row["namespace"],
         name=row["name"],
         state=row["state"],
+        deleted=deleted,
+    )
+
+
+def workload_changed(cluster_id: int, row: Mapping[str, Any], deleted: bool) -> None:
+    """Send :data:`workload_observed` for one Workload row (called after commit; see ``Kind.on_change``)."""
+    workload_observed.send_robust(
+        sender=Workload,
+        cluster_id=cluster_id,
+        namespace=row["namespace"],
+        kind=row["kind"],
+        name=row["name"],
         deleted=deleted,
     )

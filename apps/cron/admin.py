@@ -13,31 +13,11 @@ from django.http import HttpRequest
 
 from apps.audit.admin_mixins import AuditedModelAdmin, ReadOnlyAdmin
 from apps.core.errors import DomainError
-from apps.cron.models import Attempt, Job, Run
+from apps.cron.models import TIMING_FIELDS, Attempt, Job, Run
 from apps.cron.services import jobs as job_services
 from apps.cron.services.validation import clean_job
 
-EDITABLE = (
-    "description",
-    "schedule",
-    "timezone",
-    "suspended",
-    "concurrency",
-    "starting_deadline_seconds",
-    "catch_up",
-    "catch_up_limit",
-    "timeout_seconds",
-    "max_attempts",
-    "backoff_seconds",
-    "max_backoff_seconds",
-    "keep_succeeded",
-    "keep_failed",
-    "spread",
-    "grace_seconds",
-    "http_method",
-    "http_url",
-    "http_body",
-)
+EDITABLE = ("description", "suspended", *TIMING_FIELDS, "http_method", "http_url", "http_body")
 SHOWN = (
     "name",
     "application",

@@ -30,7 +30,7 @@ from django.db.models import F
 
 from apps.core import outbound
 from apps.cron import events, metrics, signals
-from apps.cron.execution import CLAIM_MARGIN, _call, backoff, request_headers
+from apps.cron.execution import CLAIM_MARGIN, _call, backoff, record_attempt, request_headers
 from apps.cron.models import Attempt, Concurrency, Job, Run, RunState, TargetKind
 from apps.cron.outcomes import Outcome
 
@@ -179,17 +179,10 @@ def record(token: uuid.UUID, fired: list[Fired]) -> list[tuple[int, float]]:
                     metrics.RUNS.labels(state=outcome.state).inc()
                     if failed:
                         failed_runs.append((run, job))
-            Attempt.objects.filter(pk=item.attempt.pk).update(
-                started_at=item.fired_at,
-                finished_at=item.finished_at,
-                outcome=outcome.state if updated else RunState.CANCELLED,
-                status_code=outcome.status_code,
-                response_headers=outcome.headers,
-                body_excerpt=outcome.body,
-                error=outcome.error[:500],
-                duration_ms=duration,
+            state = outcome.state if updated else RunState.CANCELLED
+            record_attempt(
+                item.attempt, job, outcome, state, duration, finished_at=item.finished_at, started_at=item.fired_at
             )
-            metrics.DURATION.labels(target=job.target_kind).observe(duration / 1000)
         job_ids = sorted({item.run.job_id for item in fired})
         transaction.on_commit(lambda: events.runs_changed(job_ids))
         if failed_runs:

@@ -128,6 +128,31 @@ def _stop_replaced(job: Job, replaced: list[Run]) -> None:
     events.runs_changed([job.pk], "cancel")
 
 
+def record_attempt(
+    attempt: Attempt,
+    job: Job,
+    outcome: Outcome,
+    state: str,
+    duration_ms: int,
+    *,
+    finished_at: datetime,
+    started_at: datetime | None = None,
+) -> None:
+    """An attempt's end: its state (``cancelled`` when the run was no longer ours), answer and duration."""
+    extra = {"started_at": started_at} if started_at is not None else {}
+    Attempt.objects.filter(pk=attempt.pk).update(
+        finished_at=finished_at,
+        outcome=state,
+        status_code=outcome.status_code,
+        response_headers=outcome.headers,
+        body_excerpt=outcome.body,
+        error=outcome.error[:500],
+        duration_ms=duration_ms,
+        **extra,
+    )
+    metrics.DURATION.labels(target=job.target_kind).observe(duration_ms / 1000)
+
+
 def due_times(run_ids: list[int]) -> list[tuple[int, datetime]]:
     return list(Run.objects.filter(pk__in=run_ids).values_list("pk", "due_at"))
 
@@ -149,16 +174,7 @@ def finish(claimed: Claim, outcome: Outcome) -> tuple[str, float | None]:
         live = Run.objects.select_for_update().filter(pk=run.pk, claim_token=claimed.token, state=RunState.RUNNING)
         current = live.first()
         attempt_state = outcome.state if current is not None else RunState.CANCELLED
-        Attempt.objects.filter(pk=claimed.attempt.pk).update(
-            finished_at=now,
-            outcome=attempt_state,
-            status_code=outcome.status_code,
-            response_headers=outcome.headers,
-            body_excerpt=outcome.body,
-            error=outcome.error[:500],
-            duration_ms=duration,
-        )
-        metrics.DURATION.labels(target=job.target_kind).observe(duration / 1000)
+        record_attempt(claimed.attempt, job, outcome, attempt_state, duration, finished_at=now)
         if current is None:  # cancelled or re-claimed meanwhile: its new state stands
             return Run.objects.filter(pk=run.pk).values_list("state", flat=True).first() or RunState.CANCELLED, None
         failed = outcome.state in (RunState.FAILED, RunState.TIMED_OUT)

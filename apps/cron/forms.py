@@ -12,30 +12,19 @@ from typing import Any
 from django import forms
 
 from apps.clusters.models import Application, Cluster
-from apps.cron.models import CatchUp, Concurrency, Job, RunState, TargetKind
+from apps.cron.models import (
+    HTTP_FIELDS,
+    KUBE_FIELDS,
+    TIMING_FIELDS,
+    CatchUp,
+    Concurrency,
+    Job,
+    RunState,
+    TargetKind,
+)
 from apps.cron.services.validation import METHODS
 
-COMMON = (
-    "name",
-    "description",
-    "schedule",
-    "timezone",
-    "concurrency",
-    "starting_deadline_seconds",
-    "catch_up",
-    "catch_up_limit",
-    "timeout_seconds",
-    "max_attempts",
-    "backoff_seconds",
-    "max_backoff_seconds",
-    "keep_succeeded",
-    "keep_failed",
-    "spread",
-    "grace_seconds",
-    "target_kind",
-)
-HTTP_FIELDS = ("http_method", "http_url", "http_headers", "http_body", "http_expected_statuses")
-KUBE_FIELDS = ("cluster", "namespace", "job_template")
+COMMON = ("name", "description", *TIMING_FIELDS, "target_kind")
 
 
 class JobFilterForm(forms.Form):

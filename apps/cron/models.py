@@ -65,6 +65,27 @@ class SkipReason(models.TextChoices):
     CATCH_UP = "catch_up", "Missed while the scheduler was down (catch-up policy)"
 
 
+# A job's settings by group: what forms, serializers, the admin and declarations list (one place).
+TIMING_FIELDS = (
+    "schedule",
+    "timezone",
+    "concurrency",
+    "starting_deadline_seconds",
+    "catch_up",
+    "catch_up_limit",
+    "timeout_seconds",
+    "max_attempts",
+    "backoff_seconds",
+    "max_backoff_seconds",
+    "keep_succeeded",
+    "keep_failed",
+    "spread",
+    "grace_seconds",
+)
+HTTP_FIELDS = ("http_method", "http_url", "http_headers", "http_body", "http_expected_statuses")
+KUBE_FIELDS = ("cluster", "namespace", "job_template")
+
+
 class Job(BaseModel):
     name = models.CharField(max_length=100)
     application = models.ForeignKey(

@@ -20,10 +20,9 @@ from kubernetes import client
 
 from apps.clusters import gateway as gateways
 from apps.clusters import sync
-from apps.clusters.kinds import ICC_MANAGED, KINDS, job_row
-from apps.clusters.models import Cluster, JobState, KubeJob, Pod, WatchState
+from apps.clusters.kinds import ICC_MANAGED, job_row
+from apps.clusters.models import Cluster, JobState, KubeJob, Pod
 from apps.clusters.signals import job_observed
-from apps.clusters.watch import Watcher
 from tests.support.clusters import register
 from tests.support.components import wait_for
 
@@ -150,27 +149,6 @@ def announced() -> Iterator[list[dict[str, Any]]]:
     job_observed.connect(receiver, weak=False, dispatch_uid="tests.clusters.test_jobs")
     yield seen
     job_observed.disconnect(dispatch_uid="tests.clusters.test_jobs")
-
-
-@pytest.fixture
-def watching() -> Iterator[Callable[[Cluster], Watcher]]:
-    """Run an in-process watcher until every stream of ``cluster`` is connected; stopped at the end."""
-    started: list[Watcher] = []
-
-    def start(cluster: Cluster) -> Watcher:
-        watcher = Watcher(lease_seconds=3, poll_seconds=0.5).start()
-        started.append(watcher)
-
-        def connected() -> bool:
-            found = {s.kind: s for s in WatchState.objects.filter(cluster=cluster)}
-            return set(found) == set(KINDS) and all(s.connected for s in found.values())
-
-        wait_for("every watch stream of the cluster", connected, timeout=60)
-        return watcher
-
-    yield start
-    for watcher in started:
-        watcher.stop()
 
 
 def running_pod(core: client.CoreV1Api, namespace: str, job: str) -> str:

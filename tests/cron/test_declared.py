@@ -5,36 +5,19 @@ application's jobs are out of reach; bad declarations are refused whole; operato
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.test import Client
-from kubernetes import client as k8s
 
 from apps.audit.models import AuditEvent
-from apps.clusters.models import Application
 from apps.core.errors import ConflictError
 from apps.cron.models import Job
 from apps.cron.services.jobs import job_create, job_set_suspended, job_update
-from tests.support.clusters import make_deployment, ready_pods, register, sa_token, service_account, synced
-from tests.support.kube import KubeCluster
+from tests.support.clusters import sa_token
 
 pytestmark = [pytest.mark.timeout(45 * 60), pytest.mark.django_db]
 DECLARED = "/api/v1/cron/declared/"
-
-
-@pytest.fixture
-def two_apps(kube: KubeCluster, k8s_api: k8s.ApiClient, new_namespace: Callable[[], str]) -> dict[str, Any]:
-    """Applications ``shop`` (ServiceAccount shop-sa) and ``blog`` (blog-sa) in one namespace."""
-    namespace = new_namespace()
-    for name in ("shop", "blog"):
-        service_account(k8s_api, namespace, f"{name}-sa")
-        make_deployment(k8s_api, namespace, f"{name}-web", part_of=name, service_account=f"{name}-sa")
-        ready_pods(k8s_api, namespace, f"{name}-web", 1)
-    cluster = synced(register(kube))
-    apps = {a.name: a for a in Application.objects.filter(cluster=cluster, namespace=namespace)}
-    return {"cluster": cluster, "namespace": namespace, "apps": apps}
 
 
 def declare(token: str, cluster: str, jobs: Any) -> Any:
@@ -51,8 +34,8 @@ def hook(name: str, schedule: str = "*/5 * * * *", **extra: Any) -> dict[str, An
     return {"name": name, "schedule": schedule, "http_url": "http://127.0.0.1:9/hooks/" + name, **extra}
 
 
-def test_a_workload_replaces_its_declared_jobs_idempotently(k8s_api, two_apps):
-    cluster, namespace, shop = two_apps["cluster"], two_apps["namespace"], two_apps["apps"]["shop"]
+def test_a_workload_replaces_its_declared_jobs_idempotently(k8s_api, shop_and_blog):
+    cluster, namespace, shop = shop_and_blog["cluster"], shop_and_blog["namespace"], shop_and_blog["apps"]["shop"]
     token = sa_token(k8s_api, namespace, "shop-sa")
 
     first = declare(token, cluster.name, [hook("cleanup"), hook("report", "0 6 * * *", timezone="Europe/Berlin")])
@@ -85,8 +68,8 @@ def test_a_workload_replaces_its_declared_jobs_idempotently(k8s_api, two_apps):
     assert all(f"system:serviceaccount:{namespace}:shop-sa" in who for _, who in actions)
 
 
-def test_declarations_reach_only_the_callers_application_and_are_refused_whole(k8s_api, two_apps):
-    cluster, namespace, apps = two_apps["cluster"], two_apps["namespace"], two_apps["apps"]
+def test_declarations_reach_only_the_callers_application_and_are_refused_whole(k8s_api, shop_and_blog):
+    cluster, namespace, apps = shop_and_blog["cluster"], shop_and_blog["namespace"], shop_and_blog["apps"]
     blog_job, _ = job_create(
         application=apps["blog"], name="blog-digest", schedule="@daily", http_url="http://127.0.0.1:9/x"
     )
@@ -116,8 +99,8 @@ def test_declarations_reach_only_the_callers_application_and_are_refused_whole(k
     assert declare("not-a-token", cluster.name, []).status_code == 401
 
 
-def test_operators_may_suspend_a_declared_job_but_not_edit_it(k8s_api, two_apps, admin_persona):
-    cluster, namespace = two_apps["cluster"], two_apps["namespace"]
+def test_operators_may_suspend_a_declared_job_but_not_edit_it(k8s_api, shop_and_blog, admin_persona):
+    cluster, namespace = shop_and_blog["cluster"], shop_and_blog["namespace"]
     token = sa_token(k8s_api, namespace, "shop-sa")
     assert declare(token, cluster.name, [hook("cleanup")]).status_code == 200
     job = Job.objects.get(name="cleanup")

@@ -5,15 +5,11 @@ and ``replace`` deleting the running Job."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from kubernetes import client
 
-from apps.clusters.kinds import KINDS
-from apps.clusters.models import WatchState
-from apps.clusters.watch import Watcher
 from apps.core.errors import DomainError
 from apps.cron import execution
 from apps.cron.models import Job, Run, RunState
@@ -39,17 +35,10 @@ spec:
 
 
 @pytest.fixture
-def cluster(kube_apiserver) -> Iterator[object]:
+def cluster(kube_apiserver, watching) -> object:
     cluster = register(kube_apiserver)
-    watcher = Watcher(lease_seconds=3, poll_seconds=0.5).start()
-
-    def connected() -> bool:
-        found = {s.kind: s for s in WatchState.objects.filter(cluster=cluster)}
-        return set(found) == set(KINDS) and all(s.connected for s in found.values())
-
-    wait_for("every watch stream of the cluster", connected, timeout=60)
-    yield cluster
-    watcher.stop()
+    watching(cluster)
+    return cluster
 
 
 def pod_of(core: client.CoreV1Api, namespace: str, job: str) -> str:

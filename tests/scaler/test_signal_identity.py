@@ -4,39 +4,28 @@ accepted for its own application, refused for another application's pods, never 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.test import Client
-from kubernetes import client as k8s
 
-from apps.clusters.models import Application, Pod
+from apps.clusters.models import Pod
 from apps.scaler import services
 from apps.scaler.models import Signal
-from tests.support.clusters import make_deployment, ready_pods, register, sa_token, service_account, synced
-from tests.support.kube import KubeCluster
+from tests.support.clusters import sa_token
 
 pytestmark = [pytest.mark.timeout(45 * 60), pytest.mark.django_db]
 SIGNALS = "/api/v1/scaler/signals/"
 
 
 @pytest.fixture
-def two_apps(kube: KubeCluster, k8s_api: k8s.ApiClient, new_namespace: Callable[[], str]) -> dict[str, Any]:
-    """Applications ``shop`` (ServiceAccount shop-sa) and ``blog`` (blog-sa) in one namespace, each with a policy
-    on the pushed metric ``rps``."""
-    namespace = new_namespace()
-    for name in ("shop", "blog"):
-        service_account(k8s_api, namespace, f"{name}-sa")
-        make_deployment(k8s_api, namespace, f"{name}-web", part_of=name, service_account=f"{name}-sa")
-        ready_pods(k8s_api, namespace, f"{name}-web", 1)
-    cluster = synced(register(kube))
-    apps = {a.name: a for a in Application.objects.filter(cluster=cluster, namespace=namespace)}
-    for app in apps.values():
+def two_apps(shop_and_blog: dict[str, Any]) -> dict[str, Any]:
+    """``shop_and_blog``, each application with a policy on the pushed metric ``rps``."""
+    for app in shop_and_blog["apps"].values():
         services.policy_create(
             application=app, mode="recommend", min_replicas=1, max_replicas=4, metrics=[{"name": "rps", "target": 10}]
         )
-    return {"cluster": cluster, "namespace": namespace, "apps": apps}
+    return shop_and_blog
 
 
 def push(token: str, cluster: str, body: dict[str, Any]) -> Any:

@@ -20,6 +20,48 @@ from tests.support.kube import KubeCluster
 
 
 @pytest.fixture
+def watching() -> Iterator[Callable[[Any], Any]]:
+    """``watching(cluster)``: an in-process watcher running until every stream of ``cluster`` is connected;
+    stopped at the end of the test."""
+    from apps.clusters.kinds import KINDS
+    from apps.clusters.models import WatchState
+    from apps.clusters.watch import Watcher
+
+    started: list[Any] = []
+
+    def start(cluster: Any) -> Any:
+        watcher = Watcher(lease_seconds=3, poll_seconds=0.5).start()
+        started.append(watcher)
+
+        def connected() -> bool:
+            found = {s.kind: s for s in WatchState.objects.filter(cluster=cluster)}
+            return set(found) == set(KINDS) and all(s.connected for s in found.values())
+
+        wait_for("every watch stream of the cluster", connected, timeout=60)
+        return watcher
+
+    yield start
+    for watcher in started:
+        watcher.stop()
+
+
+@pytest.fixture
+def shop_and_blog(kube: KubeCluster, k8s_api: k8s.ApiClient, new_namespace: Callable[[], str]) -> dict[str, Any]:
+    """Applications ``shop`` (ServiceAccount shop-sa) and ``blog`` (blog-sa) in one new namespace, each with one
+    ready pod, registered and synced: ``{"cluster", "namespace", "apps": {"shop": …, "blog": …}}``."""
+    from apps.clusters.models import Application
+
+    namespace = new_namespace()
+    for name in ("shop", "blog"):
+        service_account(k8s_api, namespace, f"{name}-sa")
+        make_deployment(k8s_api, namespace, f"{name}-web", part_of=name, service_account=f"{name}-sa")
+        ready_pods(k8s_api, namespace, f"{name}-web", 1)
+    cluster = synced(register(kube))
+    apps = {a.name: a for a in Application.objects.filter(cluster=cluster, namespace=namespace)}
+    return {"cluster": cluster, "namespace": namespace, "apps": apps}
+
+
+@pytest.fixture
 def kube(kube_apiserver: KubeCluster) -> KubeCluster:
     return kube_apiserver
 

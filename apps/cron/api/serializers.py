@@ -10,39 +10,20 @@ from rest_framework import serializers
 
 from apps.core.api.serializers import StrictSerializer
 from apps.cron import schedule
-from apps.cron.models import Attempt, Job, Run
+from apps.cron.models import HTTP_FIELDS, KUBE_FIELDS, TIMING_FIELDS, Attempt, Job, Run
 
 JOB_FIELDS: tuple[str, ...] = (
     "id",
     "name",
     "description",
     "application",
-    "cluster",
-    "namespace",
-    "schedule",
     "schedule_description",
-    "timezone",
     "suspended",
-    "concurrency",
-    "starting_deadline_seconds",
-    "catch_up",
-    "catch_up_limit",
-    "timeout_seconds",
-    "max_attempts",
-    "backoff_seconds",
-    "max_backoff_seconds",
-    "keep_succeeded",
-    "keep_failed",
-    "spread",
-    "grace_seconds",
+    *TIMING_FIELDS,
     "target_kind",
-    "http_method",
-    "http_url",
-    "http_headers",
+    *HTTP_FIELDS,
     "http_secret_header_names",
-    "http_body",
-    "http_expected_statuses",
-    "job_template",
+    *KUBE_FIELDS,
     "declared",
     "version",
     "next_slot_at",

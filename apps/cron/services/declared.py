@@ -16,7 +16,7 @@ from typing import Any
 from django.db import transaction
 
 from apps.core.errors import ConflictError, DomainError
-from apps.cron.models import Job
+from apps.cron.models import HTTP_FIELDS, TIMING_FIELDS, Job
 from apps.cron.services.jobs import job_create, job_delete, job_update
 from apps.cron.services.validation import clean_job
 
@@ -25,27 +25,10 @@ MAX_DECLARED = 100
 DECLARABLE = {
     "name",
     "description",
-    "schedule",
-    "timezone",
-    "concurrency",
-    "starting_deadline_seconds",
-    "catch_up",
-    "catch_up_limit",
-    "timeout_seconds",
-    "max_attempts",
-    "backoff_seconds",
-    "max_backoff_seconds",
-    "keep_succeeded",
-    "keep_failed",
-    "spread",
-    "grace_seconds",
+    *TIMING_FIELDS,
     "target_kind",
-    "http_method",
-    "http_url",
-    "http_headers",
+    *HTTP_FIELDS,
     "http_secret_headers",
-    "http_body",
-    "http_expected_statuses",
     "job_template",
 }
 

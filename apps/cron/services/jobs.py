@@ -91,6 +91,14 @@ def snapshot(job: Job) -> dict[str, Any]:
     }
 
 
+def _recorded(job: Job, action: str, changes: dict[str, Any], *, actor: Any = None, **audit: Any) -> None:
+    """In the write's transaction: the audit event ``cron.job.<action>``, the live update and the scheduler's
+    wake-up after commit."""
+    audit_record(action=f"cron.job.{action}", target=job, scope=audit_scope(job), changes=changes, actor=actor, **audit)
+    events.job_changed(job, action)
+    wake.after_commit()
+
+
 def _apply(job: Job, cleaned: dict[str, Any]) -> None:
     secret_headers = cleaned.pop("http_secret_headers", None)
     for key, value in cleaned.items():
@@ -127,15 +135,7 @@ def job_create(*, by: Any = None, declared: bool = False, actor: Any = None, **v
             job.save()
             job.set_next_slot(_first_slot(job))  # the spread offset needs the id
             job.save(update_fields=["next_slot_at", "next_due_at"])
-            audit_record(
-                action="cron.job.create",
-                target=job,
-                scope=audit_scope(job),
-                changes={k: [None, v] for k, v in snapshot(job).items()},
-                actor=actor,
-            )
-            events.job_changed(job, "create")
-            wake.after_commit()
+            _recorded(job, "create", {k: [None, v] for k, v in snapshot(job).items()}, actor=actor)
     except IntegrityError:
         raise ConflictError(f"a job named {job.name!r} already exists here", field="name") from None
     return job, signing
@@ -174,16 +174,7 @@ def job_update(*, job: Job, by: Any = None, actor: Any = None, declared_source: 
         changes = {k: [before[k], after[k]] for k in after if before[k] != after[k]}
         if "http_secret_headers" in values:
             changes["http_secret_headers"] = ["(hidden)", "(changed)"]
-        audit_record(
-            action="cron.job.update",
-            target=locked,
-            scope=audit_scope(locked),
-            changes=changes,
-            metadata={"version": locked.version},
-            actor=actor,
-        )
-        events.job_changed(locked, "update")
-        wake.after_commit()
+        _recorded(locked, "update", changes, actor=actor, metadata={"version": locked.version})
     return locked
 
 
@@ -208,15 +199,8 @@ def job_set_suspended(*, job: Job, suspended: bool, reason: str = "", by: Any = 
         if not suspended:
             locked.set_next_slot(_first_slot(locked))
         locked.save(update_fields=["suspended", "next_slot_at", "next_due_at", "updated_at"])
-        audit_record(
-            action="cron.job.suspend" if suspended else "cron.job.resume",
-            target=locked,
-            scope=audit_scope(locked),
-            changes={"suspended": [not suspended, suspended]},
-            message=reason[:500],
-        )
-        events.job_changed(locked, "suspend" if suspended else "resume")
-        wake.after_commit()
+        action = "suspend" if suspended else "resume"
+        _recorded(locked, action, {"suspended": [not suspended, suspended]}, message=reason[:500])
     return locked
 
 
@@ -226,16 +210,8 @@ def job_delete(*, job: Job, confirm: str, by: Any = None, actor: Any = None) -> 
     if confirm != job.name:
         raise DomainError(f"type the job's name ({job.name}) to confirm", field="confirm")
     with transaction.atomic():
-        audit_record(
-            action="cron.job.delete",
-            target=job,
-            scope=audit_scope(job),
-            changes={k: [v, None] for k, v in snapshot(job).items()},
-            actor=actor,
-        )
-        events.job_changed(job, "delete")
+        _recorded(job, "delete", {k: [v, None] for k, v in snapshot(job).items()}, actor=actor)
         job.delete()
-        wake.after_commit()
 
 
 def job_rotate_secret(*, job: Job, by: Any = None) -> str:

@@ -23,7 +23,7 @@ from apps.clusters import sync
 from apps.clusters.kinds import ICC_MANAGED, job_row
 from apps.clusters.models import Cluster, JobState, KubeJob, Pod
 from apps.clusters.signals import job_observed
-from tests.support.clusters import register
+from tests.support.clusters import register, running_job_pod
 from tests.support.components import wait_for
 
 MARKER = "SECRET-FROM-THE-REMOTE-BODY-5c1e"
@@ -151,17 +151,6 @@ def announced() -> Iterator[list[dict[str, Any]]]:
     job_observed.disconnect(dispatch_uid="tests.clusters.test_jobs")
 
 
-def running_pod(core: client.CoreV1Api, namespace: str, job: str) -> str:
-    """The name of the job's pod once the fake node runs it."""
-
-    def find() -> str | None:
-        pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
-        return next((p.metadata.name for p in pods if p.status.phase == "Running"), None)
-
-    name: str = wait_for(f"a running pod of job {job}", find, timeout=90)
-    return name
-
-
 def row_in(cluster: Cluster, namespace: str, name: str, state: str | None = None) -> KubeJob | None:
     row = KubeJob.objects.filter(cluster=cluster, namespace=namespace, name=name).first()
     return row if row is not None and (state is None or row.state == state) else None
@@ -235,8 +224,8 @@ def test_the_watcher_stores_jobs_that_succeed_fail_or_run_out_of_time_and_announ
     wait_for("the running job's row", lambda: row_in(cluster, namespace, ok, JobState.RUNNING), timeout=30)
     wait_for("its announcement", lambda: signalled(announced, cluster, namespace, ok, state="running"), timeout=10)
 
-    kube_apiserver.node.finish_pod(namespace, running_pod(core, namespace, ok), exit_code=0)
-    kube_apiserver.node.finish_pod(namespace, running_pod(core, namespace, bad), exit_code=2)
+    kube_apiserver.node.finish_pod(namespace, running_job_pod(core, namespace, ok), exit_code=0)
+    kube_apiserver.node.finish_pod(namespace, running_job_pod(core, namespace, bad), exit_code=2)
 
     done = wait_for("the succeeded job", lambda: row_in(cluster, namespace, ok, JobState.SUCCEEDED), timeout=60)
     assert (done.succeeded, done.failed, done.active, done.failure_reason) == (1, 0, 0, "")
@@ -280,7 +269,7 @@ def test_a_deleted_job_takes_its_pods_and_its_row_along(
     gateway = gateways.for_cluster(cluster)
     name = f"del-{uuid.uuid4().hex[:6]}"
     gateway.create(jobs_path(namespace), job_body(name))
-    running_pod(core, namespace, name)
+    running_job_pod(core, namespace, name)
     wait_for("the job's row", lambda: row_in(cluster, namespace, name), timeout=30)
 
     gateway.delete(f"{jobs_path(namespace)}/{name}", propagation=propagation)
@@ -305,7 +294,7 @@ def test_the_full_sync_stores_and_removes_jobs_and_announces_only_changes(kube_a
     gateway = gateways.for_cluster(cluster)
     name = f"sync-{uuid.uuid4().hex[:6]}"
     gateway.create(jobs_path(namespace), job_body(name))
-    kube_apiserver.node.finish_pod(namespace, running_pod(core, namespace, name), exit_code=0)
+    kube_apiserver.node.finish_pod(namespace, running_job_pod(core, namespace, name), exit_code=0)
     wait_for(
         "the Job controller to see the pod succeed",
         lambda: (

@@ -15,7 +15,7 @@ from apps.cron import execution
 from apps.cron.models import Job, Run, RunState
 from apps.cron.services.jobs import job_create
 from apps.cron.services.runs import job_run_now
-from tests.support.clusters import register
+from tests.support.clusters import register, running_job_pod
 from tests.support.components import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(45 * 60)]
@@ -39,15 +39,6 @@ def cluster(kube_apiserver, watching) -> object:
     cluster = register(kube_apiserver)
     watching(cluster)
     return cluster
-
-
-def pod_of(core: client.CoreV1Api, namespace: str, job: str) -> str:
-    def find() -> str | None:
-        pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
-        return next((p.metadata.name for p in pods if p.status.phase == "Running"), None)
-
-    name: str = wait_for(f"a running pod of Job {job}", find, timeout=90)
-    return name
 
 
 def kube_job(cluster, namespace: str, name: str, **values) -> Job:
@@ -100,14 +91,14 @@ def test_a_job_run_creates_one_job_per_slot_and_finishes_with_it(cluster, namesp
     assert execution.execute(ok.pk) == RunState.RUNNING
     assert len(batch.list_namespaced_job(namespace, label_selector=f"icc.dev/cron-job={job.pk}").items) == 1
 
-    kube_apiserver.node.finish_pod(namespace, pod_of(core, namespace, ok.kube_job), exit_code=0)
+    kube_apiserver.node.finish_pod(namespace, running_job_pod(core, namespace, ok.kube_job), exit_code=0)
     ok = wait_state(ok, RunState.SUCCEEDED)
     assert ok.finished_at is not None and ok.attempts == 2
 
     bad = job_run_now(job=job)
     assert execution.execute(bad.pk) == RunState.RUNNING
     bad.refresh_from_db()
-    kube_apiserver.node.finish_pod(namespace, pod_of(core, namespace, bad.kube_job), exit_code=3)
+    kube_apiserver.node.finish_pod(namespace, running_job_pod(core, namespace, bad.kube_job), exit_code=3)
     bad = wait_state(bad, RunState.FAILED)
     assert "BackoffLimitExceeded" in bad.reason
 

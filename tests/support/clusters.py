@@ -352,3 +352,14 @@ def deployed(kube: KubeCluster, cluster_name: str, **applications: tuple[str, st
     finally:
         for namespace, _, _ in applications.values():
             delete_namespace(api, namespace)
+
+
+def running_job_pod(core: k8s.CoreV1Api, namespace: str, job: str) -> str:
+    """The name of a Job's pod once the fake node runs it (the Job controller labels it ``job-name``)."""
+
+    def find() -> str | None:
+        pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={job}").items
+        return next((p.metadata.name for p in pods if p.status.phase == "Running"), None)
+
+    name: str = wait_for(f"a running pod of Job {job}", find, timeout=90)
+    return name

@@ -28,13 +28,12 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F
 
-from apps.core import outbound
 from apps.cron import events, metrics, signals
-from apps.cron.execution import CLAIM_MARGIN, _call, backoff, record_attempt, request_headers
+from apps.cron.execution import CLAIM_MARGIN, _call, backoff, new_pool, record_attempt, request_headers
 from apps.cron.models import Attempt, Concurrency, Job, Run, RunState, TargetKind
 from apps.cron.outcomes import Outcome
 
-EARLY = timedelta(milliseconds=500)  # batches reach workers this long before they are due
+EARLY = timedelta(seconds=1)  # batches reach workers this long before they are due
 BATCH_SIZE = 20
 _local = threading.local()
 _pool = ThreadPoolExecutor(max_workers=128, thread_name_prefix="icc-cron-batch")
@@ -44,12 +43,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _session() -> Any:
-    """This thread's kept-alive session (connections to a receiver are reused from call to call)."""
-    session = getattr(_local, "session", None)
-    if session is None:
-        session = _local.session = outbound.checked_session()
-    return session
+def _connections() -> Any:
+    """This thread's kept-alive connections (a receiver's connection is reused from call to call)."""
+    pool = getattr(_local, "pool", None)
+    if pool is None:
+        pool = _local.pool = new_pool()
+    return pool
 
 
 @dataclass
@@ -98,7 +97,7 @@ def _fire(run: Run, job: Job, attempt: int) -> tuple[Outcome, datetime, datetime
     if wait > 0:
         time.sleep(wait)
     fired = utcnow()
-    outcome = _call(_session(), job, headers, body)
+    outcome = _call(_connections(), job, headers, body)
     return outcome, fired, utcnow()
 
 

@@ -23,7 +23,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import requests
+import urllib3
 from django.db import transaction
 
 from apps.core import outbound
@@ -233,37 +233,48 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() or c in "\n\t" else "\ufffd" for c in text)
 
 
-def _call(session: requests.Session, job: Job, headers: dict[str, str], body: bytes) -> Outcome:
+def new_pool() -> urllib3.PoolManager:
+    """Connections for target calls: every one passes the outbound address policy when it connects (the address
+    is checked again then: DNS may have changed since the job was saved); no proxies from the environment."""
+    return outbound.guard_pool_manager(urllib3.PoolManager(num_pools=64, maxsize=8, retries=False))
+
+
+def _call(pool: urllib3.PoolManager, job: Job, headers: dict[str, str], body: bytes) -> Outcome:
+    timeout = urllib3.Timeout(connect=min(5.0, float(job.timeout_seconds)), read=float(job.timeout_seconds))
     try:
-        response = session.request(
+        response = pool.request(
             job.http_method,
             job.http_url,
             headers=headers,
-            data=body or None,
-            timeout=(min(5.0, float(job.timeout_seconds)), float(job.timeout_seconds)),
-            stream=True,
-            allow_redirects=False,
+            body=body or None,
+            timeout=timeout,
+            retries=False,
+            redirect=False,
+            preload_content=False,
         )
     except outbound.OutboundRefused as exc:
         return Outcome(RunState.FAILED, error=f"refused by the outbound address policy: {exc.message}")
-    except requests.Timeout:
+    except (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.ReadTimeoutError):
         return Outcome(RunState.TIMED_OUT, error=f"no answer within {job.timeout_seconds} s")
-    except requests.RequestException as exc:
+    except urllib3.exceptions.HTTPError as exc:
         return Outcome(RunState.FAILED, error=f"connection failed: {type(exc).__name__}")
     try:
-        excerpt = response.raw.read(BODY_EXCERPT, decode_content=True) or b""
+        excerpt = response.read(BODY_EXCERPT, decode_content=True) or b""
     except Exception:  # a body that breaks off still leaves the status
         excerpt = b""
     finally:
-        response.close()
+        if response.length_remaining is not None and response.length_remaining <= 65536:
+            response.drain_conn()  # the connection is kept for the next call
+        else:
+            response.close()
     kept = {k: v[:200] for k, v in list(response.headers.items())[:MAX_RESPONSE_HEADERS] if k.lower() != "set-cookie"}
-    ok = job.is_expected_status(response.status_code)
+    ok = job.is_expected_status(response.status)
     return Outcome(
         RunState.SUCCEEDED if ok else RunState.FAILED,
-        status_code=response.status_code,
+        status_code=response.status,
         headers=kept,
         body=_printable(excerpt.decode("utf-8", errors="replace")),
-        error="" if ok else f"unexpected status {response.status_code}",
+        error="" if ok else f"unexpected status {response.status}",
     )
 
 
@@ -276,9 +287,9 @@ def call_http(claimed: Claim) -> Outcome:
     job, run = claimed.job, claimed.run
     body = job.http_body.encode()
     headers = request_headers(job, run, claimed.attempt.number, body)
-    session = outbound.checked_session()
+    pool = new_pool()
     started = time.monotonic()
-    future = _pool.submit(_call, session, job, headers, body)
+    future = _pool.submit(_call, pool, job, headers, body)
     try:
         while True:
             try:
@@ -290,7 +301,7 @@ def call_http(claimed: Claim) -> Outcome:
                     return Outcome(RunState.CANCELLED, error="cancelled while the call was in flight")
     finally:
         if not future.done():
-            session.close()  # closes the pooled connection under the abandoned call
+            pool.clear()  # closes the connection under the abandoned call
 
 
 def execute_once(run_id: int, worker: str | None = None) -> tuple[str | None, float | None]:

@@ -8,7 +8,6 @@ The rules that need no cluster (a Job's state, what an error repeats of an answe
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,7 +22,7 @@ from apps.clusters import sync
 from apps.clusters.kinds import ICC_MANAGED, job_row
 from apps.clusters.models import Cluster, JobState, KubeJob, Pod
 from apps.clusters.signals import job_observed
-from tests.support.clusters import register, running_job_pod
+from tests.support.clusters import recording, register, running_job_pod
 from tests.support.components import wait_for
 
 MARKER = "SECRET-FROM-THE-REMOTE-BODY-5c1e"
@@ -139,16 +138,8 @@ def real_cluster(test: Callable[..., None]) -> Callable[..., None]:
 @pytest.fixture
 def announced() -> Iterator[list[dict[str, Any]]]:
     """The keyword arguments of every ``job_observed`` sent during the test (from any thread)."""
-    seen: list[dict[str, Any]] = []
-    lock = threading.Lock()
-
-    def receiver(sender: Any, **kwargs: Any) -> None:
-        with lock:
-            seen.append({k: v for k, v in kwargs.items() if k != "signal"})
-
-    job_observed.connect(receiver, weak=False, dispatch_uid="tests.clusters.test_jobs")
-    yield seen
-    job_observed.disconnect(dispatch_uid="tests.clusters.test_jobs")
+    with recording(job_observed) as seen:
+        yield seen
 
 
 def row_in(cluster: Cluster, namespace: str, name: str, state: str | None = None) -> KubeJob | None:

@@ -9,7 +9,6 @@ database.
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -19,11 +18,10 @@ from kubernetes import client
 
 from apps.clusters import gateway as gateways
 from apps.clusters import sync
-from apps.clusters.kinds import KINDS, POD_TEMPLATE_MAX_BYTES, workload_row
-from apps.clusters.models import Cluster, WatchState, Workload
+from apps.clusters.kinds import POD_TEMPLATE_MAX_BYTES, workload_row
+from apps.clusters.models import Cluster, Workload
 from apps.clusters.signals import workload_observed
-from apps.clusters.watch import Watcher
-from tests.support.clusters import deployment_settled, make_deployment, register, synced
+from tests.support.clusters import deployment_settled, make_deployment, recording, register, synced
 from tests.support.components import wait_for
 
 
@@ -88,37 +86,8 @@ def real_cluster(test: Callable[..., None]) -> Callable[..., None]:
 @pytest.fixture
 def announced() -> Iterator[list[dict[str, Any]]]:
     """The keyword arguments of every ``workload_observed`` sent during the test (from any thread)."""
-    seen: list[dict[str, Any]] = []
-    lock = threading.Lock()
-
-    def receiver(sender: Any, **kwargs: Any) -> None:
-        with lock:
-            seen.append({k: v for k, v in kwargs.items() if k != "signal"})
-
-    workload_observed.connect(receiver, weak=False, dispatch_uid="tests.clusters.test_workload_templates")
-    yield seen
-    workload_observed.disconnect(dispatch_uid="tests.clusters.test_workload_templates")
-
-
-@pytest.fixture
-def watching() -> Iterator[Callable[[Cluster], Watcher]]:
-    """Run an in-process watcher until every stream of ``cluster`` is connected; stopped at the end."""
-    started: list[Watcher] = []
-
-    def start(cluster: Cluster) -> Watcher:
-        watcher = Watcher(lease_seconds=3, poll_seconds=0.5).start()
-        started.append(watcher)
-
-        def connected() -> bool:
-            found = {s.kind: s for s in WatchState.objects.filter(cluster=cluster)}
-            return set(found) == set(KINDS) and all(s.connected for s in found.values())
-
-        wait_for("every watch stream of the cluster", connected, timeout=60)
-        return watcher
-
-    yield start
-    for watcher in started:
-        watcher.stop()
+    with recording(workload_observed) as seen:
+        yield seen
 
 
 def stored(cluster: Cluster, namespace: str, name: str) -> Workload | None:

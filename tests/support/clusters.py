@@ -363,3 +363,23 @@ def running_job_pod(core: k8s.CoreV1Api, namespace: str, job: str) -> str:
 
     name: str = wait_for(f"a running pod of Job {job}", find, timeout=90)
     return name
+
+
+@contextmanager
+def recording(signal: Any) -> Iterator[list[dict[str, Any]]]:
+    """The keyword arguments of every ``signal`` sent inside the block (from any thread), in order."""
+    import threading
+
+    seen: list[dict[str, Any]] = []
+    lock = threading.Lock()
+
+    def receiver(sender: Any, **kwargs: Any) -> None:
+        with lock:
+            seen.append({k: v for k, v in kwargs.items() if k != "signal"})
+
+    uid = f"tests.recording.{id(seen)}"
+    signal.connect(receiver, weak=False, dispatch_uid=uid)
+    try:
+        yield seen
+    finally:
+        signal.disconnect(dispatch_uid=uid)

@@ -25,6 +25,7 @@ def _periodic(sender: Celery, **_: object) -> None:
         "audit.write_checkpoint": {"task": "audit.write_checkpoint", "schedule": crontab(minute=5, hour=0)},
         "clusters.sync_due": {"task": "clusters.sync_due", "schedule": 30.0},
         "scaler.evaluate_due": {"task": "scaler.evaluate_due", "schedule": float(settings.SCALER_EVALUATE_SECONDS)},
+        "compliance.scan": {"task": "compliance.scan", "schedule": float(settings.COMPLIANCE_SCAN_SECONDS)},
     }
 
 

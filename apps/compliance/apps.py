@@ -1,6 +1,17 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import AppConfig
+
+
+def _workload_changed(*, cluster_id: int, namespace: str, kind: str, name: str, deleted: bool, **_: Any) -> None:
+    """The watcher saw a workload change (after commit): re-evaluate it on a worker within about a second."""
+    if deleted:
+        return  # its results were deleted with it
+    from apps.compliance.tasks import evaluate_workload
+
+    evaluate_workload.apply_async(args=[cluster_id, namespace, kind, name], queue="analysis")
 
 
 class ComplianceConfig(AppConfig):
@@ -8,6 +19,15 @@ class ComplianceConfig(AppConfig):
     label = "compliance"
 
     def ready(self) -> None:
+        from apps.clusters.signals import workload_observed
+        from apps.compliance import models as m
+        from apps.core.access import ScopedModel, register_scoped
         from apps.core.registry import placeholder_register
 
+        register_scoped(
+            m.Result, ScopedModel(cluster="cluster_id", namespace="namespace", application="application__name")
+        )
+        register_scoped(m.Policy, ScopedModel())  # global: policies are read and changed with global grants
+        register_scoped(m.Binding, ScopedModel())
+        workload_observed.connect(_workload_changed, dispatch_uid="compliance.evaluate_on_change")
         placeholder_register("compliance", "Compliance", order=50, empty="No policies yet.")

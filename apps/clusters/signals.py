@@ -14,7 +14,7 @@ may come twice for the same version of a row.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.dispatch import Signal
@@ -25,27 +25,16 @@ job_observed = Signal()
 workload_observed = Signal()
 
 
-def job_changed(cluster_id: int, row: Mapping[str, Any], deleted: bool) -> None:
-    """Send :data:`job_observed` for one KubeJob row (called after commit; see ``Kind.on_change``)."""
-    # send_robust: a failing receiver is logged by Django ("django.dispatch") and stops neither the others nor
-    # the sync or watcher that sent it.
-    job_observed.send_robust(
-        sender=KubeJob,
-        cluster_id=cluster_id,
-        namespace=row["namespace"],
-        name=row["name"],
-        state=row["state"],
-        deleted=deleted,
-    )
+def _announcer(signal: Signal, sender: type, *fields: str) -> Callable[[int, Mapping[str, Any], bool], None]:
+    """A ``Kind.on_change`` that sends ``signal`` for one row (after commit) with ``cluster_id``, ``deleted`` and the
+    row's ``fields``. send_robust: a failing receiver is logged by Django ("django.dispatch") and stops neither the
+    others nor the sync or watcher that sent it."""
+
+    def changed(cluster_id: int, row: Mapping[str, Any], deleted: bool) -> None:
+        signal.send_robust(sender=sender, cluster_id=cluster_id, deleted=deleted, **{f: row[f] for f in fields})
+
+    return changed
 
 
-def workload_changed(cluster_id: int, row: Mapping[str, Any], deleted: bool) -> None:
-    """Send :data:`workload_observed` for one Workload row (called after commit; see ``Kind.on_change``)."""
-    workload_observed.send_robust(
-        sender=Workload,
-        cluster_id=cluster_id,
-        namespace=row["namespace"],
-        kind=row["kind"],
-        name=row["name"],
-        deleted=deleted,
-    )
+job_changed = _announcer(job_observed, KubeJob, "namespace", "name", "state")
+workload_changed = _announcer(workload_observed, Workload, "namespace", "kind", "name")

@@ -23,6 +23,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("apps.clusters.api.urls")),
     path("scaler/", include("apps.scaler.api.urls")),
     path("cron/", include("apps.cron.api.urls")),
+    path("compliance/", include("apps.compliance.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="v1:schema"), name="swagger-ui"),
     path("redoc/", SpectacularRedocView.as_view(url_name="v1:schema"), name="redoc"),
@@ -46,6 +47,7 @@ urlpatterns = [
     path("clusters/", include("apps.clusters.urls")),
     path("scaler/", include("apps.scaler.urls")),
     path("cron/", include("apps.cron.urls")),
+    path("compliance/", include("apps.compliance.urls")),
     path("users/", include("apps.users.urls")),
     # Addresses before each app's pages took its label as their prefix: bookmarks keep working.
     *(

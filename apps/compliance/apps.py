@@ -19,10 +19,12 @@ class ComplianceConfig(AppConfig):
     label = "compliance"
 
     def ready(self) -> None:
+        from django.urls import reverse
+
         from apps.clusters.signals import workload_observed
         from apps.compliance import models as m
         from apps.core.access import ScopedModel, register_scoped
-        from apps.core.registry import placeholder_register
+        from apps.core.registry import ObjectTab, nav_register, tab_register
 
         register_scoped(
             m.Result, ScopedModel(cluster="cluster_id", namespace="namespace", application="application__name")
@@ -30,4 +32,15 @@ class ComplianceConfig(AppConfig):
         register_scoped(m.Policy, ScopedModel())  # global: policies are read and changed with global grants
         register_scoped(m.Binding, ScopedModel())
         workload_observed.connect(_workload_changed, dispatch_uid="compliance.evaluate_on_change")
-        placeholder_register("compliance", "Compliance", order=50, empty="No policies yet.")
+        nav_register("compliance", "Compliance", "/compliance/", order=50)
+        # The application page links to its results (whoever reads the application reads its results' list).
+        tab_register(
+            ObjectTab(
+                target="clusters.application",
+                key="compliance",
+                label="Compliance",
+                url=lambda app: f"{reverse('compliance:results')}?application={app.pk}",
+                visible=lambda user, app: True,
+                order=120,  # after Scaling and Cron, as in the menu
+            )
+        )

@@ -28,5 +28,9 @@ def test_the_application_page_links_to_its_scaling_page(shop, admin_persona):
 
 
 def test_tabs_are_listed_per_target_and_filtered_by_visibility(shop, admin_persona):
-    assert [tab["key"] for tab in tabs_for("clusters.application", shop, admin_persona.user)] == ["scaler", "cron"]
+    assert [tab["key"] for tab in tabs_for("clusters.application", shop, admin_persona.user)] == [
+        "scaler",
+        "cron",
+        "compliance",
+    ]
     assert tabs_for("clusters.cluster", shop.cluster, admin_persona.user) == []

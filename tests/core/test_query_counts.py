@@ -169,6 +169,32 @@ class Rows:
         slot = timezone.now().replace(microsecond=0) - timedelta(minutes=i + 1)
         Run.objects.create(job=job, slot=slot, due_at=slot, not_before=slot, state="succeeded", duration_ms=10 + i)
 
+    def compliance_result_row(self, i: int) -> None:
+        from apps.clusters.models import Workload
+        from apps.compliance.models import Result
+
+        workload = Workload.objects.create(
+            cluster=self.cluster,
+            namespace="ns",
+            kind="Deployment",
+            name=f"cw-{i}",
+            uid=self.uid(),
+            application=self.app,
+        )
+        now = timezone.now()
+        Result.objects.create(
+            workload=workload,
+            cluster=self.cluster,
+            namespace="ns",
+            application=self.app,
+            policy="pss-baseline",
+            check_id="pss.baseline.privileged",
+            severity="critical",
+            status="fail" if i % 2 else "pass",
+            since=now,
+            evaluated_at=now,
+        )
+
 
 ENDPOINTS: dict[str, Callable[[Rows, int], None]] = {
     "audit/events": Rows.audit_event_row,
@@ -183,6 +209,7 @@ ENDPOINTS: dict[str, Callable[[Rows, int], None]] = {
     "scaler/decisions": Rows.decision_row,
     "cron/jobs": Rows.cron_job_row,
     "cron/runs": Rows.cron_run_row,
+    "compliance/results": Rows.compliance_result_row,
     "users": Rows.user_row,
     "tokens": Rows.token_row,
     "role-bindings": Rows.role_binding_row,

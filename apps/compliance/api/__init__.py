@@ -1,0 +1,1 @@
+"""The compliance REST API under /api/v1/compliance/."""

@@ -472,6 +472,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # One name per choice set that several fields share (a run's state, an attempt's outcome).
+    "ENUM_NAME_OVERRIDES": {
+        "CronRunStateEnum": "apps.cron.models.RunState",
+        "ComplianceModeEnum": "apps.compliance.models.Mode",
+        "ModeEnum": "apps.scaler.models.Mode",  # the scaling policies' mode keeps the name it always had
+    },
 }
 
 # --- Celery (names are read by iccapp.celery with namespace="CELERY")

@@ -28,8 +28,10 @@ from django.urls import resolve
 from prometheus_client import REGISTRY
 
 from apps.audit.models import AuditEvent
-from apps.clusters.models import Namespace, Node, WarningEvent
+from apps.clusters.models import Namespace, Node, WarningEvent, Workload
+from apps.compliance.models import Result
 from apps.core.errors import DomainError
+from apps.cron.models import Job, Run
 from apps.scaler import schedules
 from apps.scaler.models import Decision, ScalingPolicy
 from apps.users.models import RoleBinding
@@ -72,6 +74,22 @@ def estate(admin_persona) -> dict[str, Any]:  # type: ignore[no-untyped-def]
         desired_replicas=1,
         outcome="applied",
         policy_version=1,
+    )
+    job = Job.objects.create(name="nightly", application=app, schedule="@daily", http_url="http://127.0.0.1:9/x")
+    now = datetime.now(UTC)
+    Run.objects.create(job=job, slot=now, due_at=now, not_before=now)
+    workload = Workload.objects.get(application=app)
+    Result.objects.create(
+        workload=workload,
+        cluster=cluster,
+        namespace="prod",
+        application=app,
+        policy="pss-baseline",
+        check_id="pss.baseline.privileged",
+        severity="critical",
+        status="fail",
+        since=now,
+        evaluated_at=now,
     )
     team_create(by=boss, name="ops")
     token_create(owner=boss, name="walk", by=boss)

@@ -19,12 +19,12 @@ from apps.clusters.api.serializers import (
     ClusterSerializer,
     ClusterUpdateSerializer,
     QueuedSerializer,
-    ReasonSerializer,
     connection_given,
 )
 from apps.clusters.models import Cluster
 from apps.core.access import Action
 from apps.core.api.filters import FilterBackend, StrictOrderingFilter
+from apps.core.api.serializers import ReasonSerializer
 from apps.core.api.viewsets import ListRetrieveDestroyViewSet
 from apps.core.errors import DomainError
 

@@ -149,10 +149,6 @@ class ClusterUpdateSerializer(ClusterConnectionSerializer):
     sync_interval_seconds = serializers.IntegerField(required=False, min_value=10, max_value=86400)
 
 
-class ReasonSerializer(StrictSerializer):
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
-
-
 class ClusterDeleteSerializer(StrictSerializer):
     confirm = serializers.CharField(
         required=False, allow_blank=True, max_length=63, default="", help_text="The cluster's name, repeated."

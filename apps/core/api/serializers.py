@@ -22,3 +22,9 @@ class StrictModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
 
 
 StrictSerializer = StrictFieldsMixin
+
+
+class ReasonSerializer(StrictSerializer):
+    """An action's optional reason (recorded in the audit trail)."""
+
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")

@@ -146,10 +146,6 @@ class RunDetailSerializer(RunSerializer):
         read_only_fields = fields
 
 
-class ReasonSerializer(StrictSerializer):
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
-
-
 class DeleteSerializer(StrictSerializer):
     confirm = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
 

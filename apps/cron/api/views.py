@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from apps.clusters.models import Application, Cluster
 from apps.core.access import Action, restrict
 from apps.core.api.permissions import OWN
+from apps.core.api.serializers import ReasonSerializer
 from apps.core.api.viewsets import RestrictedViewSetMixin
 from apps.core.errors import DomainError
 from apps.cron import schedule, selectors
@@ -29,7 +30,6 @@ from apps.cron.api.serializers import (
     JobSerializer,
     JobWriteSerializer,
     PreviewSerializer,
-    ReasonSerializer,
     RunDetailSerializer,
     RunSerializer,
     SecretSerializer,

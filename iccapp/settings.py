@@ -229,6 +229,7 @@ def _clusters(*, tasks_embedded: bool) -> dict[str, Any]:
         "CRON_MISSED_AFTER_SECONDS": env.number("CRON_MISSED_AFTER_SECONDS", 60.0, minimum=1),
         "CRON_MAX_SLEEP_SECONDS": env.number("CRON_MAX_SLEEP_SECONDS", 30.0, minimum=0.1),
         "COMPLIANCE_SCAN_SECONDS": env.integer("COMPLIANCE_SCAN_SECONDS", 3600, minimum=60, maximum=7 * 86400),
+        "COMPLIANCE_EXCEPTION_MAX_DAYS": env.integer("COMPLIANCE_EXCEPTION_MAX_DAYS", 90, minimum=1, maximum=3650),
     }
 
 
@@ -281,6 +282,8 @@ CRON_MISSED_AFTER_SECONDS: float = _from_env["CRON_MISSED_AFTER_SECONDS"]
 CRON_MAX_SLEEP_SECONDS: float = _from_env["CRON_MAX_SLEEP_SECONDS"]
 # Compliance: the period of the full scan of every observed workload (changes are evaluated as they are seen).
 COMPLIANCE_SCAN_SECONDS: int = _from_env["COMPLIANCE_SCAN_SECONDS"]
+# The longest an exception may last (an admin's setting; every exception has an expiry).
+COMPLIANCE_EXCEPTION_MAX_DAYS: int = _from_env["COMPLIANCE_EXCEPTION_MAX_DAYS"]
 ALLOWED_HOSTS: list[str] = _from_env["ALLOWED_HOSTS"]
 CSRF_TRUSTED_ORIGINS: list[str] = _from_env["CSRF_TRUSTED_ORIGINS"]
 DATABASES: dict[str, Any] = _from_env["DATABASES"]

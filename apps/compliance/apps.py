@@ -14,6 +14,12 @@ def _workload_changed(*, cluster_id: int, namespace: str, kind: str, name: str, 
     evaluate_workload.apply_async(args=[cluster_id, namespace, kind, name], queue="analysis")
 
 
+def _builtin_policies(**_: Any) -> None:
+    from apps.compliance.models import ensure_builtin_policies
+
+    ensure_builtin_policies()
+
+
 class ComplianceConfig(AppConfig):
     name = "apps.compliance"
     label = "compliance"
@@ -31,7 +37,15 @@ class ComplianceConfig(AppConfig):
         )
         register_scoped(m.Policy, ScopedModel())  # global: policies are read and changed with global grants
         register_scoped(m.Binding, ScopedModel())
+        register_scoped(
+            m.PolicyException,
+            ScopedModel(cluster="scope_cluster", namespace="scope_namespace", application="scope_application"),
+        )
         workload_observed.connect(_workload_changed, dispatch_uid="compliance.evaluate_on_change")
+        from django.db.models.signals import post_migrate
+
+        # The built-in policies exist whenever the schema does (also after a test database is flushed).
+        post_migrate.connect(_builtin_policies, sender=self, dispatch_uid="compliance.builtin_policies")
         nav_register("compliance", "Compliance", "/compliance/", order=50)
         # The application page links to its results (whoever reads the application reads its results' list).
         tab_register(

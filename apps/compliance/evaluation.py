@@ -19,7 +19,7 @@ from django.db import transaction
 from apps.clusters.models import Workload
 from apps.compliance import cel
 from apps.compliance.checks import Severity, checks_for_policy, evaluate
-from apps.compliance.models import Binding, Mode, Policy, PolicyKind, Result
+from apps.compliance.models import Binding, Mode, Policy, PolicyException, PolicyKind, Result, ResultStatus
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,41 @@ def _verdicts(binding: Binding, obj: dict[str, Any]) -> list[Any]:
     return [r for r in results if not binding.check_id or r.check_id == binding.check_id]
 
 
-def evaluate_workload(workload: Workload, bindings: Iterable[Binding] | None = None) -> list[Result]:
+def active_exceptions(now: datetime | None = None) -> list[PolicyException]:
+    """Approved, not revoked, not expired: the exceptions that apply now."""
+    now = now or datetime.now(UTC)
+    return list(
+        PolicyException.objects.filter(approved_at__isnull=False, revoked_at__isnull=True, expires_at__gt=now)
+        .select_related("policy")
+        .order_by("expires_at", "id")
+    )
+
+
+def _excepted(workload: Workload, verdict: Any, exceptions: Iterable[PolicyException]) -> PolicyException | None:
+    """The first active exception covering a failing ``verdict`` on ``workload`` (None when none does)."""
+    if str(verdict.status) != ResultStatus.FAIL:
+        return None
+    images = [str(i.get("image", "")) for i in (workload.images or []) if isinstance(i, dict)]
+    for exception in exceptions:
+        if exception.covers(
+            check_id=verdict.check_id,
+            policy=verdict.policy,
+            cluster_id=workload.cluster_id,
+            namespace=workload.namespace,
+            application=workload.application.name if workload.application_id else "",
+            name=workload.name,
+            labels=workload.labels or {},
+            images=images,
+        ):
+            return exception
+    return None
+
+
+def evaluate_workload(
+    workload: Workload,
+    bindings: Iterable[Binding] | None = None,
+    exceptions: Iterable[PolicyException] | None = None,
+) -> list[Result]:
     """Evaluate one workload now and store its current results (returned)."""
     if not workload.pod_template:
         return []  # observed before templates were stored: the next sync fills it in
@@ -88,23 +122,28 @@ def evaluate_workload(workload: Workload, bindings: Iterable[Binding] | None = N
                 chosen[verdict.check_id] = (verdict, binding.mode)
             elif MODE_RANK[Mode(binding.mode)] > MODE_RANK[Mode(known[1])]:
                 chosen[verdict.check_id] = (known[0], binding.mode)
-    return _store(workload, chosen)
+    return _store(workload, chosen, active_exceptions() if exceptions is None else list(exceptions))
 
 
-def _store(workload: Workload, chosen: dict[str, tuple[Any, str]]) -> list[Result]:
+def _store(workload: Workload, chosen: dict[str, tuple[Any, str]], exceptions: list[PolicyException]) -> list[Result]:
     now = datetime.now(UTC)
     with transaction.atomic():
         existing = {r.check_id: r for r in Result.objects.select_for_update().filter(workload=workload)}
         Result.objects.filter(workload=workload).exclude(check_id__in=list(chosen)).delete()
         created, changed = [], []
         for check_id, (verdict, mode) in chosen.items():
+            excepted = _excepted(workload, verdict, exceptions)
+            message = verdict.message
+            if excepted is not None:
+                message = f"excepted until {excepted.expires_at:%Y-%m-%d %H:%M} UTC (owner {excepted.owner}): {message}"
             values = {
                 "policy": verdict.policy,
                 "severity": str(verdict.severity),
-                "status": str(verdict.status),
-                "message": verdict.message[:1024],
+                "status": ResultStatus.EXCEPTED if excepted is not None else str(verdict.status),
+                "message": message[:1024],
                 "fix": verdict.fix,
                 "mode": mode,
+                "exception": excepted,
                 "evaluated_at": now,
             }
             row = existing.get(check_id)
@@ -127,7 +166,7 @@ def _store(workload: Workload, chosen: dict[str, tuple[Any, str]]) -> list[Resul
                 setattr(row, key, value)
             changed.append(row)
         Result.objects.bulk_create(created)
-        fields = ["policy", "severity", "status", "message", "fix", "mode", "evaluated_at", "since"]
+        fields = ["policy", "severity", "status", "message", "fix", "mode", "exception", "evaluated_at", "since"]
         Result.objects.bulk_update(changed, fields)
     return [*created, *changed]
 
@@ -135,6 +174,7 @@ def _store(workload: Workload, chosen: dict[str, tuple[Any, str]]) -> list[Resul
 def scan(batch: int = 200) -> int:
     """Evaluate every observed workload (the periodic and on-demand scan); returns how many."""
     bindings = active_bindings()
+    exceptions = active_exceptions()
     count = 0
     queryset = Workload.objects.select_related("application").order_by("pk")
     last = 0
@@ -144,7 +184,7 @@ def scan(batch: int = 200) -> int:
             return count
         for workload in chunk:
             try:
-                evaluate_workload(workload, bindings)
+                evaluate_workload(workload, bindings, exceptions)
             except Exception:  # one odd workload must not stop the scan
                 logger.exception("compliance evaluation of workload %s failed", workload.pk)
             count += 1

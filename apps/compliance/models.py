@@ -9,6 +9,9 @@ one workload (unique per workload and check), with when it last changed.
 
 from __future__ import annotations
 
+import fnmatch
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 
@@ -32,6 +35,7 @@ class ResultStatus(models.TextChoices):
     FAIL = "fail", "Fail"
     SKIP = "skip", "Skip"
     ERROR = "error", "Error"
+    EXCEPTED = "excepted", "Excepted (an approved exception covers a failure)"
 
 
 class Policy(BaseModel):
@@ -82,6 +86,80 @@ class Binding(BaseModel):
         return self.scope().covers(str(cluster_id), namespace, application)
 
 
+class ExceptionState(models.TextChoices):
+    PENDING = "pending", "Waiting for approval"
+    ACTIVE = "active", "Approved and in force"
+    EXPIRED = "expired", "Expired"
+    REVOKED = "revoked", "Revoked"
+
+
+class PolicyException(BaseModel):
+    """An exception to a policy (or one check of it) at a scope, for the matching workloads: by name (shell
+    patterns), by labels (all must match) and optionally by an image pattern (any container's image). It applies only
+    once a second person with configure rights approved it, and only until it expires."""
+
+    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="exceptions")
+    check_id = models.CharField(max_length=200, blank=True)  # empty: every check of the policy
+    scope_kind = models.CharField(max_length=16, choices=ScopeKind.choices, default=ScopeKind.GLOBAL)
+    scope_cluster = models.CharField(max_length=32, blank=True)
+    scope_namespace = models.CharField(max_length=253, blank=True)
+    scope_application = models.CharField(max_length=253, blank=True)
+    match_names = models.JSONField(default=list, blank=True)  # ["web-*"]; empty: any name
+    match_labels = models.JSONField(default=dict, blank=True)  # {"team": "shop"}; empty: any labels
+    image_pattern = models.CharField(max_length=300, blank=True)  # "registry.local/legacy/*"; empty: any image
+    reason = models.TextField()
+    owner = models.CharField(max_length=150)
+    ticket_url = models.URLField(max_length=500, blank=True)
+    expires_at = models.DateTimeField()
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("expires_at", "id")
+
+    def __str__(self) -> str:
+        return f"exception to {self.policy}{'/' + self.check_id if self.check_id else ''} @ {self.scope().label()}"
+
+    def scope(self) -> Scope:
+        return Scope(self.scope_kind, self.scope_cluster, self.scope_namespace, self.scope_application)
+
+    def state_at(self, now: datetime) -> str:
+        """Rule: revoked beats everything; unapproved is pending; approved applies until it expires."""
+        if self.revoked_at is not None:
+            return ExceptionState.REVOKED
+        if self.expires_at <= now:
+            return ExceptionState.EXPIRED
+        return ExceptionState.ACTIVE if self.approved_at is not None else ExceptionState.PENDING
+
+    def covers(
+        self,
+        *,
+        check_id: str,
+        policy: str,
+        cluster_id: int,
+        namespace: str,
+        application: str,
+        name: str,
+        labels: dict[str, str],
+        images: list[str],
+    ) -> bool:
+        """Rule: the exception's policy (and check, when it names one) and scope match, and so do the workload's
+        name, labels and (with a pattern) one of its images."""
+        if policy != self.policy.key or (self.check_id and self.check_id != check_id):
+            return False
+        if not self.scope().covers(str(cluster_id), namespace, application):
+            return False
+        if self.match_names and not any(fnmatch.fnmatchcase(name, pattern) for pattern in self.match_names):
+            return False
+        if any(labels.get(key) != value for key, value in (self.match_labels or {}).items()):
+            return False
+        return not self.image_pattern or any(fnmatch.fnmatchcase(image, self.image_pattern) for image in images)
+
+
 class Result(models.Model):
     id = models.BigAutoField(primary_key=True)
     workload = models.ForeignKey("clusters.Workload", on_delete=models.CASCADE, related_name="compliance_results")
@@ -96,6 +174,7 @@ class Result(models.Model):
     status = models.CharField(max_length=8, choices=ResultStatus.choices)
     message = models.CharField(max_length=1024, blank=True)
     fix = models.JSONField(null=True, blank=True)  # a JSON Patch against the workload, when one exists
+    exception = models.ForeignKey(PolicyException, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.AUDIT)  # the strictest binding's
     since = models.DateTimeField()  # when the status last changed
     evaluated_at = models.DateTimeField()
@@ -107,3 +186,16 @@ class Result(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workload_id} {self.check_id}: {self.status}"
+
+
+BUILTIN_POLICIES = (
+    ("pss-baseline", "Pod Security Standards: baseline", "Prevents known privilege escalations (upstream baseline)."),
+    ("pss-restricted", "Pod Security Standards: restricted", "Baseline plus current pod hardening best practice."),
+    ("best-practice", "Best practices", "Requests and limits, probes, pinned images, registries, labels and more."),
+)
+
+
+def ensure_builtin_policies() -> None:
+    """The built-in policies as rows (their checks live in apps.compliance.checks); nothing is bound."""
+    for key, name, description in BUILTIN_POLICIES:
+        Policy.objects.get_or_create(key=key, defaults={"name": name, "description": description, "kind": "builtin"})

@@ -18,7 +18,7 @@ from apps.core.access import Action, restrict
 from apps.core.selectors import contains_any
 
 SEARCH_FIELDS = ("workload__name", "check_id")
-STATUS_ORDER = (ResultStatus.FAIL, ResultStatus.ERROR, ResultStatus.SKIP, ResultStatus.PASS)
+STATUS_ORDER = (ResultStatus.FAIL, ResultStatus.ERROR, ResultStatus.EXCEPTED, ResultStatus.SKIP, ResultStatus.PASS)
 SEVERITY_ORDER = tuple(Severity)
 
 

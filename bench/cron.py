@@ -12,7 +12,7 @@ answers 200 at once):
    *retried after the kill* when the killed worker held an attempt of that run, else as a duplicate, as does a
    run ICC recorded as succeeded more than once. Missed: expected (job, slot) pairs of the measured slots
    the receiver never saw.
-2. **anchor**: Celery beat with its default ``PersistentScheduler`` (``bench/cron_beat.py``, its own queue
+2. **anchor**: Celery beat with its default ``PersistentScheduler`` (``bench/anchors/cron_beat.py``, its own queue
    and key prefix) firing the same number of ``crontab()`` entries to the same receiver through two worker
    processes: one beat for ``--beat-minutes`` slots, then two beats (each with its own schedule file, the
    usual mistake with two replicas) for as many: the known duplicate-run case.
@@ -167,14 +167,14 @@ def beat_env(env: dict[str, str], receiver: Receiver, entries: int) -> dict[str,
 
 
 def beat_worker(env: dict[str, str], name: str) -> Popen[bytes]:
-    args = ["-m", "celery", "-A", "bench.cron_beat", "worker", "-Q", "bench_beat", "--pool", "threads"]
+    args = ["-m", "celery", "-A", "bench.anchors.cron_beat", "worker", "-Q", "bench_beat", "--pool", "threads"]
     args += ["--concurrency", str(WORKER_CONCURRENCY), "-n", f"{name}@%h"]
     args += ["--without-mingle", "--without-gossip", "--loglevel", "WARNING"]
     return start_logged(env, name, *args)
 
 
 def beat(env: dict[str, str], schedule_file: Path) -> Popen[bytes]:
-    args = ["-m", "celery", "-A", "bench.cron_beat", "beat", "-s", str(schedule_file), "--loglevel", "WARNING"]
+    args = ["-m", "celery", "-A", "bench.anchors.cron_beat", "beat", "-s", str(schedule_file), "--loglevel", "WARNING"]
     return start_logged(env, schedule_file.name, *args)
 
 

@@ -11,7 +11,6 @@ import json
 import re
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html import unescape
@@ -23,6 +22,7 @@ import pytest
 import requests
 
 from tests.support.components import ROOT, free_port, require
+from tests.support.http import wait_http_ok
 from tests.support.server import RunningServer, running_icc, stop_process
 
 OIDC_DIR = Path(__file__).resolve().parent / "oidc_provider"
@@ -84,16 +84,12 @@ def oidc_provider(provider_installed: None, tmp_path: Path) -> Iterator[Provider
         )
     issuer = f"http://localhost:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, log_path.read_text()
-            try:
-                if requests.get(f"{issuer}/.well-known/openid-configuration", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass  # not listening yet: poll again until the deadline
-            assert time.monotonic() < deadline, f"oidc-provider did not start: {log_path.read_text()}"
-            time.sleep(0.2)
+        try:
+            wait_http_ok(
+                f"{issuer}/.well-known/openid-configuration", process, what="oidc-provider", timeout=30, interval=0.2
+            )
+        except RuntimeError as exc:
+            raise AssertionError(f"{exc}\n{log_path.read_text()}") from None
         yield Provider(issuer, accounts_file, icc_port, process)
     finally:
         stop_process(process)

@@ -10,6 +10,8 @@ one workload (unique per workload and check), with when it last changed.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import hmac
 from datetime import datetime
 
 from django.conf import settings
@@ -186,6 +188,35 @@ class Result(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workload_id} {self.check_id}: {self.status}"
+
+
+class FailurePolicy(models.TextChoices):
+    IGNORE = "Ignore", "Fail open (admit when ICC cannot answer)"
+    FAIL = "Fail", "Fail closed (deny when ICC cannot answer)"
+
+
+class AdmissionWebhook(BaseModel):
+    """How one cluster calls ICC's admission webhook: the generated ``ValidatingWebhookConfiguration``'s failure
+    policy and timeout, and the generation of the secret path token (rotating it invalidates the old URL)."""
+
+    cluster = models.OneToOneField("clusters.Cluster", on_delete=models.CASCADE, related_name="admission_webhook")
+    failure_policy = models.CharField(max_length=8, choices=FailurePolicy.choices, default=FailurePolicy.IGNORE)
+    timeout_seconds = models.PositiveSmallIntegerField(default=5)
+    token_generation = models.PositiveIntegerField(default=1)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    applied_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ("cluster_id",)
+
+    def __str__(self) -> str:
+        return f"admission webhook of {self.cluster_id}"
+
+    def token(self) -> str:
+        """Rule: the secret path token is derived from the secret key, the cluster and the generation (nothing
+        stored to leak; rotating bumps the generation)."""
+        message = f"compliance-admission:{self.cluster_id}:{self.token_generation}".encode()
+        return hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).hexdigest()[:40]
 
 
 BUILTIN_POLICIES = (

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.urls import path
 
-from apps.compliance import views
+from apps.compliance.views import results
 
 app_name = "compliance"
 urlpatterns = [
-    path("", views.result_list, name="results"),
-    path("table/", views.result_table, name="results-table"),
+    path("", results.result_list, name="results"),
+    path("table/", results.result_table, name="results-table"),
 ]

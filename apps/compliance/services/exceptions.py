@@ -1,4 +1,4 @@
-"""Writes of the compliance app: exceptions, with four eyes.
+"""Compliance exceptions, with four eyes.
 
 ``exception_request`` records who asked, why, the owner, a ticket and a required expiry (at most
 ``COMPLIANCE_EXCEPTION_MAX_DAYS`` ahead); it needs the operator role at the exception's scope. It takes effect
@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 
 from apps.audit.services import audit_record
+from apps.compliance.cache import policies_changed
 from apps.compliance.checks import check_get
 from apps.compliance.models import ExceptionState, Policy, PolicyException
 from apps.core.access import Action, Scope, ScopeKind, can_at
@@ -61,6 +62,7 @@ def _audit_scope(exception: PolicyException) -> dict[str, str]:
 def _rescan() -> None:
     from apps.compliance.tasks import scan
 
+    policies_changed()  # the admission webhook's snapshot follows at once
     transaction.on_commit(lambda: scan.apply_async(queue="analysis"))
 
 

@@ -1,0 +1,197 @@
+"""The admission webhook's in-memory view of what is bound, so answering never waits on the database.
+
+A ``Snapshot`` holds every enabled ``warn``/``enforce`` binding ready to run (built-in checks picked, CEL compiled),
+the approved and unrevoked exceptions (expiry is checked at each answer, so an exception stops applying the second
+it expires) and each cluster's webhook token. It is built once, on the first admission request of a process, and
+rebuilt whenever a policy, binding, exception or webhook changes: the writing service calls ``policies_changed()``,
+which after commit rebuilds the writer's own snapshot and publishes on ``icc:compliance:policies``; every process
+that answers admission listens there (a daemon thread) and rebuilds at once. A lost message costs at most
+``REFRESH_SECONDS`` (the listener also rebuilds on that period).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import close_old_connections, transaction
+
+from apps.compliance import cel
+from apps.compliance.checks import Check, Severity, checks_for_policy
+from apps.compliance.models import AdmissionWebhook, Binding, Mode, PolicyException, PolicyKind
+from apps.core.access import Scope
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "icc:compliance:policies"
+REFRESH_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One enabled binding in ``warn`` or ``enforce`` mode, ready to evaluate."""
+
+    binding_id: int
+    policy: str  # the policy's key
+    kind: str  # builtin or cel
+    scope: Scope
+    mode: str
+    check_id: str  # empty: every check of the policy
+    params: dict[str, Any]
+    checks: tuple[Check, ...] = ()  # built-in policies
+    compiled: cel.CompiledPolicy | None = None  # CEL policies
+    match: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    rules: tuple[Rule, ...]
+    exceptions: tuple[PolicyException, ...]  # approved, not revoked (expiry is checked per answer)
+    tokens: dict[int, str]  # cluster id -> the webhook path token it must present
+    built_at: float
+    generation: int
+
+    def active_exceptions(self, now: datetime) -> list[PolicyException]:
+        return [e for e in self.exceptions if e.expires_at > now]
+
+
+class _State:
+    """This process's snapshot and the counter that orders rebuilds (a late, older rebuild never wins)."""
+
+    current: Snapshot | None = None
+    generation = 0
+
+
+_lock = threading.Lock()
+_state = _State()
+_listening = threading.Event()
+
+
+def _rule(binding: Binding) -> Rule | None:
+    policy = binding.policy
+    common: dict[str, Any] = {
+        "binding_id": binding.pk,
+        "policy": policy.key,
+        "kind": policy.kind,
+        "scope": binding.scope(),
+        "mode": binding.mode,
+        "check_id": binding.check_id,
+        "params": dict(binding.params or {}),
+    }
+    if policy.kind == PolicyKind.BUILTIN:
+        checks = tuple(c for c in checks_for_policy(policy.key) if not binding.check_id or c.id == binding.check_id)
+        return Rule(checks=checks, **common)
+    try:
+        compiled = cel.compile_policy(
+            policy.validations, variables=policy.variables, name=policy.key, severity=Severity(policy.severity)
+        )
+    except Exception as exc:  # a policy saved before a library change no longer compiles: skip it, say why
+        logger.warning("compliance policy %s does not compile for admission: %s", policy.key, type(exc).__name__)
+        return None
+    return Rule(compiled=compiled, match=dict(policy.match or {}), **common)
+
+
+def build() -> Snapshot:
+    """Read everything admission needs (a few queries), outside any request. The generation is taken before
+    reading, so of two overlapping rebuilds the one that started later (and read later) wins."""
+    with _lock:
+        _state.generation += 1
+        generation = _state.generation
+    bindings = (
+        Binding.objects.filter(enabled=True, policy__enabled=True, mode__in=[Mode.WARN, Mode.ENFORCE])
+        .select_related("policy")
+        .order_by("id")
+    )
+    rules = tuple(r for r in (_rule(b) for b in bindings) if r is not None)
+    exceptions = tuple(
+        PolicyException.objects.filter(approved_at__isnull=False, revoked_at__isnull=True)
+        .select_related("policy")
+        .order_by("expires_at", "id")
+    )
+    tokens = {w.cluster_id: w.token() for w in AdmissionWebhook.objects.all()}
+    return Snapshot(rules, exceptions, tokens, time.monotonic(), generation)
+
+
+def rebuild() -> Snapshot:
+    snapshot = build()
+    with _lock:
+        if _state.current is None or snapshot.generation > _state.current.generation:
+            _state.current = snapshot
+    return snapshot
+
+
+def current() -> Snapshot:
+    """The snapshot to answer with (built now only on a process's first admission request)."""
+    snapshot = _state.current
+    if snapshot is None:
+        snapshot = rebuild()
+        _start_listener()
+    return snapshot
+
+
+def _publish() -> None:
+    if _state.current is not None:
+        try:
+            rebuild()
+        except Exception:  # the listener's next rebuild catches up
+            logger.exception("could not rebuild the admission snapshot")
+    if not settings.REDIS_URL:
+        return
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+        client.publish(CHANNEL, b"1")
+        client.close()
+    except redis.RedisError as exc:  # other processes catch up within REFRESH_SECONDS
+        logger.warning("could not announce a compliance policy change: %s", type(exc).__name__)
+
+
+def policies_changed() -> None:
+    """Call from any write of policies, bindings, exceptions or webhooks: admission sees it right after commit."""
+    transaction.on_commit(_publish)
+
+
+def _start_listener() -> None:
+    if _listening.is_set():
+        return
+    _listening.set()
+    threading.Thread(target=_listen, name="compliance-admission-cache", daemon=True).start()
+
+
+def _refresh() -> None:
+    close_old_connections()
+    try:
+        rebuild()
+    except Exception:
+        logger.exception("could not rebuild the admission snapshot")
+    finally:
+        close_old_connections()
+
+
+def _listen() -> None:
+    """Rebuild on every change message, and every REFRESH_SECONDS whatever happens."""
+    last = time.monotonic()
+    while True:
+        if not settings.REDIS_URL:
+            time.sleep(REFRESH_SECONDS)
+            _refresh()
+            continue
+        try:
+            client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            pubsub.subscribe(CHANNEL)
+            while True:
+                message = pubsub.get_message(timeout=1.0)
+                if message or time.monotonic() - last >= REFRESH_SECONDS:
+                    _refresh()
+                    last = time.monotonic()
+        except redis.RedisError as exc:
+            logger.warning("compliance admission cache listener: %s; reconnecting", type(exc).__name__)
+            time.sleep(2.0)
+            _refresh()
+            last = time.monotonic()

@@ -57,7 +57,7 @@ def _compiled(policy_id: int, version: int) -> cel.CompiledPolicy:
     )
 
 
-def _verdicts(binding: Binding, obj: dict[str, Any]) -> list[Any]:
+def verdicts(binding: Binding, obj: dict[str, Any]) -> list[Any]:
     policy = binding.policy
     if policy.kind == PolicyKind.BUILTIN:
         checks = [c for c in checks_for_policy(policy.key) if not binding.check_id or c.id == binding.check_id]
@@ -79,7 +79,7 @@ def active_exceptions(now: datetime | None = None) -> list[PolicyException]:
     )
 
 
-def _excepted(workload: Workload, verdict: Any, exceptions: Iterable[PolicyException]) -> PolicyException | None:
+def excepted_by(workload: Workload, verdict: Any, exceptions: Iterable[PolicyException]) -> PolicyException | None:
     """The first active exception covering a failing ``verdict`` on ``workload`` (None when none does)."""
     if str(verdict.status) != ResultStatus.FAIL:
         return None
@@ -116,7 +116,7 @@ def evaluate_workload(
     obj = manifest(workload)
     chosen: dict[str, tuple[Any, str]] = {}
     for binding in applicable:
-        for verdict in _verdicts(binding, obj):
+        for verdict in verdicts(binding, obj):
             known = chosen.get(verdict.check_id)
             if known is None:
                 chosen[verdict.check_id] = (verdict, binding.mode)
@@ -132,7 +132,7 @@ def _store(workload: Workload, chosen: dict[str, tuple[Any, str]], exceptions: l
         Result.objects.filter(workload=workload).exclude(check_id__in=list(chosen)).delete()
         created, changed = [], []
         for check_id, (verdict, mode) in chosen.items():
-            excepted = _excepted(workload, verdict, exceptions)
+            excepted = excepted_by(workload, verdict, exceptions)
             message = verdict.message
             if excepted is not None:
                 message = f"excepted until {excepted.expires_at:%Y-%m-%d %H:%M} UTC (owner {excepted.owner}): {message}"

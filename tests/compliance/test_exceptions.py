@@ -11,8 +11,8 @@ import pytest
 from apps.audit.models import AuditEvent
 from apps.clusters.models import Workload
 from apps.compliance import evaluation
-from apps.compliance.services import exceptions as services
 from apps.compliance.models import Binding, Policy, PolicyException, Result
+from apps.compliance.services import exceptions as services
 from apps.core.access import Action, restrict
 from apps.core.errors import ConflictError, DomainError, ForbiddenError
 from apps.users.models import RoleBinding

@@ -35,8 +35,12 @@ class ComplianceConfig(AppConfig):
         register_scoped(
             m.Result, ScopedModel(cluster="cluster_id", namespace="namespace", application="application__name")
         )
+        register_scoped(
+            m.HistoryPoint, ScopedModel(cluster="cluster_id", namespace="namespace", application="application_name")
+        )
         register_scoped(m.Policy, ScopedModel())  # global: policies are read and changed with global grants
         register_scoped(m.Binding, ScopedModel())
+        register_scoped(m.AdmissionWebhook, ScopedModel(cluster="cluster_id"))
         register_scoped(
             m.PolicyException,
             ScopedModel(cluster="scope_cluster", namespace="scope_namespace", application="scope_application"),
@@ -46,6 +50,8 @@ class ComplianceConfig(AppConfig):
 
         # The built-in policies exist whenever the schema does (also after a test database is flushed).
         post_migrate.connect(_builtin_policies, sender=self, dispatch_uid="compliance.builtin_policies")
+        from apps.compliance import topics  # noqa: F401 - registers the live topics of the compliance pages
+
         nav_register("compliance", "Compliance", "/compliance/", order=50)
         # The application page links to its results (whoever reads the application reads its results' list).
         tab_register(

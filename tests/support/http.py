@@ -20,16 +20,17 @@ def wait_http_ok(
     interval: float,
     request_timeout: float = 2,
     error: type[BaseException] = RuntimeError,
+    verify: str | bool = True,
 ) -> None:
     """Poll ``url`` until it answers 200. Raises ``error`` naming ``what`` when ``process`` exits first, or when
-    ``timeout`` seconds pass (with the last answer or connection error)."""
+    ``timeout`` seconds pass (with the last answer or connection error). ``verify``: a CA file for HTTPS."""
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise error(f"{what} exited with status {process.returncode} before it was ready")
         try:
-            response = requests.get(url, timeout=request_timeout)
+            response = requests.get(url, timeout=request_timeout, verify=verify)
             if response.status_code == 200:
                 return
             last = f"HTTP {response.status_code}: {response.text[:500]}"

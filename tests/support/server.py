@@ -78,8 +78,8 @@ class RunningServer:
         return self.log_path.read_text(errors="replace")
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    wait_http_ok(f"{url}/readyz", process, what="server", timeout=timeout, interval=0.3)
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60, verify: str | bool = True) -> None:
+    wait_http_ok(f"{url}/readyz", process, what="server", timeout=timeout, interval=0.3, verify=verify)
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 20) -> int:
@@ -109,26 +109,34 @@ def collected_static(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @contextmanager
 def running_icc(
-    tmp_path: Path, static: Path, port: int, *, data_name: str | None = None, **extra: str
+    tmp_path: Path,
+    static: Path,
+    port: int,
+    *,
+    data_name: str | None = None,
+    tls: tuple[Path, Path, Path] | None = None,
+    **extra: str,
 ) -> Iterator[RunningServer]:
     """A real ICC web process (uvicorn via ``manage.py run``) on the test database and Redis, with
-    ``extra`` environment; its data dir links the session's collected static files."""
+    ``extra`` environment; its data dir links the session's collected static files. ``tls``: (certificate,
+    key, CA) to serve HTTPS."""
     data_dir = tmp_path / (data_name or f"data-{port}")
     data_dir.mkdir(parents=True, exist_ok=True)
     if not (data_dir / "static").exists():
         (data_dir / "static").symlink_to(static, target_is_directory=True)
     log_path = tmp_path / f"server-{port}.log"
+    tls_args = ["--ssl-certfile", str(tls[0]), "--ssl-keyfile", str(tls[1])] if tls else []
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "manage.py", "run", "--port", str(port)],
+            [sys.executable, "manage.py", "run", "--port", str(port), *tls_args],
             cwd=ROOT,
             env=server_env(ICC_DATA_DIR=str(data_dir), **extra),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    server = RunningServer(f"http://127.0.0.1:{port}", process, log_path)
+    server = RunningServer(f"{'https' if tls else 'http'}://127.0.0.1:{port}", process, log_path)
     try:
-        wait_ready(server.url, process)
+        wait_ready(server.url, process, verify=str(tls[2]) if tls else True)
         yield server
     except Exception:
         print(server.log(), file=sys.stderr)

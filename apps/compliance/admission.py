@@ -1,7 +1,7 @@
 """The validating admission webhook: one AdmissionReview v1 in, one verdict out, from memory only.
 
 The API server of a registered cluster posts each create or update of a Deployment, StatefulSet or DaemonSet to
-``/compliance/admission/<cluster id>/<token>/``. The token (see :meth:`AdmissionWebhook.token`) is compared in
+``/compliance/admission/<cluster id>/<token>``. The token (see :meth:`AdmissionWebhook.token`) is compared in
 constant time with the one in the in-memory snapshot (:mod:`apps.compliance.cache`); so are the bindings and
 exceptions, so answering never waits on the database. Only ``warn`` and ``enforce`` bindings take part (``audit``
 ones only record, in the evaluations). A failing ``enforce`` check denies, with a message naming each failing

@@ -90,12 +90,12 @@ def answer(webhook: AdmissionWebhook, obj: dict, **kwargs: Any) -> dict:
 
 def test_wrong_token_or_cluster_is_refused(client, webhook, cluster):
     body = review_body(deployment("web"))
-    url = f"/compliance/admission/{cluster.pk}/{'0' * 40}/"
+    url = f"/compliance/admission/{cluster.pk}/{'0' * 40}"
     assert client.post(url, body, content_type="application/json").status_code == 403
     other = cluster_row("other")  # a cluster without a webhook: no token is right
-    url = f"/compliance/admission/{other.pk}/{webhook.token()}/"
+    url = f"/compliance/admission/{other.pk}/{webhook.token()}"
     assert client.post(url, body, content_type="application/json").status_code == 403
-    url = f"/compliance/admission/{cluster.pk}/{webhook.token()}/"
+    url = f"/compliance/admission/{cluster.pk}/{webhook.token()}"
     response = client.post(url, body, content_type="application/json")
     assert response.status_code == 200, response.content
     assert response.json()["response"]["allowed"] is True
@@ -112,14 +112,14 @@ def test_wrong_token_or_cluster_is_refused(client, webhook, cluster):
     ],
 )
 def test_a_malformed_review_is_a_400_naming_what_is_wrong(client, webhook, body, named):
-    url = f"/compliance/admission/{webhook.cluster_id}/{webhook.token()}/"
+    url = f"/compliance/admission/{webhook.cluster_id}/{webhook.token()}"
     response = client.post(url, body, content_type="application/json")
     assert response.status_code == 400
     assert named in response.json()["error"]
 
 
 def test_an_oversized_review_is_refused_before_it_is_read(client, webhook):
-    url = f"/compliance/admission/{webhook.cluster_id}/{webhook.token()}/"
+    url = f"/compliance/admission/{webhook.cluster_id}/{webhook.token()}"
     body = b"{" + b" " * (admission.MAX_BODY_BYTES + 10) + b"}"
     assert client.post(url, body, content_type="application/json").status_code == 413
 
@@ -245,7 +245,7 @@ def test_the_generated_configuration(webhook, settings):
     assert manifest["kind"] == "ValidatingWebhookConfiguration"
     assert (
         hook["clientConfig"]["url"]
-        == f"https://icc.example.com/compliance/admission/{webhook.cluster_id}/{webhook.token()}/"
+        == f"https://icc.example.com/compliance/admission/{webhook.cluster_id}/{webhook.token()}"
     )
     assert base64.b64decode(hook["clientConfig"]["caBundle"]).startswith(b"-----BEGIN CERTIFICATE-----")
     assert hook["failurePolicy"] == "Ignore" and hook["timeoutSeconds"] == 5
@@ -259,7 +259,7 @@ def test_the_generated_configuration(webhook, settings):
         "namespace": "icc-system",
         "name": "icc-web",
         "port": 8443,
-        "path": f"/compliance/admission/{webhook.cluster_id}/{webhook.token()}/",
+        "path": f"/compliance/admission/{webhook.cluster_id}/{webhook.token()}",
     }
     with pytest.raises(DomainError) as plain:
         webhook_config.configuration(webhook, base_url="http://icc.example.com")

@@ -25,23 +25,41 @@ def evaluate(
     """
     chosen = checks_all() if checks is None else [c if isinstance(c, Check) else check_get(c) for c in checks]
     params = params or {}
+    view = view_of(obj)
+    return [run(check, view, prepare(check, params.get(check.id))) for check in chosen]
+
+
+def view_of(obj: dict[str, Any]) -> Workload | UnsupportedKind:
+    """The checks' view of ``obj``, or why it has none (every check then skips)."""
     try:
-        workload = Workload.from_object(obj)
+        return Workload.from_object(obj)
     except UnsupportedKind as exc:
-        return [_result(check, Status.SKIP, str(exc)) for check in chosen]
-    results = []
-    for check in chosen:
-        try:
-            outcome = check.function(workload, check.resolve_parameters(params.get(check.id)))
-        except Exception as exc:
-            # One faulty check, or one odd object, must not hide the other checks' verdicts.
-            logger.warning("check %s raised on %s", check.id, _name(obj), exc_info=True)
-            results.append(_result(check, Status.ERROR, f"{type(exc).__name__}: {exc}"))
-            continue
-        results.append(
-            Result(check.id, check.policy, check.severity, outcome.status, outcome.message, outcome.fix or None)
-        )
-    return results
+        return exc
+
+
+def prepare(check: Check, given: Mapping[str, Any] | None) -> dict[str, Any] | Exception:
+    """The check's parameters resolved (defaults overlaid with ``given``), or the error that makes its verdict an
+    ``error``: a scan resolves them once per binding, not once per workload."""
+    try:
+        return check.resolve_parameters(given)
+    except Exception as exc:
+        return exc
+
+
+def run(check: Check, view: Workload | UnsupportedKind, params: Mapping[str, Any] | Exception) -> Result:
+    """One check's verdict on one object's view, with parameters from :func:`prepare`."""
+    if isinstance(view, UnsupportedKind):
+        return _result(check, Status.SKIP, str(view))
+    if isinstance(params, Exception):
+        logger.warning("check %s has bad parameters on %s: %s", check.id, _name(view.obj), params)
+        return _result(check, Status.ERROR, f"{type(params).__name__}: {params}")
+    try:
+        outcome = check.function(view, params)
+    except Exception as exc:
+        # One faulty check, or one odd object, must not hide the other checks' verdicts.
+        logger.warning("check %s raised on %s", check.id, _name(view.obj), exc_info=True)
+        return _result(check, Status.ERROR, f"{type(exc).__name__}: {exc}")
+    return Result(check.id, check.policy, check.severity, outcome.status, outcome.message, outcome.fix or None)
 
 
 def _result(check: Check, status: Status, message: str) -> Result:

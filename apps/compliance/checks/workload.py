@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 # JSON Patch (RFC 6902) operations, as plain dicts so they serialise unchanged.
@@ -78,7 +79,8 @@ class ContainerRef:
 
 @dataclass(frozen=True)
 class Workload:
-    """A read-only view of an object that runs pods: its kind, its pod spec and pod metadata, and their paths."""
+    """A read-only view of an object that runs pods: its kind, its pod spec and pod metadata, and their paths (the
+    pod spec and metadata are looked up once per view: every check of a scan reads them)."""
 
     obj: dict[str, Any]
     kind: str
@@ -99,7 +101,7 @@ class Workload:
             node = as_dict(node).get(token)
         return as_dict(node)
 
-    @property
+    @cached_property
     def metadata(self) -> dict[str, Any]:
         return as_dict(self.obj.get("metadata"))
 
@@ -116,15 +118,15 @@ class Workload:
     def pod_meta_path(self) -> tuple[str, ...]:
         return (*self.template_path, "metadata")
 
-    @property
+    @cached_property
     def pod_spec(self) -> dict[str, Any]:
         return self._get(self.pod_spec_path)
 
-    @property
+    @cached_property
     def pod_meta(self) -> dict[str, Any]:
         return self._get(self.pod_meta_path)
 
-    @property
+    @cached_property
     def pod_security_context(self) -> dict[str, Any]:
         return as_dict(self.pod_spec.get("securityContext"))
 
@@ -161,7 +163,8 @@ class PatchBuilder:
 
     def __init__(self, obj: dict[str, Any]) -> None:
         self._original = obj
-        self._doc: dict[str, Any] | None = None  # copied on the first operation: passing checks copy nothing
+        self._doc: dict[str, Any] | None = None  # made on the first operation: passing checks copy nothing
+        self._copied: set[int] = set()  # ids of the containers already copied into _doc
         self.ops: JsonPatch = []
 
     def set(self, path: Sequence[str | int], value: Any) -> PatchBuilder:
@@ -169,7 +172,8 @@ class PatchBuilder:
         if not path:
             raise ValueError("a fix never replaces the whole object")
         if self._doc is None:
-            self._doc = copy.deepcopy(self._original)
+            self._doc = dict(self._original)
+            self._copied.add(id(self._doc))
         node: Any = self._doc
         for depth, token in enumerate(path[:-1]):
             child = node[int(token)] if isinstance(node, list) else node.get(token)
@@ -178,8 +182,21 @@ class PatchBuilder:
                 for inner in reversed(path[depth + 1 :]):
                     nested = {str(inner): nested}
                 return self._add(node, path[: depth + 1], nested)
-            node = child
+            node = self._own(node, token, child)
         return self._add(node, path, copy.deepcopy(value))
+
+    def _own(self, parent: Any, token: str | int, child: Any) -> Any:
+        """``child`` as a private copy held by ``parent`` (the copy already made, or a new shallow one): only the
+        containers on a written path are copied, never the whole object (a deep copy per fix dominated scans)."""
+        if id(child) in self._copied:
+            return child
+        mine = dict(child) if isinstance(child, dict) else list(child)
+        self._copied.add(id(mine))
+        if isinstance(parent, list):
+            parent[int(token)] = mine
+        else:
+            parent[token] = mine
+        return mine
 
     def _add(self, parent: Any, path: Sequence[str | int], value: Any) -> PatchBuilder:
         last = path[-1]

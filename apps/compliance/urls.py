@@ -7,6 +7,7 @@ from django.urls import path
 from apps.compliance.views import admission, reports, results
 from apps.compliance.views import exceptions as exception_views
 from apps.compliance.views import fixes as fix_views
+from apps.compliance.views import webhooks as webhook_views
 
 app_name = "compliance"
 urlpatterns = [
@@ -15,6 +16,10 @@ urlpatterns = [
     path("reports/", reports.report, name="report"),
     # No trailing slash: the API server's client drops it, and a redirect would turn its POST into a GET.
     path("admission/<int:cluster_id>/<str:token>", admission.review, name="admission"),
+    path("webhooks/", webhook_views.webhook_list, name="webhooks"),
+    path("webhooks/<int:cluster_id>/", webhook_views.webhook_detail, name="webhook"),
+    path("webhooks/<int:cluster_id>/configuration.yaml", webhook_views.webhook_download, name="webhook-download"),
+    path("webhooks/<int:cluster_id>/<str:verb>/", webhook_views.webhook_action, name="webhook-action"),
     path("exceptions/", exception_views.exception_list, name="exceptions"),
     path("exceptions/new/", exception_views.exception_new, name="exception-new"),
     path("exceptions/<int:pk>/", exception_views.exception_detail, name="exception"),

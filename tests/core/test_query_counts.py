@@ -195,6 +195,59 @@ class Rows:
             evaluated_at=now,
         )
 
+    def compliance_policy_row(self, i: int) -> None:
+        from apps.compliance.models import Policy
+
+        Policy.objects.create(key=f"cel-{i}", name=f"custom {i}", validations=[{"expression": "true"}])
+
+    def compliance_binding_row(self, i: int) -> None:
+        from apps.compliance.models import Binding, Policy
+
+        Binding.objects.create(
+            policy=Policy.objects.get(key="pss-baseline"),
+            scope_kind="namespace",
+            scope_cluster=str(self.cluster.pk),
+            scope_namespace=f"ns-{i}",
+        )
+
+    def compliance_history_row(self, i: int) -> None:
+        from apps.compliance.models import HistoryPoint
+
+        taken_at = timezone.now() - timedelta(hours=i)
+        for severity in ("critical", "low"):  # two rows summed into one point per scan
+            HistoryPoint.objects.create(
+                taken_at=taken_at,
+                cluster=self.cluster,
+                namespace="ns",
+                application=self.app,
+                application_name="shop",
+                policy="pss-baseline",
+                severity=severity,
+                passed=3,
+                failed=i % 2,
+            )
+
+    def compliance_exception_row(self, i: int) -> None:
+        from apps.compliance.models import Policy, PolicyException
+
+        PolicyException.objects.create(
+            policy=Policy.objects.get(key="pss-baseline"),
+            scope_kind="namespace",
+            scope_cluster=str(self.cluster.pk),
+            scope_namespace="ns",
+            reason=f"row {i}",
+            owner="team",
+            expires_at=timezone.now() + timedelta(days=i + 1),
+            requested_by=self.admin,
+            approved_by=self.admin if i % 2 else None,
+            approved_at=timezone.now() if i % 2 else None,
+        )
+
+    def compliance_webhook_row(self, i: int) -> None:
+        from apps.compliance.models import AdmissionWebhook
+
+        AdmissionWebhook.objects.create(cluster=cluster_row(f"hook-{i}"), failure_policy="Fail" if i % 2 else "Ignore")
+
 
 ENDPOINTS: dict[str, Callable[[Rows, int], None]] = {
     "audit/events": Rows.audit_event_row,
@@ -210,6 +263,11 @@ ENDPOINTS: dict[str, Callable[[Rows, int], None]] = {
     "cron/jobs": Rows.cron_job_row,
     "cron/runs": Rows.cron_run_row,
     "compliance/results": Rows.compliance_result_row,
+    "compliance/policies": Rows.compliance_policy_row,
+    "compliance/bindings": Rows.compliance_binding_row,
+    "compliance/exceptions": Rows.compliance_exception_row,
+    "compliance/history": Rows.compliance_history_row,
+    "compliance/webhooks": Rows.compliance_webhook_row,
     "users": Rows.user_row,
     "tokens": Rows.token_row,
     "role-bindings": Rows.role_binding_row,

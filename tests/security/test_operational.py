@@ -16,7 +16,7 @@ import re
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from prometheus_client import REGISTRY
 
 from apps.audit.models import AuditEvent
 from apps.clusters.models import Namespace, Node, WarningEvent, Workload
-from apps.compliance.models import Result
+from apps.compliance.models import Policy, PolicyException, Result
 from apps.core.errors import DomainError
 from apps.cron.models import Job, Run
 from apps.scaler import schedules
@@ -91,9 +91,19 @@ def estate(admin_persona) -> dict[str, Any]:  # type: ignore[no-untyped-def]
         since=now,
         evaluated_at=now,
     )
+    PolicyException.objects.create(
+        policy=Policy.objects.get(key="pss-baseline"), reason="walk", owner="ops", expires_at=now + timedelta(days=1)
+    )
     team_create(by=boss, name="ops")
     token_create(owner=boss, name="walk", by=boss)
     RoleBinding.objects.create(user=boss, role="viewer")
+    from apps.compliance.models import Binding
+    from apps.compliance.models import Policy as CompliancePolicy
+
+    Binding.objects.create(policy=CompliancePolicy.objects.get(key="pss-baseline"))
+    from apps.compliance.models import AdmissionWebhook
+
+    AdmissionWebhook.objects.create(cluster=cluster)
     return {"application": app, "admin": boss}
 
 

@@ -5,11 +5,23 @@ from __future__ import annotations
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from apps.compliance.api.views import ResultViewSet, SummaryView
+from apps.compliance.api.exceptions import PolicyExceptionViewSet
+from apps.compliance.api.fixes import ResultFixView
+from apps.compliance.api.policies import BindingViewSet, PolicyViewSet
+from apps.compliance.api.views import HistoryViewSet, OverviewView, ReportView, ResultViewSet, SummaryView
+from apps.compliance.api.webhooks import WebhookViewSet
 
 router = SimpleRouter()
 router.register("results", ResultViewSet, basename="compliance-result")
+router.register("history", HistoryViewSet, basename="compliance-history")
+router.register("policies", PolicyViewSet, basename="compliance-policy")
+router.register("bindings", BindingViewSet, basename="compliance-binding")
+router.register("exceptions", PolicyExceptionViewSet, basename="compliance-exception")
+router.register("webhooks", WebhookViewSet, basename="compliance-webhook")
 urlpatterns = [
     *router.urls,
     path("summary/", SummaryView.as_view(), name="compliance-summary"),
+    path("overview/", OverviewView.as_view(), name="compliance-overview"),
+    path("reports/", ReportView.as_view(), name="compliance-reports"),
+    path("results/<int:pk>/fix/", ResultFixView.as_view(), name="compliance-result-fix"),
 ]

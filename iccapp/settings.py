@@ -230,6 +230,7 @@ def _clusters(*, tasks_embedded: bool) -> dict[str, Any]:
         "CRON_MAX_SLEEP_SECONDS": env.number("CRON_MAX_SLEEP_SECONDS", 30.0, minimum=0.1),
         "COMPLIANCE_SCAN_SECONDS": env.integer("COMPLIANCE_SCAN_SECONDS", 3600, minimum=60, maximum=7 * 86400),
         "COMPLIANCE_EXCEPTION_MAX_DAYS": env.integer("COMPLIANCE_EXCEPTION_MAX_DAYS", 90, minimum=1, maximum=3650),
+        "COMPLIANCE_HISTORY_DAYS": env.integer("COMPLIANCE_HISTORY_DAYS", 90, minimum=1, maximum=3650),
         # The admission webhook as the clusters reach it: ICC's public base URL (or a Service "ns/name:port"), the
         # CA that signed its certificate, the default failure policy and timeout, and ICC's own namespace.
         "COMPLIANCE_WEBHOOK_URL": env.url("COMPLIANCE_WEBHOOK_URL", "", schemes=("https",), secret=False),
@@ -296,6 +297,8 @@ CRON_MAX_SLEEP_SECONDS: float = _from_env["CRON_MAX_SLEEP_SECONDS"]
 COMPLIANCE_SCAN_SECONDS: int = _from_env["COMPLIANCE_SCAN_SECONDS"]
 # The longest an exception may last (an admin's setting; every exception has an expiry).
 COMPLIANCE_EXCEPTION_MAX_DAYS: int = _from_env["COMPLIANCE_EXCEPTION_MAX_DAYS"]
+# Days of per-scan compliance counts (trends, per-release history) kept.
+COMPLIANCE_HISTORY_DAYS: int = _from_env["COMPLIANCE_HISTORY_DAYS"]
 # The admission webhook's defaults (see the README's Compliance section).
 COMPLIANCE_WEBHOOK_URL: str = _from_env["COMPLIANCE_WEBHOOK_URL"]
 COMPLIANCE_WEBHOOK_SERVICE: str = _from_env["COMPLIANCE_WEBHOOK_SERVICE"]

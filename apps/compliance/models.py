@@ -230,3 +230,36 @@ def ensure_builtin_policies() -> None:
     """The built-in policies as rows (their checks live in apps.compliance.checks); nothing is bound."""
     for key, name, description in BUILTIN_POLICIES:
         Policy.objects.get_or_create(key=key, defaults={"name": name, "description": description, "kind": "builtin"})
+
+
+class HistoryPoint(models.Model):
+    """The counts of one scope's current results right after a scan: one row per cluster, namespace,
+    application, policy and severity, stamped with the scan's time and the application's version then (its latest
+    rollout), so trends and per-release comparisons are sums over these rows. Pruned after
+    ``COMPLIANCE_HISTORY_DAYS``."""
+
+    id = models.BigAutoField(primary_key=True)
+    taken_at = models.DateTimeField()
+    cluster = models.ForeignKey("clusters.Cluster", on_delete=models.CASCADE, related_name="+")
+    namespace = models.CharField(max_length=253)
+    # kept by name too: an application's history outlives the application row, and scopes compare names
+    application = models.ForeignKey("clusters.Application", null=True, on_delete=models.SET_NULL, related_name="+")
+    application_name = models.CharField(max_length=253, blank=True)
+    version = models.ForeignKey("clusters.ApplicationVersion", null=True, on_delete=models.SET_NULL, related_name="+")
+    policy = models.CharField(max_length=100)
+    severity = models.CharField(max_length=8)
+    passed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    errored = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    excepted = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ("-taken_at", "id")
+        indexes = [
+            models.Index(fields=("taken_at",), name="compliance_history_taken_idx"),
+            models.Index(fields=("application", "taken_at"), name="compliance_history_app_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.taken_at:%Y-%m-%d %H:%M} {self.cluster_id}/{self.namespace} {self.policy}/{self.severity}"

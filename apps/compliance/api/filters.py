@@ -6,19 +6,22 @@ from __future__ import annotations
 import django_filters
 
 from apps.compliance.checks import Severity
-from apps.compliance.models import Result, ResultStatus
+from apps.compliance.models import HistoryPoint, Result, ResultStatus
 from apps.compliance.selectors import SEARCH_FIELDS
 from apps.core.api.filters import IdFilter, SearchFilter
 
-SCOPE_FIELDS = ("q", "severity", "policy", "cluster", "namespace", "application")
+SCOPE_FIELDS = ("q", "severity", "policy", "check", "cluster", "namespace", "application")
+HISTORY_FIELDS = ("cluster", "namespace", "application", "policy", "severity", "since")
+SEVERITIES = [(str(s), str(s)) for s in Severity]
 
 
 class ResultScopeFilter(django_filters.FilterSet):
     """What a summary is taken over: every result filter but the status."""
 
     q = SearchFilter(SEARCH_FIELDS, max_length=100)
-    severity = django_filters.ChoiceFilter(choices=[(str(s), str(s)) for s in Severity])
+    severity = django_filters.ChoiceFilter(choices=SEVERITIES)
     policy = django_filters.CharFilter(max_length=100)
+    check = django_filters.CharFilter(field_name="check_id", max_length=200)
     cluster = IdFilter()
     namespace = django_filters.CharFilter(max_length=253)
     application = IdFilter()
@@ -34,3 +37,18 @@ class ResultFilter(ResultScopeFilter):
     class Meta:
         model = Result
         fields = (*SCOPE_FIELDS, "status")
+
+
+class HistoryFilter(django_filters.FilterSet):
+    """The scope a history is summed over, and from when."""
+
+    cluster = IdFilter(field_name="cluster_id")
+    namespace = django_filters.CharFilter(max_length=253)
+    application = IdFilter(field_name="application_id")
+    policy = django_filters.CharFilter(max_length=100)
+    severity = django_filters.ChoiceFilter(choices=SEVERITIES)
+    since = django_filters.IsoDateTimeFilter(field_name="taken_at", lookup_expr="gte")
+
+    class Meta:
+        model = HistoryPoint
+        fields = HISTORY_FIELDS

@@ -1,6 +1,8 @@
-"""Portal pages of compliance: the summary and the current results the viewer may read, failing first.
+"""Portal pages of compliance: the score and its trend, the overview per cluster and namespace, and the current
+results the viewer may read, failing first — live; filtered to one application (its Compliance tab), also that
+application's releases and the failures new since its latest one.
 
-Read-only for now; views are thin: the filter form checks shapes, selectors read (restricted to the viewer).
+Views are thin: the filter form checks shapes, selectors read (restricted to the viewer).
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from apps.compliance import selectors
+from apps.compliance import events, selectors
 from apps.compliance.checks import Severity
 from apps.compliance.models import ResultStatus
 from apps.core import portal
 
 RESULTS_PAGE = 50
-SCOPE_FILTERS = ("severity", "policy", "cluster", "namespace", "application", "q")
+NAMESPACES_SHOWN = 20
+NEW_SHOWN = 50
+SCOPE_FILTERS = ("severity", "policy", "check", "cluster", "namespace", "application", "q")
 
 
 class ResultFilterForm(forms.Form):
@@ -32,13 +36,16 @@ class ResultFilterForm(forms.Form):
     status = forms.ChoiceField(required=False, choices=[("", "any status"), *ResultStatus.choices])
     severity = forms.ChoiceField(required=False, choices=[("", "any severity"), *((s, s) for s in Severity)])
     policy = forms.SlugField(required=False, max_length=100)
+    check = forms.CharField(
+        required=False, max_length=200, widget=forms.TextInput(attrs={"placeholder": "pss.baseline.privileged"})
+    )
     cluster = forms.IntegerField(required=False, min_value=1)
     namespace = forms.CharField(required=False, max_length=253)
     application = forms.IntegerField(required=False, min_value=1)
     page = forms.IntegerField(required=False, min_value=1)
 
 
-def _selection(filters: dict[str, Any]) -> dict[str, Any]:
+def selection(filters: dict[str, Any]) -> dict[str, Any]:
     """The selector's keywords for the scope filters (everything but the status and the page)."""
     values = {k: filters[k] for k in SCOPE_FILTERS if k in filters}
     if "q" in values:
@@ -46,33 +53,64 @@ def _selection(filters: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def _history_scope(filters: dict[str, Any]) -> dict[str, Any]:
+    """The filters the history keeps (it counts per scope, policy and severity, not per check or workload)."""
+    return {k: filters[k] for k in ("cluster", "namespace", "application", "policy", "severity") if k in filters}
+
+
+def _application_context(request: HttpRequest, application_id: int, scope: Any) -> dict[str, Any]:
+    application = selectors.applications(request.user).filter(pk=application_id).first()
+    if application is None:
+        return {"filtered_application": None}
+    release = selectors.current_release(request.user, application)
+    new = selectors.new_since_release(scope, release) if release is not None else scope.none()
+    return {
+        "filtered_application": application,
+        "releases": selectors.releases(request.user, application),
+        "current_release": release,
+        "new_since_release": list(new[:NEW_SHOWN]),
+        "new_since_release_count": new.count() if release is not None else 0,
+    }
+
+
 def _results_context(request: HttpRequest) -> dict[str, Any]:
     form = ResultFilterForm(request.GET or None)
     filters = portal.valid_filters(form)
-    scope = selectors.results(request.user, **_selection(filters))
+    scope = selectors.results(request.user, **selection(filters))
     rows = scope.filter(status=filters["status"]) if filters.get("status") else scope
-    return {
+    overview = selectors.overview(scope)
+    points = selectors.trend(selectors.history(request.user, **_history_scope(filters)))
+    query = portal.query_string(filters)
+    context = {
         "form": form,
         "filters": filters,
         "summary": selectors.summary(scope),
+        "overview": overview,
+        "namespaces": overview["namespaces"][:NAMESPACES_SHOWN],
+        "trend": points,
+        "spark": selectors.sparkline(points),
         "page": portal.paginate(rows, filters.get("page"), RESULTS_PAGE),
-        "query": portal.query_string(filters),
+        "query": query,
+        "failing_query": portal.query_string({**filters, "status": ResultStatus.FAIL, "page": None}),
+        "report_query": portal.query_string({k: v for k, v in filters.items() if k != "page"}),
     }
+    if filters.get("application"):
+        context.update(_application_context(request, filters["application"], scope))
+    return context
 
 
 @login_required
 @require_GET
 def result_list(request: HttpRequest) -> HttpResponse:
     context = _results_context(request)
-    application = context["filters"].get("application")
-    applications = selectors.applications(request.user)
+    application = context.get("filtered_application")
     context.update(
-        applications=applications,
+        applications=selectors.applications(request.user),
         clusters=selectors.clusters(request.user),
         policies=selectors.policy_keys(request.user),
-        filtered_application=applications.filter(pk=application).first() if application else None,
+        live_topics=events.application(application.pk) if application is not None else events.RESULTS,
     )
     return render(request, "compliance/results.html", context)
 
 
-result_table = portal.table_view("compliance/_results_table.html", _results_context)
+result_table = portal.table_view("compliance/_live.html", _results_context)

@@ -518,8 +518,10 @@ class Gateway:
         data: dict[str, Any] = self.json("PUT", f"{path}/scale", body=body, retries=2)
         return data
 
-    def patch(self, path: str, body: dict[str, Any], *, patch_type: str = "merge") -> dict[str, Any]:
+    def patch(self, path: str, body: dict[str, Any] | list[Any], *, patch_type: str = "merge") -> dict[str, Any]:
+        """A merge, strategic merge or (``json``: RFC 6902 operations) JSON Patch of the object at ``path``."""
         content_type = {"merge": "application/merge-patch+json", "strategic": "application/strategic-merge-patch+json"}
+        content_type["json"] = "application/json-patch+json"
         data: dict[str, Any] = self.json("PATCH", path, body=body, content_type=content_type[patch_type], retries=1)
         return data
 

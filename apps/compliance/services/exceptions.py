@@ -18,35 +18,21 @@ from django.conf import settings
 from django.db import transaction
 
 from apps.audit.services import audit_record
+from apps.clusters.models import Cluster
 from apps.compliance.cache import policies_changed
 from apps.compliance.checks import check_get
 from apps.compliance.models import ExceptionState, Policy, PolicyException
-from apps.core.access import Action, Scope, ScopeKind, can_at
+from apps.compliance.scopes import scope_from as _scope
+from apps.core.access import Action, Scope, can_at
 from apps.core.errors import ConflictError, DomainError, ForbiddenError
 
 MAX_PATTERNS = 20
 
 
-def _scope(values: dict[str, Any]) -> Scope:
-    try:
-        scope = Scope(
-            ScopeKind(values.get("scope_kind") or ScopeKind.GLOBAL),
-            str(values.get("scope_cluster") or ""),
-            str(values.get("scope_namespace") or ""),
-            str(values.get("scope_application") or ""),
-        )
-    except ValueError:
-        raise DomainError("scope_kind must be global, cluster, namespace or application", field="scope_kind") from None
-    unused = scope.unused_coordinate()
-    if unused:
-        raise DomainError(f"a {scope.kind} scope does not name a {unused}", field=f"scope_{unused}")
-    missing = {"cluster": scope.cluster, "namespace": scope.namespace, "application": scope.application}
-    needed = {ScopeKind.CLUSTER: ("cluster",), ScopeKind.NAMESPACE: ("cluster", "namespace")}
-    needed[ScopeKind.APPLICATION] = ("cluster", "application")
-    for name in needed.get(ScopeKind(scope.kind), ()):
-        if not missing[name]:
-            raise DomainError(f"a {scope.kind} scope names its {name}", field=f"scope_{name}")
-    return scope
+def _known_cluster(scope: Scope) -> None:
+    """A scope names a registered cluster (checked after the rights, so nobody learns which ids exist)."""
+    if scope.cluster and not (scope.cluster.isdigit() and Cluster.objects.filter(pk=int(scope.cluster)).exists()):
+        raise DomainError(f"no cluster with id {scope.cluster!r}", field="scope_cluster")
 
 
 def _check(by: Any, action: str, scope: Scope, what: str) -> None:
@@ -83,6 +69,7 @@ def exception_request(
     """Ask for an exception (pending until a second person approves it)."""
     scope = _scope(scope_values)
     _check(by, Action.ACT, scope, "requesting a compliance exception")
+    _known_cluster(scope)
     if not isinstance(reason, str) or not reason.strip():
         raise DomainError("an exception needs a reason", field="reason")
     if not isinstance(owner, str) or not owner.strip() or len(owner) > 150:
@@ -170,8 +157,11 @@ def exception_approve(*, exception: PolicyException, by: Any) -> PolicyException
 
 
 def exception_revoke(*, exception: PolicyException, by: Any, reason: str = "") -> PolicyException:
-    """End an exception now (pending or active)."""
+    """End an exception now (pending or active). A person says why (ICC itself, ``by`` None, need not)."""
     _check(by, Action.CONFIGURE, exception.scope(), "revoking a compliance exception")
+    reason = (reason or "").strip() if isinstance(reason, str) else ""
+    if by is not None and not reason:
+        raise DomainError("say why the exception ends (it goes into the audit trail)", field="reason")
     with transaction.atomic():
         locked = PolicyException.objects.select_for_update().get(pk=exception.pk)
         if locked.revoked_at is not None:

@@ -39,7 +39,11 @@ class ComplianceConfig(AppConfig):
             m.HistoryPoint, ScopedModel(cluster="cluster_id", namespace="namespace", application="application_name")
         )
         register_scoped(m.Policy, ScopedModel())  # global: policies are read and changed with global grants
-        register_scoped(m.Binding, ScopedModel())
+        # A binding is read where its scope is (a namespace admin sees that namespace's bindings).
+        register_scoped(
+            m.Binding,
+            ScopedModel(cluster="scope_cluster", namespace="scope_namespace", application="scope_application"),
+        )
         register_scoped(m.AdmissionWebhook, ScopedModel(cluster="cluster_id"))
         register_scoped(
             m.PolicyException,

@@ -80,6 +80,12 @@ class ComplianceHistoryPointSerializer(serializers.Serializer):
         return data
 
 
+class ComplianceHistoryPageSerializer(serializers.Serializer):
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = ComplianceHistoryPointSerializer(many=True)
+
+
 class ComplianceScopeCountsSerializer(serializers.Serializer):
     cluster = serializers.IntegerField()
     cluster_name = serializers.CharField()

@@ -8,12 +8,11 @@ from rest_framework.routers import SimpleRouter
 from apps.compliance.api.exceptions import PolicyExceptionViewSet
 from apps.compliance.api.fixes import ResultFixView
 from apps.compliance.api.policies import BindingViewSet, PolicyViewSet
-from apps.compliance.api.views import HistoryViewSet, OverviewView, ReportView, ResultViewSet, SummaryView
+from apps.compliance.api.views import HistoryView, OverviewView, ReportView, ResultViewSet, SummaryView
 from apps.compliance.api.webhooks import WebhookViewSet
 
 router = SimpleRouter()
 router.register("results", ResultViewSet, basename="compliance-result")
-router.register("history", HistoryViewSet, basename="compliance-history")
 router.register("policies", PolicyViewSet, basename="compliance-policy")
 router.register("bindings", BindingViewSet, basename="compliance-binding")
 router.register("exceptions", PolicyExceptionViewSet, basename="compliance-exception")
@@ -21,6 +20,7 @@ router.register("webhooks", WebhookViewSet, basename="compliance-webhook")
 urlpatterns = [
     *router.urls,
     path("summary/", SummaryView.as_view(), name="compliance-summary"),
+    path("history/", HistoryView.as_view(), name="compliance-history"),
     path("overview/", OverviewView.as_view(), name="compliance-overview"),
     path("reports/", ReportView.as_view(), name="compliance-reports"),
     path("results/<int:pk>/fix/", ResultFixView.as_view(), name="compliance-result-fix"),

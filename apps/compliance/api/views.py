@@ -16,8 +16,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.compliance import reports, selectors
-from apps.compliance.api.filters import SCOPE_FIELDS, HistoryFilter, ResultFilter, ResultScopeFilter
+from apps.compliance.api.filters import HISTORY_FIELDS, SCOPE_FIELDS, HistoryFilter, ResultFilter, ResultScopeFilter
 from apps.compliance.api.serializers import (
+    ComplianceHistoryPageSerializer,
     ComplianceHistoryPointSerializer,
     ComplianceOverviewSerializer,
     ResultSerializer,
@@ -94,21 +95,29 @@ class HistoryPagination(CursorPagination):
     ordering = "-taken_at"
 
 
-class HistoryViewSet(RestrictedViewSetMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
-    """The counts after each scan (newest first), summed over what the caller may read. Filters: cluster,
-    namespace, application, policy, severity, since (ISO 8601)."""
+class HistoryView(APIView):
+    """The counts after each scan (newest first, cursor pages), summed over what the caller may read. Filters:
+    cluster, namespace, application, policy, severity, since (ISO 8601). Each item sums a scan's rows, so it has no
+    id of its own."""
 
-    serializer_class = ComplianceHistoryPointSerializer
-    filterset_class = HistoryFilter
-    pagination_class = HistoryPagination
-
-    def get_restricted_queryset(self, user: Any) -> Any:
-        return restrict(user, Action.READ, HistoryPoint.objects.all())
-
-    def filter_queryset(self, queryset: Any) -> Any:
+    @extend_schema(
+        parameters=[
+            *(OpenApiParameter(name, OpenApiTypes.DATETIME if name == "since" else str) for name in HISTORY_FIELDS),
+            OpenApiParameter("cursor", str),
+            OpenApiParameter("limit", int),
+        ],
+        responses=ComplianceHistoryPageSerializer,
+    )
+    def get(self, request: Request) -> Response:
+        rows = restrict(request.user, Action.READ, HistoryPoint.objects.all())
+        found = HistoryFilter(request.query_params, queryset=rows, request=request)
+        if not found.is_valid():
+            raise ValidationError(found.errors)
         # filter the rows first, then sum them per scan
-        rows = super().filter_queryset(queryset)
-        return rows.order_by().values("taken_at").annotate(**selectors.HISTORY_SUMS).order_by("-taken_at")
+        points = found.qs.order_by().values("taken_at").annotate(**selectors.HISTORY_SUMS).order_by("-taken_at")
+        paginator = HistoryPagination()
+        page: list[Any] = paginator.paginate_queryset(points, request, view=self) or []
+        return paginator.get_paginated_response(ComplianceHistoryPointSerializer(page, many=True).data)
 
 
 class YAMLRenderer(BaseRenderer):

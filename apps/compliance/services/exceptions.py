@@ -130,6 +130,7 @@ def exception_request(
             metadata={"policy": policy.key, "check_id": check_id, "expires_at": expires_at.isoformat()},
             message=reason[:500],
         )
+        # No policies_changed(): the admission snapshot holds approved exceptions only; approval rebuilds it.
     return exception
 
 

@@ -14,20 +14,21 @@ binding's resolved check parameters read once) and writes each chunk's results i
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-import orjson
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 
 from apps.clusters.models import Workload
 from apps.compliance import cel
 from apps.compliance.checks import Check, Severity, checks_for_policy, evaluate
 from apps.compliance.checks.engine import prepare, run, view_of
 from apps.compliance.models import Binding, Mode, Policy, PolicyException, PolicyKind, Result, ResultStatus
+from apps.compliance.scan_writes import UPDATED_FIELDS, WRITERS, Judged, Writer, write_orm
 
 logger = logging.getLogger(__name__)
 
@@ -311,9 +312,6 @@ def _store(workload: Workload, values: dict[str, dict[str, Any]], now: datetime)
     return [*created, *changed]
 
 
-UPDATED_FIELDS = ("policy", "severity", "status", "message", "fix", "mode", "exception", "evaluated_at")
-
-
 # --- the scan ------------------------------------------------------------------------------------------------------
 
 
@@ -330,10 +328,32 @@ class ScanStats:
 def scan(batch: int = SCAN_CHUNK, stats: ScanStats | None = None) -> int:
     """Evaluate every observed workload (the periodic and on-demand scan); returns how many.
 
-    ``stats``, when given, is filled in (the benchmark reports evaluations per second from it)."""
+    On PostgreSQL, when no transaction encloses the scan (a task, a command), a thread with its own connection
+    stores each chunk while the next one is judged: the database's work and Python's overlap. ``stats``, when
+    given, is filled in (the benchmark reports evaluations per second from it)."""
     stats = stats if stats is not None else ScanStats()
     judge = _Judge.of(active_bindings(), active_exceptions())
-    write = WRITERS.get(connection.vendor, _write_orm)
+    write = WRITERS.get(connection.vendor, write_orm)
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        for judged in _judged_chunks(judge, batch, stats):
+            _commit(write, judged, judge.now, stats)
+        return stats.workloads
+    with ThreadPoolExecutor(1, thread_name_prefix="compliance-scan") as writer:
+        pending: Future[None] | None = None
+        try:
+            for judged in _judged_chunks(judge, batch, stats):
+                if pending is not None:
+                    pending.result()  # one chunk in flight at most: memory stays bounded
+                pending = writer.submit(_commit, write, judged, judge.now, stats)
+            if pending is not None:
+                pending.result()
+        finally:
+            writer.submit(connections.close_all).result()  # the writer thread's own connection
+    return stats.workloads
+
+
+def _judged_chunks(judge: _Judge, batch: int, stats: ScanStats) -> Iterator[Judged]:
+    """The workloads in primary-key order, ``batch`` at a time, each chunk judged."""
     last = 0
     while True:
         chunk = [
@@ -341,7 +361,7 @@ def scan(batch: int = SCAN_CHUNK, stats: ScanStats | None = None) -> int:
             for row in Workload.objects.filter(pk__gt=last).order_by("pk").values_list(*Observed.COLUMNS)[:batch]
         ]
         if not chunk:
-            return stats.workloads
+            return
         stats.workloads += len(chunk)
         last = chunk[-1].pk
         judged: list[tuple[Observed, dict[str, dict[str, Any]]]] = []
@@ -352,111 +372,24 @@ def scan(batch: int = SCAN_CHUNK, stats: ScanStats | None = None) -> int:
                 judged.append((observed, judge.values(observed)))
             except Exception:  # one odd workload must not stop the scan
                 logger.exception("compliance evaluation of workload %s failed", observed.pk)
-        try:
-            with transaction.atomic():
-                if connection.vendor == "postgresql":
-                    # Results are derived data the next scan rewrites: a crash may lose a chunk's commit, never
-                    # corrupt it, so the chunk does not wait for its WAL flush (the scan's largest cost otherwise).
-                    with connection.cursor() as cursor:
-                        cursor.execute("SET LOCAL synchronous_commit TO OFF")
-                write(judged, judge.now)
-        except Exception:  # nor one chunk the database refused: the next scan tries again
-            logger.exception("storing compliance results of workloads %s-%s failed", chunk[0].pk, last)
-            stats.failed_chunks += 1
-            continue
-        stats.judged += len(judged)
-        stats.results += sum(len(values) for _, values in judged)
+        yield judged
 
 
-_POSTGRESQL_UPSERT = """
-WITH given AS (
-    SELECT * FROM json_to_recordset(%(rows)s::json) AS x(
-        workload_id bigint, cluster_id bigint, namespace text, application_id bigint, policy text, check_id text,
-        severity text, status text, message text, fix jsonb, mode text, exception_id bigint
-    )
-),
-upserted AS (
-    INSERT INTO {table} AS r (
-        workload_id, cluster_id, namespace, application_id, policy, check_id,
-        severity, status, message, fix, mode, exception_id, since, evaluated_at
-    )
-    SELECT workload_id, cluster_id, namespace, application_id, policy, check_id,
-        severity, status, message, fix, mode, exception_id, %(now)s, %(now)s
-    FROM given ORDER BY workload_id, check_id
-    ON CONFLICT (workload_id, check_id) DO UPDATE SET
-        policy = EXCLUDED.policy, severity = EXCLUDED.severity, status = EXCLUDED.status,
-        message = EXCLUDED.message, fix = EXCLUDED.fix, mode = EXCLUDED.mode, exception_id = EXCLUDED.exception_id,
-        evaluated_at = EXCLUDED.evaluated_at,
-        since = CASE WHEN r.status = EXCLUDED.status THEN r.since ELSE EXCLUDED.since END
-    RETURNING r.id
-)
-DELETE FROM {table} AS old
-WHERE old.workload_id = ANY(%(workloads)s) AND old.id NOT IN (SELECT id FROM upserted)
-"""
-
-
-def _write_postgresql(judged: Sequence[tuple[Observed, dict[str, dict[str, Any]]]], now: datetime) -> None:
-    """One statement per chunk: upsert every result (``since`` moves only with the status) and delete the judged
-    workloads' results of checks no longer bound (the delete sees the rows as they were, minus those upserted)."""
+def _commit(write: Writer, judged: Judged, now: datetime, stats: ScanStats) -> None:
+    """Store one chunk in its own transaction; a chunk the database refuses is logged and left for the next scan."""
     if not judged:
         return
-    rows = [
-        {
-            "workload_id": observed.pk,
-            "cluster_id": observed.cluster_id,
-            "namespace": observed.namespace,
-            "application_id": observed.application_id,
-            "check_id": check_id,
-            **{key: value for key, value in fields.items() if key not in ("exception", "evaluated_at")},
-            "exception_id": fields["exception"].pk if fields["exception"] is not None else None,
-        }
-        for observed, values in judged
-        for check_id, fields in values.items()
-    ]
-    sql = _POSTGRESQL_UPSERT.format(table=connection.ops.quote_name(Result._meta.db_table))
-    payload = orjson.dumps(rows).decode()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, {"rows": payload, "now": now, "workloads": [observed.pk for observed, _ in judged]})
-
-
-def _write_orm(judged: Sequence[tuple[Observed, dict[str, dict[str, Any]]]], now: datetime) -> None:
-    """The same writes through the ORM (any database Django supports): read the current statuses, delete the
-    unbound checks' rows, then one upsert per 500 rows with ``since`` decided here."""
-    ids = [observed.pk for observed, _ in judged]
-    current: dict[tuple[int, str], tuple[int, str, datetime]] = {
-        (workload_id, check_id): (pk, status, since)
-        for pk, workload_id, check_id, status, since in Result.objects.filter(workload_id__in=ids).values_list(
-            "pk", "workload_id", "check_id", "status", "since"
-        )
-    }
-    wanted = {(observed.pk, check_id) for observed, values in judged for check_id in values}
-    gone = [pk for key, (pk, _, _) in current.items() if key not in wanted]
-    for start in range(0, len(gone), 500):
-        Result.objects.filter(pk__in=gone[start : start + 500]).delete()
-    rows = []
-    for observed, values in judged:
-        for check_id, fields in values.items():
-            known = current.get((observed.pk, check_id))
-            since = known[2] if known is not None and known[1] == fields["status"] else now
-            rows.append(
-                Result(
-                    workload_id=observed.pk,
-                    cluster_id=observed.cluster_id,
-                    namespace=observed.namespace,
-                    application_id=observed.application_id,
-                    check_id=check_id,
-                    since=since,
-                    **fields,
-                )
-            )
-    Result.objects.bulk_create(
-        rows,
-        batch_size=500,
-        update_conflicts=True,
-        unique_fields=["workload", "check_id"],
-        update_fields=[*UPDATED_FIELDS, "since"],
-    )
-
-
-# The chunk writer per database vendor (others use the ORM's).
-WRITERS = {"postgresql": _write_postgresql}
+    try:
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                # Results are derived data the next scan rewrites: a crash may lose a chunk's commit, never
+                # corrupt it, so the chunk does not wait for its WAL flush.
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            write(judged, now)
+    except Exception:
+        logger.exception("storing compliance results of workloads %s-%s failed", judged[0][0].pk, judged[-1][0].pk)
+        stats.failed_chunks += 1
+        return
+    stats.judged += len(judged)
+    stats.results += sum(len(values) for _, values in judged)

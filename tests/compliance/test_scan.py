@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from apps.clusters.models import Workload
-from apps.compliance import evaluation
+from apps.compliance import evaluation, scan_writes
 from apps.compliance.models import Binding, Policy, PolicyException, Result
 from tests.support.rows import application_row, cluster_row
 
@@ -181,7 +181,7 @@ def since_of(workload: Workload) -> dict[str, tuple[datetime, datetime]]:
 def writer(request, monkeypatch) -> str:
     """Run each test with PostgreSQL's one-statement writer and with the ORM writer (what SQLite uses)."""
     if request.param == "orm":
-        monkeypatch.setitem(evaluation.WRITERS, "postgresql", evaluation._write_orm)
+        monkeypatch.setitem(scan_writes.WRITERS, "postgresql", scan_writes.write_orm)
     return request.param
 
 
@@ -248,3 +248,30 @@ def test_a_workload_without_a_template_keeps_its_results_and_an_expired_exceptio
     assert stored(workloads[2]) == before, "observed before templates were stored: left as it was"
     assert Result.objects.get(workload=workloads[1], check_id="pss.baseline.privileged").status == "fail"
     assert not Result.objects.filter(status="excepted").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_a_writer_thread_stores_the_chunks_with_the_same_results(estate):
+    """A task's scan (no enclosing transaction) stores chunks from a thread while it judges the next ones."""
+    stats = evaluation.ScanStats()
+    assert evaluation.scan(batch=3, stats=stats) == 9
+    assert (stats.judged, stats.failed_chunks) == (8, 0) and stats.results == Result.objects.count() > 0
+    for workload in estate["workloads"]:
+        assert stored(workload) == reference(workload), workload.name
+
+
+def test_a_fix_copies_only_what_it_writes_and_its_operations_stay_as_made():
+    """Fixes copy the containers on their path (not the whole object, as they once did, per failing check)."""
+    from apps.compliance.checks import Workload as View
+
+    obj = {"kind": "Deployment", "spec": {"template": {"spec": {"containers": [{"name": "app"}]}}}}
+    untouched = obj["spec"]["template"]["spec"]["containers"][0]
+    builder = View.from_object(obj).patch()
+    builder.set(("spec", "template", "spec", "containers", 0, "securityContext"), {"runAsNonRoot": True})
+    builder.set(("spec", "template", "spec", "containers", 0, "securityContext", "privileged"), False)
+    assert builder.build() == [
+        {"op": "add", "path": "/spec/template/spec/containers/0/securityContext", "value": {"runAsNonRoot": True}},
+        {"op": "add", "path": "/spec/template/spec/containers/0/securityContext/privileged", "value": False},
+    ]
+    assert obj == {"kind": "Deployment", "spec": {"template": {"spec": {"containers": [{"name": "app"}]}}}}
+    assert obj["spec"]["template"]["spec"]["containers"][0] is untouched

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 # JSON Patch (RFC 6902) operations, as plain dicts so they serialise unchanged.
@@ -42,6 +42,12 @@ def pointer_escape(token: str) -> str:
 
 
 def pointer(path: Sequence[str | int]) -> str:
+    return _pointer(tuple(path))
+
+
+@lru_cache(maxsize=4096)
+def _pointer(path: tuple[str | int, ...]) -> str:
+    # A scan builds the same few hundred pointers for thousands of workloads.
     return "".join("/" + pointer_escape(str(token)) for token in path)
 
 
@@ -140,13 +146,25 @@ class Workload:
         return self.pod_spec.get("hostUsers") is False
 
     def containers(self, lists: Sequence[str] = CONTAINER_LISTS) -> Iterator[ContainerRef]:
-        spec = self.pod_spec
-        for list_name in lists:
-            items = spec.get(list_name)
-            if not isinstance(items, list):
-                continue
-            for index, item in enumerate(items):
-                yield ContainerRef(list_name, index, as_dict(item), (*self.pod_spec_path, list_name, index))
+        return iter(self._containers_of(tuple(lists)))
+
+    @cached_property
+    def _container_refs(self) -> dict[tuple[str, ...], tuple[ContainerRef, ...]]:
+        return {}
+
+    def _containers_of(self, lists: tuple[str, ...]) -> tuple[ContainerRef, ...]:
+        """The containers of ``lists``, built once per view (most checks walk the same lists)."""
+        refs = self._container_refs.get(lists)
+        if refs is None:
+            spec = self.pod_spec
+            refs = tuple(
+                ContainerRef(list_name, index, as_dict(item), (*self.pod_spec_path, list_name, index))
+                for list_name in lists
+                if isinstance(spec.get(list_name), list)
+                for index, item in enumerate(spec[list_name])
+            )
+            self._container_refs[lists] = refs
+        return refs
 
     def patch(self) -> PatchBuilder:
         return PatchBuilder(self.obj)
@@ -203,8 +221,10 @@ class PatchBuilder:
         if isinstance(parent, list):
             # Only reached for a container or volume that exists, so the index replaces nothing: keep it honest.
             raise ValueError(f"refusing to insert into an array at {pointer(path)}")
+        # One private copy serves the document and the operation: a later operation that writes below it copies
+        # the containers on its path first (_own), so the operation's value is never changed afterwards.
         parent[str(last)] = value
-        self.ops.append({"op": "add", "path": pointer(path), "value": copy.deepcopy(value)})
+        self.ops.append({"op": "add", "path": pointer(path), "value": value})
         return self
 
     def build(self) -> JsonPatch:

@@ -26,6 +26,8 @@ def _periodic(sender: Celery, **_: object) -> None:
         "clusters.sync_due": {"task": "clusters.sync_due", "schedule": 30.0},
         "scaler.evaluate_due": {"task": "scaler.evaluate_due", "schedule": float(settings.SCALER_EVALUATE_SECONDS)},
         "compliance.scan": {"task": "compliance.scan", "schedule": float(settings.COMPLIANCE_SCAN_SECONDS)},
+        "traffic.flush": {"task": "traffic.flush", "schedule": float(settings.TRAFFIC_FLUSH_SECONDS)},
+        "traffic.prune": {"task": "traffic.prune", "schedule": 3600.0},
     }
 
 

@@ -243,6 +243,20 @@ def _clusters(*, tasks_embedded: bool) -> dict[str, Any]:
             "COMPLIANCE_WEBHOOK_TIMEOUT_SECONDS", 5, minimum=1, maximum=30
         ),
         "ICC_NAMESPACE": env.string("ICC_NAMESPACE", "icc"),
+        **_traffic(),
+    }
+
+
+def _traffic() -> dict[str, Any]:
+    return {
+        "TRAFFIC_BUFFER_MAX_SPANS": env.integer("TRAFFIC_BUFFER_MAX_SPANS", 500_000, minimum=1000),
+        "TRAFFIC_RATE_LIMIT_SPANS_PER_S": env.integer("TRAFFIC_RATE_LIMIT_SPANS_PER_S", 50_000, minimum=10),
+        "TRAFFIC_FLUSH_SECONDS": env.number("TRAFFIC_FLUSH_SECONDS", 2.0, minimum=0.5),
+        "TRAFFIC_PAIRING_SECONDS": env.integer("TRAFFIC_PAIRING_SECONDS", 30, minimum=1, maximum=600),
+        "TRAFFIC_MINUTE_RETENTION_HOURS": env.integer("TRAFFIC_MINUTE_RETENTION_HOURS", 48, minimum=1),
+        "TRAFFIC_HOUR_RETENTION_DAYS": env.integer("TRAFFIC_HOUR_RETENTION_DAYS", 35, minimum=1),
+        "TRAFFIC_DAY_RETENTION_DAYS": env.integer("TRAFFIC_DAY_RETENTION_DAYS", 400, minimum=1),
+        "TRAFFIC_SAMPLE_RETENTION_HOURS": env.integer("TRAFFIC_SAMPLE_RETENTION_HOURS", 24, minimum=1),
     }
 
 
@@ -306,6 +320,16 @@ COMPLIANCE_WEBHOOK_CA_FILE: str = _from_env["COMPLIANCE_WEBHOOK_CA_FILE"]
 COMPLIANCE_WEBHOOK_FAILURE_POLICY: str = _from_env["COMPLIANCE_WEBHOOK_FAILURE_POLICY"]
 COMPLIANCE_WEBHOOK_TIMEOUT_SECONDS: int = _from_env["COMPLIANCE_WEBHOOK_TIMEOUT_SECONDS"]
 ICC_NAMESPACE: str = _from_env["ICC_NAMESPACE"]
+# Traffic: the ingestion buffer's bound, each application's rate, how often flushers roll up, how long a client
+# span waits for its server span, and how long minute/hour/day rollups and raw samples are kept.
+TRAFFIC_BUFFER_MAX_SPANS: int = _from_env["TRAFFIC_BUFFER_MAX_SPANS"]
+TRAFFIC_RATE_LIMIT_SPANS_PER_S: int = _from_env["TRAFFIC_RATE_LIMIT_SPANS_PER_S"]
+TRAFFIC_FLUSH_SECONDS: float = _from_env["TRAFFIC_FLUSH_SECONDS"]
+TRAFFIC_PAIRING_SECONDS: int = _from_env["TRAFFIC_PAIRING_SECONDS"]
+TRAFFIC_MINUTE_RETENTION_HOURS: int = _from_env["TRAFFIC_MINUTE_RETENTION_HOURS"]
+TRAFFIC_HOUR_RETENTION_DAYS: int = _from_env["TRAFFIC_HOUR_RETENTION_DAYS"]
+TRAFFIC_DAY_RETENTION_DAYS: int = _from_env["TRAFFIC_DAY_RETENTION_DAYS"]
+TRAFFIC_SAMPLE_RETENTION_HOURS: int = _from_env["TRAFFIC_SAMPLE_RETENTION_HOURS"]
 ALLOWED_HOSTS: list[str] = _from_env["ALLOWED_HOSTS"]
 CSRF_TRUSTED_ORIGINS: list[str] = _from_env["CSRF_TRUSTED_ORIGINS"]
 DATABASES: dict[str, Any] = _from_env["DATABASES"]

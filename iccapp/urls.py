@@ -48,6 +48,7 @@ urlpatterns = [
     path("scaler/", include("apps.scaler.urls")),
     path("cron/", include("apps.cron.urls")),
     path("compliance/", include("apps.compliance.urls")),
+    path("traffic/", include("apps.traffic.urls")),
     path("users/", include("apps.users.urls")),
     # Addresses before each app's pages took its label as their prefix: bookmarks keep working.
     *(

@@ -1,0 +1,116 @@
+"""The ingestion buffer between the receiver and the rollups, so a request never waits on database writes.
+
+The receiver pushes one packed entry per export request (the application and its span records); flushers pop
+entries in batches and roll them up. With Redis (every deployment but the embedded default) it is a list shared
+by all processes (``icc:traffic:buffer``) with a span counter beside it; without, an in-process deque. Both are
+bounded by ``TRAFFIC_BUFFER_MAX_SPANS``: a push beyond it is refused (the receiver answers 503 with Retry-After,
+and OTLP exporters retry), so memory stays bounded when the flushers fall behind.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+import orjson
+import redis
+from django.conf import settings
+
+KEY = "icc:traffic:buffer"
+COUNT_KEY = "icc:traffic:buffered_spans"
+
+
+class Full(Exception):
+    """The buffer holds its maximum: come back later."""
+
+
+class _Memory:
+    def __init__(self) -> None:
+        self.entries: deque[bytes] = deque()
+        self.spans = 0
+        self.lock = threading.Lock()
+
+
+_memory = _Memory()
+_client: dict[str, redis.Redis] = {}
+
+
+def _redis() -> redis.Redis | None:
+    url = settings.REDIS_URL
+    if not url:
+        return None
+    client = _client.get(url)
+    if client is None:
+        client = _client[url] = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    return client
+
+
+def pack(application_id: int, kind: str, records: list[Any]) -> bytes:
+    """``<count>|<json>``: the count is read without parsing the records."""
+    return b"%d|" % len(records) + orjson.dumps([application_id, kind, records])
+
+
+def count_of(entry: bytes) -> int:
+    return int(entry[: entry.index(b"|")])
+
+
+def unpack(entry: bytes) -> tuple[int, str, list[Any]]:
+    application_id, kind, records = orjson.loads(entry[entry.index(b"|") + 1 :])
+    return int(application_id), str(kind), records
+
+
+def push(application_id: int, kind: str, records: list[Any]) -> None:
+    """Queue ``records`` (span records or request samples, as ``kind`` says); raises Full at the bound."""
+    if not records:
+        return
+    entry = pack(application_id, kind, records)
+    limit = settings.TRAFFIC_BUFFER_MAX_SPANS
+    client = _redis()
+    if client is None:
+        with _memory.lock:
+            if _memory.spans + len(records) > limit:
+                raise Full
+            _memory.entries.append(entry)
+            _memory.spans += len(records)
+        return
+    held = int(client.get(COUNT_KEY) or 0)
+    if held + len(records) > limit:
+        raise Full
+    with client.pipeline(transaction=True) as pipe:
+        pipe.rpush(KEY, entry)
+        pipe.incrby(COUNT_KEY, len(records))
+        pipe.execute()
+
+
+def pop(max_entries: int) -> list[bytes]:
+    """Take up to ``max_entries`` entries, oldest first (each is taken by exactly one flusher)."""
+    client = _redis()
+    if client is None:
+        with _memory.lock:
+            taken = [_memory.entries.popleft() for _ in range(min(max_entries, len(_memory.entries)))]
+            _memory.spans -= sum(count_of(e) for e in taken)
+        return taken
+    popped: Any = client.lpop(KEY, max_entries) or []
+    taken = [bytes(e) for e in popped]
+    if taken:
+        client.decrby(COUNT_KEY, sum(count_of(e) for e in taken))
+    return taken
+
+
+def held() -> int:
+    """Records waiting in the buffer (for metrics and the overload answer)."""
+    client = _redis()
+    if client is None:
+        return _memory.spans
+    return max(0, int(client.get(COUNT_KEY) or 0))
+
+
+def clear() -> None:
+    client = _redis()
+    if client is None:
+        with _memory.lock:
+            _memory.entries.clear()
+            _memory.spans = 0
+        return
+    client.delete(KEY, COUNT_KEY)

@@ -1,0 +1,48 @@
+"""Traffic tasks on the ``analysis`` queue: rolling up the ingestion buffer (every ``TRAFFIC_FLUSH_SECONDS``;
+several may run at once, each takes its own entries) and pruning rollups and samples past their retention."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from apps.core.tasking import icc_task
+from apps.traffic import rollup
+from apps.traffic.metrics import FLUSH_SECONDS, FLUSHED
+from apps.traffic.models import EdgeRollup, Level, RouteRollup, Sample
+
+
+@icc_task(name="traffic.flush", queue="analysis", soft_time_limit=60)
+def flush(max_seconds: float = 5.0) -> int:
+    """Roll up what the receivers buffered, until the buffer is empty or ``max_seconds`` pass."""
+    started, total = time.monotonic(), 0
+    while time.monotonic() - started < max_seconds:
+        began = time.monotonic()
+        done = rollup.flush()
+        FLUSH_SECONDS.observe(time.monotonic() - began)
+        total += done
+        if done == 0:
+            break
+    FLUSHED.inc(total)
+    return total
+
+
+@icc_task(name="traffic.prune", queue="analysis", soft_time_limit=600)
+def prune() -> int:
+    """Delete minute, hour and day rollups and raw samples older than their retention settings."""
+    now = timezone.now()
+    keep = {
+        Level.MINUTE: timedelta(hours=settings.TRAFFIC_MINUTE_RETENTION_HOURS),
+        Level.HOUR: timedelta(days=settings.TRAFFIC_HOUR_RETENTION_DAYS),
+        Level.DAY: timedelta(days=settings.TRAFFIC_DAY_RETENTION_DAYS),
+    }
+    removed = 0
+    for level, age in keep.items():
+        removed += RouteRollup.objects.filter(level=level, bucket__lt=now - age).delete()[0]
+        removed += EdgeRollup.objects.filter(level=level, bucket__lt=now - age).delete()[0]
+    cutoff = now - timedelta(hours=settings.TRAFFIC_SAMPLE_RETENTION_HOURS)
+    removed += Sample.objects.filter(at__lt=cutoff).delete()[0]
+    return removed

@@ -15,18 +15,27 @@ import pytest
 from django.db import connection
 from kubernetes import client as k8s
 
-from apps.clusters.models import Application
-from apps.compliance import evaluation, events
-from apps.compliance.models import Binding, Policy
+from apps.clusters.models import Application, Workload
+from apps.compliance import evaluation, events, tasks
+from apps.compliance.models import Binding, Policy, Result
 from apps.core.tasks import ping
-from tests.support.clients import forced_login, html, results
+from tests.support.clients import forced_login, html, results, with_binding
 from tests.support.clusters import make_deployment, register, synced
+from tests.support.rows import application_row, cluster_row
 from tests.support.server import start_celery_worker, stop_process
 from tests.support.websocket import connect, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CHECK = "pss.baseline.capabilities"
+HARDENED = {
+    "metadata": {"labels": {"app": "x"}},
+    "spec": {"containers": [{"name": "app", "image": "registry.local/x:1"}]},
+}
+PRIVILEGED = {
+    "metadata": {"labels": {"app": "x"}},
+    "spec": {"containers": [{"name": "app", "image": "registry.local/x:1", "securityContext": {"privileged": True}}]},
+}
 DEADLINE = 10.0  # seconds: the goal is about one; a shared CI machine gets slack, the figure is printed
 
 
@@ -111,3 +120,38 @@ def test_an_out_of_band_change_is_re_evaluated_live(k8s_api, shop, worker, watch
     assert f'data-check="{CHECK}"' in page and 'data-status="fail"' in page
     table = html(client.get("/compliance/table/", {"application": app.pk}))
     assert f'data-check="{CHECK}" data-workload="shop-web"' in table
+
+
+def test_only_readers_of_an_application_follow_its_compliance_topic(make_user):
+    """The attack: a user bound to the shop application subscribes to the blog's topic too; only the shop's
+    re-evaluations reach them, and a re-evaluation that changes nothing pushes nothing."""
+    cluster = cluster_row("prod")
+    apps = {name: application_row(cluster, name, name, []) for name in ("shop", "blog")}
+    Workload.objects.update(pod_template=HARDENED, desired_replicas=1)
+    Binding.objects.create(policy=Policy.objects.get(key="pss-baseline"))
+    evaluation.scan()
+    cookie = session_cookie(with_binding(make_user("shop-viewer"), "viewer", cluster, application="shop"))
+    topics = ",".join(events.application(app.pk) for app in apps.values())
+
+    def re_evaluate(name: str, template: dict[str, Any]) -> None:
+        Workload.objects.filter(application=apps[name]).update(pod_template=template)
+        workload = Workload.objects.get(application=apps[name])
+        tasks.evaluate_workload(cluster.pk, workload.namespace, workload.kind, workload.name)
+
+    async def scenario() -> list[str]:
+        communicator, connected, code = await connect(f"/ws/?topics={topics}", cookie)
+        assert connected, code
+        received = [await communicator.receive_from(timeout=10), await communicator.receive_from(timeout=10)]
+        await in_thread(re_evaluate, "blog", PRIVILEGED)
+        await in_thread(re_evaluate, "shop", HARDENED)  # nothing changes
+        assert await communicator.receive_nothing(timeout=1.5), "no push for the blog, nor for an unchanged shop"
+        await in_thread(re_evaluate, "shop", PRIVILEGED)
+        received.append(await communicator.receive_from(timeout=10))
+        await communicator.disconnect()
+        return received
+
+    snapshot, refused, pushed = asyncio.run(scenario())
+    assert 'id="compliance-live-refresh"' in snapshot
+    assert f"not allowed to follow {events.application(apps['blog'].pk)}" in refused
+    assert 'id="compliance-live-refresh"' in pushed
+    assert Result.objects.get(workload__application=apps["blog"], check_id="pss.baseline.privileged").status == "fail"

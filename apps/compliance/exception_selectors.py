@@ -12,10 +12,11 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
-from apps.compliance.models import ExceptionState, PolicyException
+from apps.compliance.models import ExceptionState, PolicyException, Result
 from apps.core.access import Action, restrict
 
 EXPIRING_SOON_DAYS = 7
+COVERED_SHOWN = 50
 
 
 def state_q(state: str, now: datetime) -> Q:
@@ -75,3 +76,9 @@ def exception(viewer: Any, pk: int) -> PolicyException | None:
 def expiring_soon(viewer: Any, days: int = EXPIRING_SOON_DAYS) -> list[PolicyException]:
     """Active exceptions the viewer may read that expire within ``days`` (the page's expiring-soon section)."""
     return list(exceptions(viewer, expiring_within_days=days))
+
+
+def covered_results(viewer: Any, exception: PolicyException) -> list[Result]:
+    """The current results the exception excuses (``excepted``) that the viewer may read, the first few."""
+    rows = restrict(viewer, Action.READ, Result.objects.filter(exception=exception))
+    return list(rows.select_related("workload", "cluster").order_by("cluster_id", "namespace", "id")[:COVERED_SHOWN])

@@ -331,6 +331,8 @@ def test_an_excepted_result_links_to_its_exception(estate, second_admin, viewer_
     result = Result.objects.get(workload__name="shop-w", check_id=CHECK)
     page = html(forced_login(viewer_persona.user).get(f"/compliance/results/{result.pk}/"))
     assert f'href="{PAGE}{exception.pk}/"' in page
+    detail = html(forced_login(viewer_persona.user).get(f"{PAGE}{exception.pk}/"))
+    assert f'data-covered="{result.pk}"' in detail and "blog-w" not in detail
     listed = html(forced_login(viewer_persona.user).get("/compliance/", {"status": "excepted"}))
     assert f'href="/compliance/results/{result.pk}/" data-result-link' in listed
     assert f'href="{PAGE}{exception.pk}/" data-exception-link' in listed

@@ -213,6 +213,8 @@ def _detail(
         "own_request": exception.requested_by_id == user.pk,
         "may_revoke": state in (ExceptionState.PENDING, ExceptionState.ACTIVE) and may_configure,
         "revoke_form": revoke_form or RevokeForm(),
+        "covered": selectors.covered_results(user, exception),
+        "covered_shown": selectors.COVERED_SHOWN,
     }
     return render(request, "compliance/exception.html", context, status=status)
 

@@ -199,3 +199,23 @@ def test_the_cron_bench_fires_jobs_through_a_worker_kill_beside_celery_beat() ->
     assert 0 <= summary["lateness_p50_ms"] <= summary["lateness_p99_ms"]
     assert 0 <= summary["celery_beat_lateness_p50_ms"] <= summary["celery_beat_lateness_p99_ms"]
     assert summary["celery_beat_two_beats_duplicates"] > 0  # two beats fire every entry twice
+
+
+@pytest.mark.timeout(45 * 60)  # a cold cache builds the Kubernetes binaries first (~7 minutes)
+def test_the_compliance_bench_scans_beside_the_official_client_and_admits_through_the_webhook() -> None:
+    require_kube_binaries()
+    summary = run_quick("compliance.py")
+    assert_keys(
+        summary,
+        {"deployments", "official_client_list_ms", "scan_ms", "scan_ratio_to_list", "evaluations_per_s"}
+        | {"scan_results", "rescan_unchanged_ms", "target_scan_ratio", "creates", "enforced_checks"}
+        | {"create_p99_ms", "create_webhook_p99_ms", "admission_added_p99_ms", "webhook_p99_ms", "webhook_reviews"}
+        | {"target_admission_added_p99_ms"},
+    )
+    assert summary["deployments"] == 200
+    assert summary["scan_results"] == 200 * 33  # every built-in check once per Deployment (baseline in restricted)
+    assert summary["evaluations_per_s"] > 0 and summary["official_client_list_ms"] > 0
+    assert summary["scan_ratio_to_list"] == pytest.approx(summary["scan_ms"] / summary["official_client_list_ms"], 0.02)
+    assert summary["creates"] == 50 and summary["enforced_checks"] == 20
+    assert summary["webhook_reviews"] >= 50, "the API server asked ICC about every create while the webhook was on"
+    assert 0 < summary["webhook_p99_ms"] < summary["create_webhook_p99_ms"]

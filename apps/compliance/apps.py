@@ -38,7 +38,9 @@ class ComplianceConfig(AppConfig):
         register_scoped(
             m.HistoryPoint, ScopedModel(cluster="cluster_id", namespace="namespace", application="application_name")
         )
-        register_scoped(m.Policy, ScopedModel())  # global: policies are read and changed with global grants
+        # Global: changed with global grants only (the library is read by anyone who reads somewhere, see
+        # apps/compliance/policy_selectors.py).
+        register_scoped(m.Policy, ScopedModel())
         # A binding is read where its scope is (a namespace admin sees that namespace's bindings).
         register_scoped(
             m.Binding,

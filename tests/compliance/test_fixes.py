@@ -82,6 +82,18 @@ def test_a_result_without_a_fix_is_a_400_and_a_passing_one_a_409(stored, operato
 
 
 @pytest.mark.django_db
+def test_a_fix_is_judged_again_on_the_latest_observation_before_it_is_sent(stored, operator_persona):
+    result = stored[AUTOMOUNT]
+    assert result.status == "fail" and result.fix == FIX
+    workload = Workload.objects.get(pk=result.workload_id)
+    workload.pod_template["spec"]["automountServiceAccountToken"] = False  # observed, not yet re-evaluated
+    Workload.objects.filter(pk=workload.pk).update(pod_template=workload.pod_template)
+    response = post_json(forced_login(operator_persona.user), fix_url(result), {"reason": "harden"})
+    assert response.status_code == 409, response.content  # nothing sent: the cluster behind it does not exist
+    assert Result.objects.get(pk=result.pk).status == "pass"
+
+
+@pytest.mark.django_db
 def test_the_result_page_shows_the_check_the_patch_and_the_command(stored, operator_persona, viewer_persona):
     result = stored[AUTOMOUNT]
     assert result.status == "fail" and result.fix == FIX

@@ -2,9 +2,10 @@
 the workload through the cluster gateway.
 
 ``result_fix_apply`` needs the operator role (act) on the workload, a reason, a failing (or excepted) result that
-carries a fix; it sends the patch with the resourceVersion ICC last observed as a precondition, so a workload
-changed since answers 409 instead of being patched on a stale view. It is audited (``compliance.result.fix``,
-failures too). Nothing else follows by hand: the watcher sees the change and the workload is re-evaluated.
+carries a fix; it judges the check again on the workload as last observed and sends that fix with the observed
+resourceVersion as a precondition, so a workload changed since answers 409 instead of being patched on a stale view.
+It is audited (``compliance.result.fix``, failures too). Nothing else follows by hand: the watcher sees the change
+and the workload is re-evaluated.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from apps.clusters.kinds import workload_path
 from apps.clusters.models import Workload
 from apps.clusters.services.clusters import check_caller
 from apps.clusters.services.workloads import workload_audit_scope
+from apps.compliance import evaluation
 from apps.compliance.models import Result, ResultStatus
 from apps.core.access import Action
 from apps.core.errors import ConflictError, DomainError
@@ -70,6 +72,12 @@ def result_fix_apply(*, result: Result, reason: str, by: Any) -> dict[str, Any]:
     workload = Workload.objects.select_related("cluster", "application").get(pk=result.workload_id)
     check_caller(by, Action.ACT, workload, "applying a compliance fix to this workload")
     reason = _reason(reason)
+    # Judged again from the observed object whose resourceVersion is the precondition: the stored fix may predate
+    # the latest observation (evaluation follows the watcher), and a fix is only safe against what it was made for.
+    fresh = next((r for r in evaluation.evaluate_workload(workload) if r.check_id == result.check_id), None)
+    if fresh is None:
+        raise ConflictError(f"{result.check_id} no longer applies to {workload}", field="status")
+    result = fresh
     if result.status not in FIXABLE:
         raise ConflictError(f"this check is {result.status} now; only a failing one is fixed", field="status")
     patch = fix_patch(result)

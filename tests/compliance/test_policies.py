@@ -370,6 +370,8 @@ def test_a_scoped_operator_sees_only_its_scopes_workloads_in_a_dry_run_and_a_tes
     assert seen.status_code == 200 and seen.json()["verdicts"][0]["status"] == "fail"
     body = {"policy": baseline().pk, "scope_kind": "namespace", "scope_cluster": str(estate["cluster"].pk)}
     assert post_json(client, f"{API}/bindings/", {**body, "scope_namespace": "shop"}).status_code == 403
+    assert post_json(client, f"{API}/bindings/", {**body, "scope_namespace": "blog"}).status_code == 403
+    assert not Binding.objects.exists()
 
 
 def test_a_namespace_admin_binds_only_in_its_namespace(estate, admin_persona, make_user):
@@ -392,3 +394,19 @@ def test_a_namespace_admin_binds_only_in_its_namespace(estate, admin_persona, ma
         post_json(client, f"{API}/policies/", {"key": "k", "name": "K", "validations": TWO_REPLICAS}).status_code == 403
     )
     assert Binding.objects.count() == 2
+
+
+def test_a_write_reaches_the_admission_snapshot_and_rescans_after_commit(
+    estate, admin_persona, django_capture_on_commit_callbacks
+):
+    from apps.compliance import cache
+
+    cache.rebuild()
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        binding = services.binding_create(policy=baseline(), check_id=CHECK, mode="enforce", by=admin_persona.user)
+    names = {getattr(c, "__qualname__", "") for c in callbacks}
+    assert {"_publish", "_changed.<locals>.<lambda>"} <= names, "the snapshot's rebuild and the scan"
+    assert [r.binding_id for r in cache.current().rules] == [binding.pk]
+    with django_capture_on_commit_callbacks(execute=True):
+        services.binding_update(binding=binding, mode="audit", by=admin_persona.user)
+    assert cache.current().rules == (), "audit bindings are not admission's"

@@ -2,9 +2,11 @@
 ``COMPLIANCE_HISTORY_DAYS``.
 
 One :class:`~apps.compliance.models.HistoryPoint` per (cluster, namespace, application, policy, severity) with its
-pass/fail/error/skip/excepted counts, all stamped with the scan's time and each application's version at that
-moment (its newest rollout), so a trend is a sum per ``taken_at`` and a release's counts are the last snapshot taken
-while it was current. Reads live in :mod:`apps.compliance.selectors`.
+pass/fail/error/skip/excepted counts, plus one total row per (cluster, namespace, application) whose policy and
+severity are empty, all stamped with the scan's time and each application's version at that moment (its newest
+rollout). A trend is a sum per ``taken_at`` (of the total rows, a fraction of the detail, unless it is about one
+policy or severity) and a release's counts are the last snapshot taken while it was current. Reads live in
+:mod:`apps.compliance.selectors`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ COUNTS = {
     "skipped": ResultStatus.SKIP,
     "excepted": ResultStatus.EXCEPTED,
 }
+TOTAL = ""  # the policy and severity of a scope's total row (every policy and severity summed)
 Key = tuple[int, str, int | None, str, str]  # cluster, namespace, application, policy, severity
 Counts = tuple[int, int, int, int, int]
 
@@ -59,6 +62,9 @@ def _current_counts() -> dict[Key, tuple[str, Counts]]:
     for cluster_id, namespace, application_id, name, policy, severity, *counts in rows:
         key = (cluster_id, namespace, application_id, policy, severity)
         found[key] = (name or "", (counts[0], counts[1], counts[2], counts[3], counts[4]))
+        total_key = (cluster_id, namespace, application_id, TOTAL, TOTAL)
+        total = found.get(total_key, ("", (0, 0, 0, 0, 0)))[1]
+        found[total_key] = (name or "", tuple(a + b for a, b in zip(total, counts, strict=True)))
     return found
 
 

@@ -12,10 +12,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
+from django.conf import settings
 from django.db.models import Case, Count, IntegerField, Q, QuerySet, Sum, Value, When
+from django.utils import timezone
 
 from apps.clusters.models import Application, ApplicationVersion, Cluster
 from apps.compliance.checks import Severity
+from apps.compliance.history import TOTAL
 from apps.compliance.models import HistoryPoint, Result, ResultStatus
 from apps.core.access import Action, restrict
 from apps.core.selectors import contains_any
@@ -195,6 +198,21 @@ VERSIONS_SHOWN = 20
 RELEASE_GRACE = timedelta(minutes=2)
 
 
+def history_rows(rows: QuerySet[HistoryPoint], *, policy: str = "", severity: str = "") -> QuerySet[HistoryPoint]:
+    """The rows of ``rows`` to sum: the per-policy and per-severity rows for a policy or severity, otherwise each
+    scope's total row (a fraction of the detail)."""
+    if not policy and not severity:
+        return rows.filter(policy=TOTAL, severity=TOTAL)
+    rows = rows.exclude(policy=TOTAL)
+    return rows.filter(**{k: v for k, v in {"policy": policy, "severity": severity}.items() if v})
+
+
+def per_scan(rows: QuerySet[HistoryPoint]) -> QuerySet[HistoryPoint]:
+    """``rows`` summed per scan: ``taken_at`` and ``n_passed``, ``n_failed``, ``n_errored``, ``n_skipped``,
+    ``n_excepted``, newest first."""
+    return rows.order_by().values("taken_at").annotate(**HISTORY_SUMS).order_by("-taken_at")  # type: ignore[return-value]
+
+
 def history(
     viewer: Any,
     *,
@@ -205,24 +223,18 @@ def history(
     severity: str = "",
     since: datetime | None = None,
 ) -> QuerySet[HistoryPoint]:
-    """The viewer's history snapshots, summed per scan (``taken_at`` and ``n_passed``, ``n_failed``, ``n_errored``,
-    ``n_skipped``, ``n_excepted``), newest first: only the scopes the viewer may read count."""
+    """The viewer's history snapshots summed per scan (see :func:`per_scan`): only the scopes the viewer may read
+    count."""
     rows = restrict(viewer, Action.READ, HistoryPoint.objects.all())
-    rows = rows.filter(
-        **{
-            name: value
-            for name, value in {
-                "cluster_id": cluster,
-                "namespace": namespace,
-                "application_id": application,
-                "policy": policy,
-                "severity": severity,
-                "taken_at__gte": since,
-            }.items()
-            if value
-        }
-    )
-    return rows.order_by().values("taken_at").annotate(**HISTORY_SUMS).order_by("-taken_at")  # type: ignore[return-value]
+    scope = {"cluster_id": cluster, "namespace": namespace, "application_id": application, "taken_at__gte": since}
+    rows = rows.filter(**{name: value for name, value in scope.items() if value})
+    return per_scan(history_rows(rows, policy=policy, severity=severity))
+
+
+def trend_window() -> datetime:
+    """Where the page's trend starts looking: twice its points' worth of scan periods back (it bounds the rows a
+    trend reads; on-demand scans only add points)."""
+    return timezone.now() - timedelta(seconds=2 * TREND_POINTS * settings.COMPLIANCE_SCAN_SECONDS)
 
 
 class TrendPoint(TypedDict):
@@ -278,6 +290,7 @@ def releases(viewer: Any, application: Application) -> list[ReleaseCounts]:
         return []
     snapshots = (
         restrict(viewer, Action.READ, HistoryPoint.objects.filter(application=application, version__in=versions))
+        .filter(policy=TOTAL, severity=TOTAL)
         .order_by()
         .values("version_id", "taken_at")
         .annotate(**HISTORY_SUMS)

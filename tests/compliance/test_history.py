@@ -74,15 +74,22 @@ def test_a_scan_records_the_counts_of_every_scope(estate):
     assert tasks.scan() == 3  # the task: evaluate everything, then record
     points = list(HistoryPoint.objects.all())
     assert len({p.taken_at for p in points}) == 1, "one snapshot, one time"
-    shop = [p for p in points if p.application_name == "shop"]
+    detail = [p for p in points if p.policy]
+    shop = [p for p in detail if p.application_name == "shop"]
     assert {(p.policy, p.namespace, p.cluster_id) for p in shop} == {("pss-baseline", "shop", estate["prod"].pk)}
     per_check = Result.objects.filter(application=estate["shop"]).count()
     assert sum(p.failed for p in shop) == 1 and sum(p.passed for p in shop) == per_check - 1
     critical = next(p for p in shop if p.severity == "critical")
     assert critical.failed == 1, "the privileged check is critical"
-    blog = [p for p in points if p.application_name == "blog"]
+    blog = [p for p in detail if p.application_name == "blog"]
     assert sum(p.failed for p in blog) == 0 and sum(p.passed for p in blog) == per_check
-    assert sum(p.passed + p.failed + p.errored + p.skipped + p.excepted for p in points) == Result.objects.count()
+    assert sum(p.passed + p.failed + p.errored + p.skipped + p.excepted for p in detail) == Result.objects.count()
+
+    totals = {p.application_name: p for p in points if not p.policy}
+    assert set(totals) == {"shop", "blog", "intranet"}, "one total row per scope"
+    assert all(not p.severity for p in totals.values())
+    assert (totals["shop"].passed, totals["shop"].failed) == (per_check - 1, 1)
+    assert totals["intranet"].cluster_id == estate["lab"].pk and totals["intranet"].namespace == "tools"
 
 
 def test_the_trend_scores_each_scan_and_follows_a_fix(estate, viewer_persona):
@@ -106,6 +113,12 @@ def test_the_trend_scores_each_scan_and_follows_a_fix(estate, viewer_persona):
     assert len(results(forced_login(viewer_persona.user).get(HISTORY, {"since": since}))) == 2
     only_lab = results(forced_login(viewer_persona.user).get(HISTORY, {"cluster": estate["lab"].pk}))
     assert [row["failed"] for row in only_lab] == [0, 1, 1]
+    critical = results(forced_login(viewer_persona.user).get(HISTORY, {"severity": "critical"}))
+    assert [row["failed"] for row in critical] == [0, 1, 2], "the privileged check is the critical one"
+    assert all(row["passed"] < api_row["passed"] for row, api_row in zip(critical, api, strict=True))
+    baseline = results(forced_login(viewer_persona.user).get(HISTORY, {"policy": "pss-baseline"}))
+    assert [(row["passed"], row["failed"]) for row in baseline] == [(row["passed"], row["failed"]) for row in api]
+    assert results(forced_login(viewer_persona.user).get(HISTORY, {"policy": "best-practice"})) == []
 
     page = html(forced_login(viewer_persona.user).get(PAGE))
     assert "data-trend" in page and "last 3 scans" in page

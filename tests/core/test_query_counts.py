@@ -214,14 +214,15 @@ class Rows:
         from apps.compliance.models import HistoryPoint
 
         taken_at = timezone.now() - timedelta(hours=i)
-        for severity in ("critical", "low"):  # two rows summed into one point per scan
+        # a scope's total row (what an unfiltered history sums) beside its detail rows, in two namespaces
+        for namespace, policy, severity in (("ns", "", ""), ("other", "", ""), ("ns", "pss-baseline", "critical")):
             HistoryPoint.objects.create(
                 taken_at=taken_at,
                 cluster=self.cluster,
-                namespace="ns",
+                namespace=namespace,
                 application=self.app,
                 application_name="shop",
-                policy="pss-baseline",
+                policy=policy,
                 severity=severity,
                 passed=3,
                 failed=i % 2,

@@ -67,7 +67,7 @@ class SummaryView(APIView):
         found = _scope(request)
         data = dict(selectors.summary(found.qs))
         scope = {k: v for k, v in found.form.cleaned_data.items() if k in HISTORY_SCOPE and v not in (None, "")}
-        data["trend"] = selectors.trend(selectors.history(request.user, **scope))
+        data["trend"] = selectors.trend(selectors.history(request.user, since=selectors.trend_window(), **scope))
         data["release"] = None
         application = found.form.cleaned_data.get("application")
         if application:
@@ -114,7 +114,11 @@ class HistoryView(APIView):
         if not found.is_valid():
             raise ValidationError(found.errors)
         # filter the rows first, then sum them per scan
-        points = found.qs.order_by().values("taken_at").annotate(**selectors.HISTORY_SUMS).order_by("-taken_at")
+        wanted = found.form.cleaned_data
+        rows = selectors.history_rows(
+            found.qs, policy=wanted.get("policy") or "", severity=wanted.get("severity") or ""
+        )
+        points = selectors.per_scan(rows)
         paginator = HistoryPagination()
         page: list[Any] = paginator.paginate_queryset(points, request, view=self) or []
         return paginator.get_paginated_response(ComplianceHistoryPointSerializer(page, many=True).data)

@@ -79,7 +79,7 @@ def _results_context(request: HttpRequest) -> dict[str, Any]:
     scope = selectors.results(request.user, **selection(filters))
     rows = scope.filter(status=filters["status"]) if filters.get("status") else scope
     overview = selectors.overview(scope)
-    points = selectors.trend(selectors.history(request.user, **_history_scope(filters)))
+    points = selectors.trend(selectors.history(request.user, since=selectors.trend_window(), **_history_scope(filters)))
     query = portal.query_string(filters)
     context = {
         "form": form,

@@ -17,6 +17,7 @@ from apps.core.access import Action, restrict
 
 EXPIRING_SOON_DAYS = 7
 COVERED_SHOWN = 50
+EXPIRING_SHOWN = 50
 
 
 def state_q(state: str, now: datetime) -> Q:
@@ -74,8 +75,9 @@ def exception(viewer: Any, pk: int) -> PolicyException | None:
 
 
 def expiring_soon(viewer: Any, days: int = EXPIRING_SOON_DAYS) -> list[PolicyException]:
-    """Active exceptions the viewer may read that expire within ``days`` (the page's expiring-soon section)."""
-    return list(exceptions(viewer, expiring_within_days=days))
+    """Active exceptions the viewer may read that expire within ``days``, soonest first (the page's expiring-soon
+    section shows the first ``EXPIRING_SHOWN``; the list filtered by ``expiring_within_days`` has them all)."""
+    return list(exceptions(viewer, expiring_within_days=days)[:EXPIRING_SHOWN])
 
 
 def covered_results(viewer: Any, exception: PolicyException) -> list[Result]:

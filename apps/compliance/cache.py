@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import redis
-from django.conf import settings
 from django.db import close_old_connections, transaction
 
 from apps.compliance import cel
 from apps.compliance.checks import Check, Severity, checks_for_policy
 from apps.compliance.models import AdmissionWebhook, Binding, Mode, PolicyException, PolicyKind
+from apps.core import redis_client
 from apps.core.access import Scope
 
 logger = logging.getLogger(__name__)
@@ -141,14 +140,7 @@ def _publish() -> None:
             rebuild()
         except Exception:  # the listener's next rebuild catches up
             logger.exception("could not rebuild the admission snapshot")
-    if not settings.REDIS_URL:
-        return
-    try:
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-        client.publish(CHANNEL, b"1")
-        client.close()
-    except redis.RedisError as exc:  # other processes catch up within REFRESH_SECONDS
-        logger.warning("could not announce a compliance policy change: %s", type(exc).__name__)
+    redis_client.publish(CHANNEL, "a compliance policy change")  # others catch up within REFRESH_SECONDS anyway
 
 
 def policies_changed() -> None:
@@ -163,35 +155,27 @@ def _start_listener() -> None:
     threading.Thread(target=_listen, name="compliance-admission-cache", daemon=True).start()
 
 
-def _refresh() -> None:
-    close_old_connections()
-    try:
-        rebuild()
-    except Exception:
-        logger.exception("could not rebuild the admission snapshot")
-    finally:
+class _Refresher:
+    """Rebuilds on every change message, and every REFRESH_SECONDS whatever happens."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+
+    def now(self) -> None:
         close_old_connections()
+        try:
+            rebuild()
+        except Exception:
+            logger.exception("could not rebuild the admission snapshot")
+        finally:
+            close_old_connections()
+            self.last = time.monotonic()
+
+    def when_due(self) -> None:
+        if time.monotonic() - self.last >= REFRESH_SECONDS:
+            self.now()
 
 
 def _listen() -> None:
-    """Rebuild on every change message, and every REFRESH_SECONDS whatever happens."""
-    last = time.monotonic()
-    while True:
-        if not settings.REDIS_URL:
-            time.sleep(REFRESH_SECONDS)
-            _refresh()
-            continue
-        try:
-            client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
-            pubsub = client.pubsub(ignore_subscribe_messages=True)
-            pubsub.subscribe(CHANNEL)
-            while True:
-                message = pubsub.get_message(timeout=1.0)
-                if message or time.monotonic() - last >= REFRESH_SECONDS:
-                    _refresh()
-                    last = time.monotonic()
-        except redis.RedisError as exc:
-            logger.warning("compliance admission cache listener: %s; reconnecting", type(exc).__name__)
-            time.sleep(2.0)
-            _refresh()
-            last = time.monotonic()
+    refresher = _Refresher()
+    redis_client.listen(CHANNEL, refresher.now, stop=threading.Event(), idle=refresher.when_due)

@@ -17,6 +17,8 @@ import orjson
 import redis
 from django.conf import settings
 
+from apps.core import redis_client
+
 KEY = "icc:traffic:buffer"
 COUNT_KEY = "icc:traffic:buffered_spans"
 
@@ -33,17 +35,10 @@ class _Memory:
 
 
 _memory = _Memory()
-_client: dict[str, redis.Redis] = {}
 
 
 def _redis() -> redis.Redis | None:
-    url = settings.REDIS_URL
-    if not url:
-        return None
-    client = _client.get(url)
-    if client is None:
-        client = _client[url] = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-    return client
+    return redis_client.client(5.0)
 
 
 def pack(application_id: int, kind: str, records: list[Any]) -> bytes:

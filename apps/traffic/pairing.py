@@ -18,6 +18,8 @@ import orjson
 import redis
 from django.conf import settings
 
+from apps.core import redis_client
+
 PREFIX = "icc:traffic:pair:"
 PENDING = "icc:traffic:pending"
 Waiting = list[Any]  # [side "c"/"s", application id, end, duration_ms, error, peer, address]
@@ -30,17 +32,10 @@ class _Memory:
 
 
 _memory = _Memory()
-_client: dict[str, redis.Redis] = {}
 
 
 def _redis() -> redis.Redis | None:
-    url = settings.REDIS_URL
-    if not url:
-        return None
-    client = _client.get(url)
-    if client is None:
-        client = _client[url] = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-    return client
+    return redis_client.client(5.0)
 
 
 def _match_memory(items: list[tuple[str, Waiting]], deadline: float) -> list[tuple[Waiting, Waiting]]:

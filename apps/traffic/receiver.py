@@ -22,6 +22,7 @@ from django.conf import settings
 from rest_framework.exceptions import APIException
 
 from apps.clusters.models import Application
+from apps.core import redis_client
 from apps.core.access import Action, can
 from apps.traffic import buffer, otlp
 
@@ -50,7 +51,6 @@ class _AuthCache:
 _auth = _AuthCache()
 _rate_lock = threading.Lock()
 _rates: dict[tuple[int, int], int] = {}
-_client: dict[str, redis.Redis] = {}
 
 
 def _key(*parts: str) -> str:
@@ -105,13 +105,7 @@ def authenticate(meta: dict[str, Any], ip: str) -> int:
 
 
 def _redis() -> redis.Redis | None:
-    url = settings.REDIS_URL
-    if not url:
-        return None
-    client = _client.get(url)
-    if client is None:
-        client = _client[url] = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-    return client
+    return redis_client.client(2.0)
 
 
 def admit(application_id: int, records: int) -> None:

@@ -14,6 +14,7 @@ binding's resolved check parameters read once) and writes each chunk's results i
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 API_VERSIONS = {"Deployment": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1"}
 MODE_RANK = {Mode.AUDIT: 0, Mode.WARN: 1, Mode.ENFORCE: 2}
+SCAN_WRITERS = 2  # chunks stored at once by a scan outside a transaction (PostgreSQL)
 SCAN_CHUNK = 500  # workloads per read and per write (~16,000 result rows with the three built-in policies)
 MESSAGE_MAX = 1024
 
@@ -324,31 +326,36 @@ class ScanStats:
     results: int = 0
     failed_chunks: int = 0
 
+    def tally(self, stored: tuple[int, int] | None) -> None:
+        if stored is None:
+            self.failed_chunks += 1
+            return
+        self.judged += stored[0]
+        self.results += stored[1]
+
 
 def scan(batch: int = SCAN_CHUNK, stats: ScanStats | None = None) -> int:
     """Evaluate every observed workload (the periodic and on-demand scan); returns how many.
 
-    On PostgreSQL, when no transaction encloses the scan (a task, a command), a thread with its own connection
-    stores each chunk while the next one is judged: the database's work and Python's overlap. ``stats``, when
-    given, is filled in (the benchmark reports evaluations per second from it)."""
+    On PostgreSQL, when no transaction encloses the scan (a task, a command), writer threads with their own
+    connections store chunks while the next ones are judged: the database's work and Python's overlap, and two
+    chunks (disjoint workloads) are stored at once. ``stats``, when given, is filled in (the benchmark reports
+    evaluations per second from it)."""
     stats = stats if stats is not None else ScanStats()
     judge = _Judge.of(active_bindings(), active_exceptions())
     write = WRITERS.get(connection.vendor, write_orm)
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         for judged in _judged_chunks(judge, batch, stats):
-            _commit(write, judged, judge.now, stats)
+            stats.tally(_commit(write, judged, judge.now))
         return stats.workloads
-    with ThreadPoolExecutor(1, thread_name_prefix="compliance-scan") as writer:
-        pending: Future[None] | None = None
-        try:
-            for judged in _judged_chunks(judge, batch, stats):
-                if pending is not None:
-                    pending.result()  # one chunk in flight at most: memory stays bounded
-                pending = writer.submit(_commit, write, judged, judge.now, stats)
-            if pending is not None:
-                pending.result()
-        finally:
-            writer.submit(connections.close_all).result()  # the writer thread's own connection
+    with ThreadPoolExecutor(SCAN_WRITERS, thread_name_prefix="compliance-scan") as writers:
+        pending: deque[Future[tuple[int, int] | None]] = deque()
+        for judged in _judged_chunks(judge, batch, stats):
+            if len(pending) >= SCAN_WRITERS:
+                stats.tally(pending.popleft().result())  # a few chunks in flight at most: memory stays bounded
+            pending.append(writers.submit(_commit_closing, write, judged, judge.now))
+        while pending:
+            stats.tally(pending.popleft().result())
     return stats.workloads
 
 
@@ -375,10 +382,11 @@ def _judged_chunks(judge: _Judge, batch: int, stats: ScanStats) -> Iterator[Judg
         yield judged
 
 
-def _commit(write: Writer, judged: Judged, now: datetime, stats: ScanStats) -> None:
-    """Store one chunk in its own transaction; a chunk the database refuses is logged and left for the next scan."""
+def _commit(write: Writer, judged: Judged, now: datetime) -> tuple[int, int] | None:
+    """Store one chunk in its own transaction: (workloads, results) stored, or None when the database refused it
+    (logged; the next scan tries again)."""
     if not judged:
-        return
+        return 0, 0
     try:
         with transaction.atomic():
             if connection.vendor == "postgresql":
@@ -389,7 +397,13 @@ def _commit(write: Writer, judged: Judged, now: datetime, stats: ScanStats) -> N
             write(judged, now)
     except Exception:
         logger.exception("storing compliance results of workloads %s-%s failed", judged[0][0].pk, judged[-1][0].pk)
-        stats.failed_chunks += 1
-        return
-    stats.judged += len(judged)
-    stats.results += sum(len(values) for _, values in judged)
+        return None
+    return len(judged), sum(len(values) for _, values in judged)
+
+
+def _commit_closing(write: Writer, judged: Judged, now: datetime) -> tuple[int, int] | None:
+    """:func:`_commit` in a writer thread, which then gives its connection back."""
+    try:
+        return _commit(write, judged, now)
+    finally:
+        connections.close_all()

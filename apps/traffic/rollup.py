@@ -110,7 +110,8 @@ class Batch:
         counts.unpaired += 1
 
     def sample(self, application_id: int, row: dict[str, Any]) -> None:
-        self.samples.append(Sample(application_id=application_id, **row))
+        at = datetime.fromtimestamp(float(row["at"]), UTC)  # buffered as unix seconds
+        self.samples.append(Sample(application_id=application_id, **{**row, "at": at}))
 
 
 def _application(node: str) -> int | None:

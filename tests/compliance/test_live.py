@@ -155,3 +155,33 @@ def test_only_readers_of_an_application_follow_its_compliance_topic(make_user):
     assert f"not allowed to follow {events.application(apps['blog'].pk)}" in refused
     assert 'id="compliance-live-refresh"' in pushed
     assert Result.objects.get(workload__application=apps["blog"], check_id="pss.baseline.privileged").status == "fail"
+
+
+@pytest.mark.browser
+def test_the_open_page_shows_the_new_result_without_a_reload(k8s_api, shop, worker, watching_server, admin_persona):
+    """The application's Compliance tab open in Chromium, served by a real ICC web process whose embedded watcher
+    follows the API server: after the out-of-band change the check's row turns to fail in place (htmx swaps the
+    re-rendered part in on the websocket's push)."""
+    from playwright.sync_api import expect
+
+    from tests.support.browser import chromium_page, log_in_to
+
+    path = f"/compliance/?application={shop['app'].pk}"
+    with chromium_page() as page:
+        try:
+            log_in_to(page, watching_server.url, path, admin_persona)
+            status = page.locator(f'#compliance-results tr[data-check="{CHECK}"] [data-status]')
+            expect(status).to_have_text("pass")
+            expect(page.locator("#ws-status")).to_be_empty()
+            page.evaluate("window.__iccSamePage = true")
+            page.wait_for_timeout(500)  # the snapshot's re-fetch settles
+
+            started = time.monotonic()
+            add_sys_admin(k8s_api, shop["namespace"])
+            expect(status).to_have_text("fail", timeout=DEADLINE * 1000)
+            print(f"\nthe open page shows fail {time.monotonic() - started:.2f}s after the change")
+            assert page.evaluate("window.__iccSamePage") is True, "the page was reloaded"
+            expect(page.locator("#compliance-summary [data-status-count=fail]")).to_have_text("fail 1")
+        except Exception:
+            print(watching_server.log()[-5000:])
+            raise

@@ -124,7 +124,7 @@ def test_an_out_of_band_change_is_re_evaluated_live(k8s_api, shop, worker, watch
 
 def test_only_readers_of_an_application_follow_its_compliance_topic(make_user):
     """The attack: a user bound to the shop application subscribes to the blog's topic too; only the shop's
-    re-evaluations reach them, and a re-evaluation that changes nothing pushes nothing."""
+    re-evaluations and scans reach them, and a re-evaluation or scan that changes nothing pushes nothing."""
     cluster = cluster_row("prod")
     apps = {name: application_row(cluster, name, name, []) for name in ("shop", "blog")}
     Workload.objects.update(pod_template=HARDENED, desired_replicas=1)
@@ -147,13 +147,25 @@ def test_only_readers_of_an_application_follow_its_compliance_topic(make_user):
         assert await communicator.receive_nothing(timeout=1.5), "no push for the blog, nor for an unchanged shop"
         await in_thread(re_evaluate, "shop", PRIVILEGED)
         received.append(await communicator.receive_from(timeout=10))
+
+        # Scans: the first snapshot is news for every application; an unchanged one for none; then the shop's fix.
+        await in_thread(tasks.scan)
+        received.append(await communicator.receive_from(timeout=10))
+        await in_thread(tasks.scan)
+        assert await communicator.receive_nothing(timeout=1.5), "a scan that changed nothing pushes nothing"
+        await in_thread(set_template, "shop", HARDENED)
+        await in_thread(tasks.scan)
+        received.append(await communicator.receive_from(timeout=10))
         await communicator.disconnect()
         return received
 
-    snapshot, refused, pushed = asyncio.run(scenario())
+    def set_template(name: str, template: dict[str, Any]) -> None:
+        Workload.objects.filter(application=apps[name]).update(pod_template=template)
+
+    snapshot, refused, *pushed = asyncio.run(scenario())
     assert 'id="compliance-live-refresh"' in snapshot
     assert f"not allowed to follow {events.application(apps['blog'].pk)}" in refused
-    assert 'id="compliance-live-refresh"' in pushed
+    assert len(pushed) == 3 and all('id="compliance-live-refresh"' in push for push in pushed)
     assert Result.objects.get(workload__application=apps["blog"], check_id="pss.baseline.privileged").status == "fail"
 
 

@@ -17,6 +17,8 @@ class TrafficConfig(AppConfig):
         )
         register_scoped(m.RouteRollup, application)
         register_scoped(m.Sample, application)
+        register_scoped(m.Recommendation, application)
+        register_scoped(m.CacheConfig, application)
         # restrict() sees an edge through its source application; graph selectors add the edges into applications
         # the viewer reads (their source may be virtual or out of scope: shown as a node without details).
         register_scoped(

@@ -7,11 +7,13 @@ merging sketches. An ``EdgeRollup`` is the calls from one node of the service gr
 the caller's and the callee's latency sketches; nodes are applications (``app:<id>``) or virtual ones for what
 sends no spans (``peer:<peer.service>``, ``db:<db.system>``, ``unknown``). A ``Sample`` is one raw request as the
 agent saw it (route, status, size, body hash and the caching-relevant headers), kept briefly for the caching
-recommendations' replay.
+recommendations' replay. A ``Recommendation`` is ICC's caching advice for one route (proposed, then accepted or
+rejected by a person); the accepted ones become a versioned ``CacheConfig`` served to the application.
 """
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 
@@ -103,3 +105,87 @@ class Sample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.application_id} {self.method} {self.route} {self.status}"
+
+
+class RecommendationKind(models.TextChoices):
+    TTL = "ttl", "Cache for a TTL"
+    VALIDATORS = "validators", "Validators (ETag / Last-Modified, 304)"
+    NONE = "none", "Do not cache"
+
+
+class RecommendationState(models.TextChoices):
+    PROPOSED = "proposed", "Proposed"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+    SUPERSEDED = "superseded", "Superseded"
+
+
+class Recommendation(models.Model):
+    """What ICC advises for caching one route and method of an application (apps.traffic.recommend), with the
+    evidence and a replay estimate. At most one proposal and one accepted row per route and method at a time; the
+    accepted ones make up the application's :class:`CacheConfig`."""
+
+    id = models.BigAutoField(primary_key=True)
+    application = models.ForeignKey("clusters.Application", on_delete=models.CASCADE, related_name="+")
+    route = models.CharField(max_length=300)
+    method = models.CharField(max_length=10)
+    kind = models.CharField(max_length=10, choices=RecommendationKind.choices)
+    ttl_seconds = models.PositiveIntegerField(default=0)  # kind ttl: the TTL; validators: the TTL it was judged by
+    reasons = models.JSONField(default=list)  # plain sentences with the evidence
+    evidence = models.JSONField(default=dict)  # the numbers behind the reasons (samples, stability, gap, skew...)
+    estimate = models.JSONField(default=dict)  # hit_ratio, origin_requests_saved, latency_saved_ms, stale_hits...
+    state = models.CharField(max_length=10, choices=RecommendationState.choices, default=RecommendationState.PROPOSED)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=("application", "route", "method"),
+                condition=models.Q(state="proposed"),
+                name="traffic_recommendation_one_proposed",
+            ),
+            models.UniqueConstraint(
+                fields=("application", "route", "method"),
+                condition=models.Q(state="accepted"),
+                name="traffic_recommendation_one_accepted",
+            ),
+        ]
+        indexes = [models.Index(fields=("application", "state"), name="traffic_rec_app_state")]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.route}: {self.kind}"
+
+    def config_entry(self) -> dict[str, object] | None:
+        """Rule: this route's line in the served cache configuration, once accepted — a TTL or validators; advice
+        not to cache configures nothing (accepting it only withdraws what was accepted for the route before)."""
+        if self.kind == RecommendationKind.TTL:
+            return {"route": self.route, "method": self.method, "ttl_seconds": self.ttl_seconds}
+        if self.kind == RecommendationKind.VALIDATORS:
+            return {"route": self.route, "method": self.method, "validators": True}
+        return None
+
+
+class CacheConfig(models.Model):
+    """One version of an application's accepted caching configuration, as served at /traffic/v1/cache-config."""
+
+    id = models.BigAutoField(primary_key=True)
+    application = models.ForeignKey("clusters.Application", on_delete=models.CASCADE, related_name="+")
+    version = models.PositiveIntegerField()
+    routes = models.JSONField(default=list)  # [{route, method, ttl_seconds | validators}]
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=("application", "version"), name="traffic_cache_config_version_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.application_id} v{self.version}"

@@ -1,5 +1,6 @@
 """Traffic tasks on the ``analysis`` queue: rolling up the ingestion buffer (every ``TRAFFIC_FLUSH_SECONDS``;
-several may run at once, each takes its own entries) and pruning rollups and samples past their retention."""
+several may run at once, each takes its own entries), pruning rollups and samples past their retention, and
+(daily) recomputing caching recommendations."""
 
 from __future__ import annotations
 
@@ -46,3 +47,22 @@ def prune() -> int:
     cutoff = now - timedelta(hours=settings.TRAFFIC_SAMPLE_RETENTION_HOURS)
     removed += Sample.objects.filter(at__lt=cutoff).delete()[0]
     return removed
+
+
+@icc_task(name="traffic.recommend", queue="analysis", soft_time_limit=1800)
+def recommend(application_id: int | None = None) -> int:
+    """Recompute the caching recommendations of one application, or (daily) of every one with recent samples."""
+    from apps.clusters.models import Application
+    from apps.traffic.services.recommendations import recommendations_compute
+
+    since = timezone.now() - timedelta(hours=settings.TRAFFIC_RECOMMEND_WINDOW_HOURS)
+    ids = (
+        [application_id]
+        if application_id is not None
+        else list(Sample.objects.filter(at__gte=since).values_list("application_id", flat=True).distinct())
+    )
+    done = 0
+    for application in Application.objects.filter(pk__in=ids).order_by("pk"):
+        recommendations_compute(application=application, by=None)
+        done += 1
+    return done

@@ -1,14 +1,16 @@
 """URLs of traffic, under /traffic/ (namespace ``traffic``): the OTLP receiver (``/traffic/v1/traces``) and
-the agents' request samples (``/traffic/v1/samples``)."""
+the agents' request samples (``/traffic/v1/samples``) and the applications' cache configuration
+(``/traffic/v1/cache-config``)."""
 
 from __future__ import annotations
 
 from django.urls import path
 
-from apps.traffic.views import receiver, samples
+from apps.traffic.views import cache_config, receiver, samples
 
 app_name = "traffic"
 urlpatterns = [
     path("v1/traces", receiver.traces, name="otlp-traces"),
     path("v1/samples", samples.receive, name="samples"),
+    path("v1/cache-config", cache_config.cache_config, name="cache-config"),
 ]

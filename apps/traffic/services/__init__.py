@@ -1,0 +1,1 @@
+"""Writes of traffic: one keyword-only function per change, checking rights, audited (see recommendations)."""

@@ -2,8 +2,9 @@
 
 The results list puts failing checks first (then errors, skips and passes), the most severe first within each;
 the summary counts the same selection by status and, for failing checks, by severity, and scores it as the
-share of passes among passes and fails (unweighted: every check counts once, whatever its severity; errors, skips
-and excepted failures are left out). The overview scores each cluster and namespace the same way; the trend scores
+share of passes among passes and fails (every check counts once, whatever its severity; errors, skips and
+excepted failures are left out), and beside it a weighted score where each check counts by its severity
+(``SEVERITY_WEIGHTS``). The overview scores each cluster and namespace the same way; the trend scores
 each history snapshot (:mod:`apps.compliance.history`) of what the viewer may read.
 """
 
@@ -26,6 +27,8 @@ from apps.core.selectors import contains_any
 SEARCH_FIELDS = ("workload__name", "check_id")
 STATUS_ORDER = (ResultStatus.FAIL, ResultStatus.ERROR, ResultStatus.EXCEPTED, ResultStatus.SKIP, ResultStatus.PASS)
 SEVERITY_ORDER = tuple(Severity)
+# A check's weight in the weighted score: each severity counts twice the one below; info does not count.
+SEVERITY_WEIGHTS = {"critical": 8, "high": 4, "medium": 2, "low": 1, "info": 0}
 
 
 class Summary(TypedDict):
@@ -33,6 +36,7 @@ class Summary(TypedDict):
     by_status: dict[str, int]
     failing_by_severity: dict[str, int]
     score: float | None  # percent of passes among passes and fails; None when there are neither
+    weighted_score: float | None  # the same with each check weighted by its severity (SEVERITY_WEIGHTS)
 
 
 def _rank(field: str, values: tuple[str, ...]) -> Case:
@@ -85,14 +89,18 @@ def summary(rows: QuerySet[Result]) -> Summary:
     one query."""
     counts = {f"status_{s}": Count("id", filter=Q(status=s)) for s in ResultStatus.values}
     counts |= {f"severity_{s}": Count("id", filter=Q(status=ResultStatus.FAIL, severity=s)) for s in Severity}
+    counts |= {f"passing_{s}": Count("id", filter=Q(status=ResultStatus.PASS, severity=s)) for s in Severity}
     found = rows.order_by().aggregate(total=Count("id"), **counts)
     by_status = {s: int(found[f"status_{s}"]) for s in ResultStatus.values}
     passes, fails = by_status[ResultStatus.PASS], by_status[ResultStatus.FAIL]
+    weighted_passes = sum(SEVERITY_WEIGHTS.get(str(s), 0) * int(found[f"passing_{s}"]) for s in Severity)
+    weighted_fails = sum(SEVERITY_WEIGHTS.get(str(s), 0) * int(found[f"severity_{s}"]) for s in Severity)
     return {
         "total": int(found["total"]),
         "by_status": by_status,
         "failing_by_severity": {str(s): int(found[f"severity_{s}"]) for s in Severity},
         "score": score(passes, fails),
+        "weighted_score": score(weighted_passes, weighted_fails),
     }
 
 

@@ -226,3 +226,15 @@ def test_scoped_users_see_only_their_scopes_history_and_overview(estate, make_us
     assert results(outsider.get(HISTORY)) == []
     assert outsider.get(OVERVIEW).json() == {"clusters": [], "namespaces": []}
     assert outsider.get(SUMMARY).json()["trend"] == []
+
+
+def test_the_weighted_score_counts_each_check_by_its_severity(estate, viewer_persona):
+    scan_at()
+    weights = {"critical": 8, "high": 4, "medium": 2, "low": 1, "info": 0}
+    rows = list(Result.objects.filter(status__in=("pass", "fail")).values_list("status", "severity"))
+    passing = sum(weights[severity] for status, severity in rows if status == "pass")
+    expected = round(100 * passing / sum(weights[severity] for _, severity in rows), 1)
+    summary = forced_login(viewer_persona.user).get(SUMMARY).json()
+    assert summary["weighted_score"] == expected
+    assert summary["weighted_score"] < summary["score"], "the failing check is critical: it weighs more"
+    assert f"{expected}%" in html(forced_login(viewer_persona.user).get(PAGE))

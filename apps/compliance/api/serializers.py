@@ -55,6 +55,10 @@ class SummarySerializer(serializers.Serializer):
     by_status = serializers.DictField(child=serializers.IntegerField())
     failing_by_severity = serializers.DictField(child=serializers.IntegerField())
     score = serializers.FloatField(allow_null=True, help_text="percent of passes among passes and fails")
+    weighted_score = serializers.FloatField(
+        allow_null=True,
+        help_text="the same, each check weighted by severity: critical 8, high 4, medium 2, low 1, info 0",
+    )
     trend = ComplianceTrendPointSerializer(many=True, help_text="the score at the last scans, oldest first")
     release = ComplianceReleaseSerializer(
         allow_null=True, help_text="with an application filter: its latest release and the failures new since"

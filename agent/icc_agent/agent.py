@@ -103,11 +103,17 @@ class Agent:
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._token = TokenFile(self.config.token_file)
-        context = ssl.create_default_context(cafile=self.config.ca_file or None)
-        self._opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
+        self._opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=self._tls()))
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _call(ref, "_forked"))
         atexit.register(_call, ref, "close")
+
+    def _tls(self) -> ssl.SSLContext:
+        try:
+            return ssl.create_default_context(cafile=self.config.ca_file or None)
+        except (OSError, ssl.SSLError) as exc:  # fail open: the application starts, sending will fail and say why
+            logger.warning("icc_agent: cannot read the CA file %s (%s); using the system's", self.config.ca_file, exc)
+            return ssl.create_default_context()
 
     # The request path: cheap, never raises, never waits on the network.
 
@@ -289,7 +295,10 @@ class Agent:
                 answer.read(65536)
             return SENT, 0.0
         except urllib.error.HTTPError as exc:
-            detail = exc.read(2000).decode(errors="replace")
+            try:
+                detail = exc.read(2000).decode(errors="replace")
+            except (OSError, http.client.HTTPException):
+                detail = ""
             self._warn("icc_agent: ICC answered %s: %s", exc.code, detail)
             if exc.code in (401, 403):
                 self._token.forget()  # perhaps rotated: read it again next time
@@ -298,7 +307,7 @@ class Agent:
                 return RETRY, _retry_after(exc.headers.get("Retry-After"))
             return REJECTED, 0.0
         except (OSError, ValueError, http.client.HTTPException) as exc:
-            self._warn("icc_agent: ICC is unreachable (%s); samples wait, then are dropped", exc)
+            self._warn("icc_agent: cannot send to ICC (%s); samples wait, then are dropped", exc)
             return RETRY, 0.0
 
     def _warn(self, message: str, *args: Any, exc_info: bool = False) -> None:

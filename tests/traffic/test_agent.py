@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import threading
+import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -276,10 +277,12 @@ def test_with_icc_down_every_request_succeeds_and_the_agent_stays_bounded():
     tracemalloc.start()
     try:
         with uvicorn_serving(ASGIMiddleware(starlette_app(), agent=agent)) as port:
+            began = time.monotonic()
             warm = load(4, 250)
             at_cap = agent_memory()
             rest = load(8, 250)
             after = agent_memory()
+            elapsed = time.monotonic() - began
     finally:
         tracemalloc.stop()
         watching.set()
@@ -296,7 +299,8 @@ def test_with_icc_down_every_request_succeeds_and_the_agent_stays_bounded():
     assert highest["queued"] <= cap and stats["queued"] <= cap
     assert highest["held"] <= batch
     assert stats["sent"] == 0 and stats["failures"] == stats["attempts"] >= 1
-    assert stats["backoff_seconds"] >= 1  # doubled after each failed attempt
+    # Backoff: the wait doubles after each failed attempt (without it: one attempt every 0.05 s).
+    assert stats["backoff_seconds"] >= 1 and stats["attempts"] <= 4 + elapsed / 2, (stats, elapsed)
     # Memory held by the agent's allocations stays flat from the first 1,000 requests to 3,000 (the cap, not
     # the traffic, bounds it): about a kilobyte per queued sample.
     assert after <= at_cap * 1.25 + 64 * 1024, (at_cap, after)
@@ -346,3 +350,38 @@ def test_django_route_middleware_hands_the_pattern_to_the_wsgi_middleware(settin
         agent.close(timeout=0)
     assert [status[:3] for status in started] == ["302", "404"]
     assert [(s["route"], s["status"]) for s in agent.seen] == [("/clusters/<int:pk>/", 302), ("unmatched", 404)]
+
+
+def test_settings_sampling_and_failures_inside_the_agent_never_reach_the_application(caplog):
+    from icc_agent.config import load
+
+    # The environment is read leniently (a typo falls back to the default), arguments strictly.
+    config = load({"ICC_URL": "http://icc:8000", "ICC_SAMPLE_RATE": "lots", "ICC_QUEUE_SIZE": "50"})
+    assert (config.url, config.sample_rate, config.queue_size) == ("http://icc:8000", 1.0, 50)
+    assert "ICC_SAMPLE_RATE" in caplog.text
+    assert load({"ICC_QUEUE_SIZE": "50"}, queue_size=7).queue_size == 7
+    with pytest.raises(ValueError, match="sample_rate"):
+        load({}, sample_rate=2)
+    with pytest.raises(ValueError, match="batch_size"):
+        load({}, batch_size=5000)  # ICC takes at most 1,000 per request
+    # Without ICC's URL the middleware only passes requests through; a missing CA file does not stop start-up.
+    assert not Agent(url="", ca_file="/nonexistent/ca.pem").admit()
+
+    closed = f"http://127.0.0.1:{free_port()}"
+    never = Agent(url=closed, api_token="t", application="1", sample_rate=0.0, timeout_seconds=0.1)
+    capped = Agent(url=closed, api_token="t", application="1", max_per_second=5, timeout_seconds=0.1)
+    failing = Capturing(url=closed, api_token="t", application="1", timeout_seconds=0.1, route_of=lambda environ: 1 / 0)
+    try:
+        assert not any(never.admit() for _ in range(100)) and never.stats()["skipped"] == 100
+        assert sum(capped.admit() for _ in range(100)) <= 10 and capped.stats()["capped"] >= 90
+        served = WSGIMiddleware(files, agent=failing)
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/files/a", "wsgi.input": io.BytesIO(b"")}
+        body = served(environ, lambda status, headers, exc_info=None: lambda data: None)
+        assert len(b"".join(body)) == 2048  # plus 1 KiB through write(): the response is untouched
+        body.close()  # type: ignore[attr-defined]
+    finally:
+        for agent in (never, capped, failing):
+            agent.close(timeout=0)
+    assert failing.stats()["errors"] == 1  # route_of raised: counted, the sample is kept as unmatched
+    assert [s["route"] for s in failing.seen] == ["unmatched"]
+    assert failing.seen[0]["size"] == 3072

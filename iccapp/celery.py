@@ -28,6 +28,7 @@ def _periodic(sender: Celery, **_: object) -> None:
         "compliance.scan": {"task": "compliance.scan", "schedule": float(settings.COMPLIANCE_SCAN_SECONDS)},
         "traffic.flush": {"task": "traffic.flush", "schedule": float(settings.TRAFFIC_FLUSH_SECONDS)},
         "traffic.prune": {"task": "traffic.prune", "schedule": 3600.0},
+        "notifications.tick": {"task": "notifications.tick", "schedule": 15.0},
         "traffic.recommend": {"task": "traffic.recommend", "schedule": 86400.0},
     }
 

@@ -409,6 +409,7 @@ INSTALLED_APPS = [
     "apps.compliance",
     "apps.cron",
     "apps.traffic",
+    "apps.notifications",
     "iccapp",
 ]
 # --- OpenID Connect: a password backend that honours OIDC_ONLY, then the OIDC code-flow backend.
@@ -568,3 +569,24 @@ LOGGING = {
         "celery": {"level": LOG_LEVEL},
     },
 }
+
+# --- Notifications (apps/notifications): outgoing mail and delivery retries
+EMAIL_HOST: str = env.string("EMAIL_HOST", "")
+EMAIL_PORT: int = env.integer("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER: str = env.string("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD: str = env.string("EMAIL_HOST_PASSWORD", "", secret=True)
+EMAIL_USE_TLS: bool = env.boolean("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL: bool = env.boolean("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT: int = env.integer("EMAIL_TIMEOUT", 10, minimum=1, maximum=300)
+DEFAULT_FROM_EMAIL: str = env.string("DEFAULT_FROM_EMAIL", "icc@localhost")
+# No SMTP host configured (the embedded default): mail is written to the console instead of being lost silently.
+EMAIL_BACKEND: str = env.string(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend",
+)
+NOTIFICATIONS_MAX_ATTEMPTS: int = env.integer("NOTIFICATIONS_MAX_ATTEMPTS", 6, minimum=1, maximum=50)
+NOTIFICATIONS_BACKOFF_SECONDS: float = env.number("NOTIFICATIONS_BACKOFF_SECONDS", 10.0, minimum=0.01)
+NOTIFICATIONS_MAX_BACKOFF_SECONDS: float = env.number("NOTIFICATIONS_MAX_BACKOFF_SECONDS", 900.0, minimum=0.01)
+NOTIFICATIONS_TIMEOUT_SECONDS: float = env.number("NOTIFICATIONS_TIMEOUT_SECONDS", 10.0, minimum=0.5)
+NOTIFICATIONS_PUBLIC_URL: str = env.url("NOTIFICATIONS_PUBLIC_URL", "", schemes=("http", "https"), secret=False)
+# --- end Notifications

@@ -1,4 +1,4 @@
-"""Encryption of stored cluster credentials: Fernet (AES-128-CBC + HMAC-SHA256) from ``cryptography``.
+"""Encryption of stored cluster credentials: JSON under :mod:`apps.core.crypto`'s Fernet (AES-128-CBC + HMAC-SHA256).
 
 Keys come from ``ICC_ENCRYPTION_KEYS`` (or ``_FILE``), comma-separated, newest first: the first key encrypts,
 every key decrypts, so a rotation lists the new key first, re-encrypts (``manage.py icc_rotate_credentials``)
@@ -7,23 +7,15 @@ and then drops the old one.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import orjson
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from django.conf import settings
+from cryptography.fernet import InvalidToken
 
+from apps.core.crypto import fernet, rotate
 from apps.core.errors import DomainError
 
-
-@functools.cache
-def _fernet(keys: tuple[str, ...]) -> MultiFernet:
-    return MultiFernet([Fernet(key.encode()) for key in keys])
-
-
-def fernet() -> MultiFernet:
-    return _fernet(tuple(settings.ICC_ENCRYPTION_KEYS))
+__all__ = ["decrypt", "encrypt", "fernet", "rotate"]
 
 
 def encrypt(data: dict[str, Any]) -> bytes:
@@ -40,8 +32,3 @@ def decrypt(token: bytes | memoryview) -> dict[str, Any]:
             code="credentials_unreadable",
         ) from None
     return data
-
-
-def rotate(token: bytes | memoryview) -> bytes:
-    """Re-encrypt with the newest key (raises InvalidToken when no key decrypts it)."""
-    return fernet().rotate(bytes(token))

@@ -33,6 +33,9 @@ class CronConfig(AppConfig):
             ),
         )
         job_observed.connect(kube_target.on_job_observed, dispatch_uid="cron.kube_target")
+        from apps.cron import notify
+
+        notify.connect()  # failed and late runs become domain events (notifications routes them)
         dashboard.register()  # failed and late runs on the dashboard
         background_register(
             "cron scheduler",

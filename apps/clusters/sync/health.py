@@ -12,6 +12,8 @@ from django.utils import timezone
 from apps.clusters import events
 from apps.clusters.metrics import CLUSTER_STATUS
 from apps.clusters.models import Cluster, ClusterStatus, WatchState
+from apps.core.access import Scope, ScopeKind
+from apps.core.domain_events import DomainEvent, Severity, emit
 
 
 def set_health(cluster_id: int, status: str, error: str = "", **fields: Any) -> None:
@@ -35,6 +37,7 @@ def set_health(cluster_id: int, status: str, error: str = "", **fields: Any) -> 
             setattr(cluster, name, value)
         cluster.save(update_fields=["status", "last_error", "last_error_at", "updated_at", *fields])
         if previous != status:
+            _announce(cluster, previous, status, error)
             audit_record(
                 action="clusters.cluster.health",
                 target=cluster,
@@ -45,6 +48,40 @@ def set_health(cluster_id: int, status: str, error: str = "", **fields: Any) -> 
         events.cluster_changed(cluster.pk, "health")
     for value in ClusterStatus.values:
         CLUSTER_STATUS.labels(cluster.name, value).set(1 if value == status else 0)
+
+
+def _announce(cluster: Cluster, previous: str, status: str, error: str) -> None:
+    """A domain event when the cluster becomes unreachable, and a resolving one when it answers again
+    (one condition per cluster: ``clusters.unreachable:<id>``); emitted after the change commits."""
+    key = f"clusters.unreachable:{cluster.pk}"
+    scope = Scope(ScopeKind.CLUSTER, str(cluster.pk))
+    link = f"/clusters/{cluster.pk}/"
+    if status == ClusterStatus.UNREACHABLE:
+        emit(
+            DomainEvent(
+                kind="clusters.unreachable",
+                severity=Severity.ERROR,
+                subject=f"cluster {cluster.name}",
+                text=f"ICC cannot reach cluster {cluster.name}: {error}"[:1000] if error else
+                f"ICC cannot reach cluster {cluster.name}.",
+                scope=scope,
+                link=link,
+                dedup_key=key,
+            )
+        )
+    elif previous == ClusterStatus.UNREACHABLE and status in (ClusterStatus.CONNECTED, ClusterStatus.DEGRADED):
+        emit(
+            DomainEvent(
+                kind="clusters.recovered",
+                severity=Severity.INFO,
+                subject=f"cluster {cluster.name}",
+                text=f"Cluster {cluster.name} answers again ({status}).",
+                scope=scope,
+                link=link,
+                dedup_key=key,
+                resolves=True,
+            )
+        )
 
 
 def failing_watches(cluster_id: int) -> str:

@@ -1,0 +1,142 @@
+"""Sending one delivery exactly once: claim it by compare-and-swap, send, record the answer, retry or give up.
+
+A claim is ``UPDATE delivery SET status='sending', claim_token=<new> WHERE id=... AND status='pending' AND
+next_attempt_at <= now``: of several workers handed the same delivery (a retry re-sent, the sweeper re-sending a
+lost one), exactly one changes the row and sends. The claim happens under a lock on the channel's row, which also
+makes the rate limit exact across workers: a channel sends at most ``max_per_minute`` deliveries in any 60 seconds;
+a delivery over the limit is deferred (stays pending, due when the oldest claim of the window leaves it), never
+dropped. A failed attempt is retried with exponential backoff and jitter up to ``NOTIFICATIONS_MAX_ATTEMPTS``
+attempts, then the delivery is ``dead`` (the dead letters the portal and the API list).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+
+from apps.notifications import metrics
+from apps.notifications.channels import Answer, Note, send
+from apps.notifications.models import Channel, Delivery, DeliveryStatus
+
+logger = logging.getLogger(__name__)
+RATE_WINDOW = timedelta(seconds=60)
+CLAIM_TIMEOUT = timedelta(minutes=5)  # a claim older than this belongs to a worker that died: the sweeper frees it
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    delivery: Delivery
+    token: uuid.UUID
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one try: the delivery's status after it, and when to try again (None: no retry)."""
+
+    status: str | None
+    retry_at: datetime | None = None
+
+
+def backoff(attempt: int) -> float:
+    """Rule: exponential backoff with equal jitter, capped: base·2^(n-1), between half and all of it."""
+    base = float(settings.NOTIFICATIONS_BACKOFF_SECONDS)
+    delay = min(float(settings.NOTIFICATIONS_MAX_BACKOFF_SECONDS), base * 2 ** max(0, attempt - 1))
+    return delay / 2 + random.random() * delay / 2  # noqa: S311 - jitter, not cryptography
+
+
+def claim(delivery_id: int) -> Claimed | datetime | None:
+    """Take the delivery (see the module docstring): the claim, the moment it is deferred to by the rate limit,
+    or None when it is not ours to send (sent, taken by another worker, not due)."""
+    with transaction.atomic():
+        row = Delivery.objects.filter(pk=delivery_id).values("channel_id", "status").first()
+        if row is None or row["status"] != DeliveryStatus.PENDING:
+            return None
+        now = utcnow()
+        if row["channel_id"] is not None:
+            channel = Channel.objects.select_for_update().filter(pk=row["channel_id"]).first()
+            if channel is None:
+                return None
+            recent: list[datetime] = [
+                at
+                for at in Delivery.objects.filter(channel_id=channel.pk, claimed_at__gt=now - RATE_WINDOW)
+                .order_by("claimed_at")
+                .values_list("claimed_at", flat=True)[: channel.max_per_minute]
+                if at is not None
+            ]
+            if len(recent) >= channel.max_per_minute:
+                until = recent[0] + RATE_WINDOW + timedelta(milliseconds=10)
+                changed = Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING).update(
+                    next_attempt_at=until, reason=f"deferred by the rate limit of {channel.max_per_minute}/min"
+                )
+                metrics.DELIVERIES.labels(channel=channel.kind, outcome="deferred").inc()
+                return until if changed else None
+        token = uuid.uuid4()
+        changed = Delivery.objects.filter(
+            pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now + timedelta(milliseconds=50)
+        ).update(status=DeliveryStatus.SENDING, claim_token=token, claimed_at=now, attempts=F("attempts") + 1)
+        if changed != 1:
+            return None
+    delivery = Delivery.objects.select_related("message", "channel").get(pk=delivery_id)
+    return Claimed(delivery, token)
+
+
+def finish(claimed: Claimed, answer: Answer) -> Outcome:
+    """Record the answer on the delivery if the claim is still ours; decide the retry."""
+    d = claimed.delivery
+    now = utcnow()
+    live = Delivery.objects.filter(pk=d.pk, claim_token=claimed.token, status=DeliveryStatus.SENDING)
+    common = {"status_code": answer.status_code, "reason": answer.reason[:300], "claim_token": None}
+    if answer.ok:
+        live.update(status=DeliveryStatus.SENT, sent_at=now, **common)
+        return Outcome(DeliveryStatus.SENT)
+    if d.attempts >= int(settings.NOTIFICATIONS_MAX_ATTEMPTS):
+        live.update(status=DeliveryStatus.DEAD, **common)
+        logger.warning("notification delivery %s is dead after %s attempts: %s", d.pk, d.attempts, answer.reason)
+        return Outcome(DeliveryStatus.DEAD)
+    retry_at = now + timedelta(seconds=backoff(d.attempts))
+    live.update(status=DeliveryStatus.PENDING, next_attempt_at=retry_at, **common)
+    return Outcome(DeliveryStatus.PENDING, retry_at)
+
+
+def attempt(delivery_id: int) -> Outcome:
+    """Claim, send and record one delivery; the outcome says whether (and when) to try again."""
+    claimed = claim(delivery_id)
+    if claimed is None:
+        return Outcome(None)
+    if isinstance(claimed, datetime):
+        return Outcome(DeliveryStatus.PENDING, claimed)
+    d = claimed.delivery
+    label = d.channel.kind if d.channel is not None else "subscription"
+    started = time.perf_counter()
+    try:
+        answer = send(d.channel, d.recipient, Note(d.message, d.kind, d.sequence))
+    except Exception as exc:  # a bug or an undecryptable secret must end as a failed attempt, not a stuck claim
+        logger.exception("notification delivery %s raised", d.pk)
+        answer = Answer(False, None, f"ICC could not send it: {type(exc).__name__}")
+    metrics.DELIVERY_SECONDS.labels(channel=label).observe(time.perf_counter() - started)
+    outcome = finish(claimed, answer)
+    metrics.DELIVERIES.labels(channel=label, outcome=outcome.status or "lost").inc()
+    return outcome
+
+
+def sweep(now: datetime | None = None) -> list[tuple[int, datetime]]:
+    """Deliveries to (re)send: claims of dead workers are freed; pending ones past due (lost tasks, deferrals)
+    are returned with their due time for the caller to enqueue."""
+    moment = now or utcnow()
+    Delivery.objects.filter(status=DeliveryStatus.SENDING, claimed_at__lt=moment - CLAIM_TIMEOUT).update(
+        status=DeliveryStatus.PENDING, claim_token=None, next_attempt_at=moment, reason="the sending worker vanished"
+    )
+    due = Delivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=moment - timedelta(seconds=5))
+    return list(due.order_by("next_attempt_at").values_list("pk", "next_attempt_at")[:1000])

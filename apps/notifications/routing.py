@@ -1,0 +1,213 @@
+"""The domain-event sink: record every event, match rules and subscriptions, group by deduplication key, and
+create the deliveries a message needs (first, resolved; repeats come from :mod:`apps.notifications.repeats`).
+
+Grouping: while a rule's message for a key is open, a new event of that key joins it (count + 1, no new delivery)
+when it comes within the rule's group window of the previous one, or at any time when the rule repeats (the
+repeats carry the count). Otherwise the quiet message is closed and a new one opens. The first delivery waits for
+the group window, so what a burst becomes is one message with its count. A ``resolves`` event closes the open
+message and, when the rule says so, sends one resolved message.
+
+Maintenance: an event whose scope is in a maintenance window (:func:`apps.core.calendar.in_maintenance`) is marked;
+its messages are marked too, and muted (recorded, not sent) unless the event is critical.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from apps.core import calendar
+from apps.core.access import Action, can_at
+from apps.core.domain_events import DomainEvent, Severity
+from apps.notifications import metrics
+from apps.notifications.models import (
+    Channel,
+    Delivery,
+    DeliveryKind,
+    Event,
+    Message,
+    MessageState,
+    Rule,
+    Subscription,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Route:
+    """Who a message is for: a rule (to its channels) or a subscription (to its address)."""
+
+    rule: Rule | None
+    subscription: Subscription | None
+    channels: tuple[int, ...]
+    recipient: str
+    window: int
+    repeat: int
+    notify_resolved: bool
+
+    @property
+    def owner(self) -> dict[str, object]:
+        return {"rule": self.rule} if self.rule is not None else {"subscription": self.subscription}
+
+
+def routes_for(event: Event) -> list[Route]:
+    """The enabled rules and subscriptions matching the event (subscriptions only while their user may read it)."""
+    scope = event.scope
+    found: list[Route] = []
+    for rule in Rule.objects.filter(enabled=True).prefetch_related("channels"):
+        if rule.matches(event.kind, event.severity, scope):
+            channels = tuple(c.pk for c in rule.channels.all() if c.enabled)
+            found.append(
+                Route(
+                    rule,
+                    None,
+                    channels,
+                    "",
+                    rule.group_window_seconds,
+                    rule.repeat_interval_seconds,
+                    rule.notify_resolved,
+                )
+            )
+    users = get_user_model()
+    for sub in Subscription.objects.filter(enabled=True):
+        if sub.matches(event.kind, event.severity, scope):
+            user = users.objects.filter(pk=sub.user_id, is_active=True).first()
+            if user is not None and can_at(user, Action.READ, scope):
+                found.append(Route(None, sub, (), sub.email, sub.group_window_seconds, 0, True))
+    return found
+
+
+def _deliveries(message: Message, route: Route, kind: str, sequence: int, due: datetime) -> list[Delivery]:
+    rows = [
+        Delivery(message=message, channel_id=pk, kind=kind, sequence=sequence, next_attempt_at=due)
+        for pk in route.channels
+    ]
+    if route.recipient:
+        rows.append(
+            Delivery(message=message, recipient=route.recipient, kind=kind, sequence=sequence, next_attempt_at=due)
+        )
+    return Delivery.objects.bulk_create(rows, ignore_conflicts=False)
+
+
+def _open(event: Event, route: Route) -> list[Delivery]:
+    now = event.at
+    muted = event.maintenance and event.severity != Severity.CRITICAL
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                **route.owner,
+                dedup_key=event.dedup_key,
+                kind=event.kind,
+                severity=event.severity,
+                subject=event.subject,
+                text=event.text,
+                link=event.link,
+                first_event=event,
+                last_event=event,
+                maintenance=event.maintenance,
+                muted=muted,
+                opened_at=now,
+                last_event_at=now,
+                next_repeat_at=now + timedelta(seconds=route.repeat) if route.repeat and not muted else None,
+                **Message.scope_values(event.scope),
+            )
+    except IntegrityError:  # another process opened it a moment ago: join that one
+        current = _current(route, event.dedup_key)
+        if current is None:
+            raise
+        _join(current, event)
+        return []
+    message.events.add(event)
+    metrics.MESSAGES.labels(outcome="muted" if muted else "opened").inc()
+    if muted:
+        return []
+    return _deliveries(message, route, DeliveryKind.FIRST, 0, now + timedelta(seconds=route.window))
+
+
+def _current(route: Route, key: str) -> Message | None:
+    return Message.objects.select_for_update().filter(**route.owner, dedup_key=key, state=MessageState.OPEN).first()
+
+
+def _join(message: Message, event: Event) -> None:
+    Message.objects.filter(pk=message.pk).update(
+        count=F("count") + 1, last_event=event, last_event_at=event.at, severity=event.severity
+    )
+    message.events.add(event)
+    metrics.MESSAGES.labels(outcome="grouped").inc()
+
+
+def _resolve(message: Message, event: Event, route: Route, *, announce: bool) -> list[Delivery]:
+    Message.objects.filter(pk=message.pk).update(
+        state=MessageState.RESOLVED, resolved_at=event.at, last_event=event, next_repeat_at=None
+    )
+    message.events.add(event)
+    if not announce or message.muted or not route.notify_resolved:
+        return []
+    first_due = Delivery.objects.filter(message=message, kind=DeliveryKind.FIRST).values_list(
+        "next_attempt_at", flat=True
+    )
+    due = max([event.at, *first_due])  # never before the first message it resolves
+    metrics.MESSAGES.labels(outcome="resolved").inc()
+    return _deliveries(message, route, DeliveryKind.RESOLVED, 0, due)
+
+
+def group(event: Event, route: Route) -> list[Delivery]:
+    """Apply one event to one route's open message of its key (see the module docstring)."""
+    with transaction.atomic():
+        current = _current(route, event.dedup_key)
+        if event.resolves:
+            return _resolve(current, event, route, announce=True) if current is not None else []
+        if current is None:
+            return _open(event, route)
+        quiet_for = (event.at - current.last_event_at).total_seconds()
+        if route.repeat or quiet_for <= route.window:
+            _join(current, event)
+            return []
+        _resolve(current, event, route, announce=False)  # quiet longer than the window: a new condition
+        return _open(event, route)
+
+
+def record(domain_event: DomainEvent) -> Event:
+    """Store the event and create its deliveries (enqueued after commit)."""
+    window = calendar.in_maintenance(domain_event.scope, domain_event.at)
+    with transaction.atomic():
+        event = Event.objects.create(
+            kind=domain_event.kind[:100],
+            severity=str(domain_event.severity),
+            subject=domain_event.subject[:300],
+            text=domain_event.text,
+            link=domain_event.link[:500],
+            dedup_key=domain_event.key[:300],
+            resolves=domain_event.resolves,
+            at=domain_event.at,
+            maintenance=window is not None,
+            **Event.scope_values(domain_event.scope),
+        )
+        created: list[Delivery] = []
+        for route in routes_for(event):
+            created += group(event, route)
+        ids = [(d.pk, d.next_attempt_at) for d in created]
+        transaction.on_commit(lambda: _enqueue(ids))
+    metrics.EVENTS.labels(kind=event.kind, severity=event.severity).inc()
+    return event
+
+
+def _enqueue(ids: list[tuple[int, datetime]]) -> None:
+    from apps.notifications.tasks import deliver_at
+
+    for pk, due in ids:
+        deliver_at(pk, due)
+
+
+def sink(domain_event: DomainEvent) -> None:
+    """The sink registered with :func:`apps.core.domain_events.sink_register`."""
+    record(domain_event)
+
+
+__all__ = ["Channel", "Route", "group", "record", "routes_for", "sink"]

@@ -24,6 +24,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("scaler/", include("apps.scaler.api.urls")),
     path("cron/", include("apps.cron.api.urls")),
     path("compliance/", include("apps.compliance.api.urls")),
+    path("traffic/", include("apps.traffic.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="v1:schema"), name="swagger-ui"),
     path("redoc/", SpectacularRedocView.as_view(url_name="v1:schema"), name="redoc"),

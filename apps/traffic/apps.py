@@ -9,7 +9,6 @@ class TrafficConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.core.access import ScopedModel, register_scoped
-        from apps.core.registry import placeholder_register
         from apps.traffic import models as m
 
         application = ScopedModel(
@@ -29,4 +28,20 @@ class TrafficConfig(AppConfig):
                 application="source_application__name",
             ),
         )
-        placeholder_register("traffic", "Traffic", order=60, empty="No traffic samples received yet.")
+        from django.urls import reverse
+
+        from apps.core.registry import ObjectTab, nav_register, tab_register
+        from apps.traffic import topics  # noqa: F401 - registers the live topics of the traffic pages
+
+        nav_register("traffic", "Traffic", "/traffic/", order=60)
+        # The application page links to its Traffic tab (whoever reads the application reads its traffic).
+        tab_register(
+            ObjectTab(
+                target="clusters.application",
+                key="traffic",
+                label="Traffic",
+                url=lambda app: reverse("traffic:application", args=[app.pk]),
+                visible=lambda user, app: True,
+                order=130,  # after Scaling, Cron and Compliance, as in the menu
+            )
+        )

@@ -6,10 +6,15 @@ from __future__ import annotations
 
 from django.urls import path
 
-from apps.traffic.views import cache_config, receiver, samples
+from apps.traffic.views import cache_config, pages, receiver, samples
 
 app_name = "traffic"
 urlpatterns = [
+    path("", pages.traffic_list, name="traffic"),
+    path("table/", pages.traffic_table, name="table"),
+    path("graph/", pages.fleet_graph, name="graph"),
+    path("applications/<int:pk>/", pages.application_traffic, name="application"),
+    path("applications/<int:pk>/live/", pages.application_live, name="application-live"),
     path("v1/traces", receiver.traces, name="otlp-traces"),
     path("v1/samples", samples.receive, name="samples"),
     path("v1/cache-config", cache_config.cache_config, name="cache-config"),

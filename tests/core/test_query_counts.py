@@ -250,6 +250,34 @@ class Rows:
         AdmissionWebhook.objects.create(cluster=cluster_row(f"hook-{i}"), failure_policy="Fail" if i % 2 else "Ignore")
 
 
+    def _traffic(self, app: Any, route: str) -> None:
+        from apps.traffic import sketch
+        from apps.traffic.models import RouteRollup
+
+        latency = sketch.new()
+        sketch.add(latency, 12.5)
+        minute = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=1)
+        RouteRollup.objects.create(
+            application=app,
+            level="m",
+            bucket=minute,
+            route=route,
+            method="GET",
+            status_class=2,
+            count=3,
+            bytes=10,
+            sketch=sketch.dumps(latency),
+        )
+
+    def traffic_application_row(self, i: int) -> None:
+        from apps.clusters.models import Application
+
+        self._traffic(Application.objects.create(cluster=self.cluster, namespace=f"t-{i}", name=f"t-{i}"), "/")
+
+    def traffic_route_row(self, i: int) -> None:
+        self._traffic(self.app, f"/r/{i}")
+
+
 ENDPOINTS: dict[str, Callable[[Rows, int], None]] = {
     "audit/events": Rows.audit_event_row,
     "clusters": Rows.cluster_with_pods,
@@ -269,6 +297,8 @@ ENDPOINTS: dict[str, Callable[[Rows, int], None]] = {
     "compliance/exceptions": Rows.compliance_exception_row,
     "compliance/history": Rows.compliance_history_row,
     "compliance/webhooks": Rows.compliance_webhook_row,
+    "traffic/applications": Rows.traffic_application_row,
+    "traffic/routes": Rows.traffic_route_row,
     "users": Rows.user_row,
     "tokens": Rows.token_row,
     "role-bindings": Rows.role_binding_row,

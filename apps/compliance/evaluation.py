@@ -345,24 +345,26 @@ def scan(batch: int = SCAN_CHUNK, stats: ScanStats | None = None) -> int:
     judge = _Judge.of(active_bindings(), active_exceptions())
     write = WRITERS.get(connection.vendor, write_orm)
     if connection.vendor != "postgresql" or connection.in_atomic_block:
-        for judged in _judged_chunks(judge, batch, stats):
-            stats.tally(_commit(write, judged, judge.now))
+        for judged, now in _judged_chunks(judge, batch, stats):
+            stats.tally(_commit(write, judged, now))
         return stats.workloads
     with ThreadPoolExecutor(SCAN_WRITERS, thread_name_prefix="compliance-scan") as writers:
         pending: deque[Future[tuple[int, int] | None]] = deque()
-        for judged in _judged_chunks(judge, batch, stats):
+        for judged, now in _judged_chunks(judge, batch, stats):
             if len(pending) >= SCAN_WRITERS:
                 stats.tally(pending.popleft().result())  # a few chunks in flight at most: memory stays bounded
-            pending.append(writers.submit(_commit_closing, write, judged, judge.now))
+            pending.append(writers.submit(_commit_closing, write, judged, now))
         while pending:
             stats.tally(pending.popleft().result())
     return stats.workloads
 
 
-def _judged_chunks(judge: _Judge, batch: int, stats: ScanStats) -> Iterator[Judged]:
-    """The workloads in primary-key order, ``batch`` at a time, each chunk judged."""
+def _judged_chunks(judge: _Judge, batch: int, stats: ScanStats) -> Iterator[tuple[Judged, datetime]]:
+    """The workloads in primary-key order, ``batch`` at a time, each chunk judged, with the time it was read: its
+    results' ``evaluated_at`` (a result evaluated later than that, by the watcher, is fresher and is kept)."""
     last = 0
     while True:
+        judge.now = datetime.now(UTC)  # before the read: anything evaluated after it saw newer data
         chunk = [
             Observed(*row)
             for row in Workload.objects.filter(pk__gt=last).order_by("pk").values_list(*Observed.COLUMNS)[:batch]
@@ -379,7 +381,7 @@ def _judged_chunks(judge: _Judge, batch: int, stats: ScanStats) -> Iterator[Judg
                 judged.append((observed, judge.values(observed)))
             except Exception:  # one odd workload must not stop the scan
                 logger.exception("compliance evaluation of workload %s failed", observed.pk)
-        yield judged
+        yield judged, judge.now
 
 
 def _commit(write: Writer, judged: Judged, now: datetime) -> tuple[int, int] | None:

@@ -69,16 +69,19 @@ upserted AS (
         message = EXCLUDED.message, fix = EXCLUDED.fix, mode = EXCLUDED.mode, exception_id = EXCLUDED.exception_id,
         evaluated_at = EXCLUDED.evaluated_at,
         since = CASE WHEN r.status = EXCLUDED.status THEN r.since ELSE EXCLUDED.since END
+    WHERE r.evaluated_at <= EXCLUDED.evaluated_at
     RETURNING r.id
 )
 DELETE FROM {table} AS old
-WHERE old.workload_id = ANY(%(ids)s) AND old.id NOT IN (SELECT id FROM upserted)
+WHERE old.workload_id = ANY(%(ids)s) AND old.evaluated_at <= %(now)s AND old.id NOT IN (SELECT id FROM upserted)
 """
 
 
 def write_postgresql(judged: Judged, now: datetime) -> None:
     """One statement per chunk: upsert every result (``since`` moves only with the status) and delete the judged
     workloads' results of checks no longer bound (the delete sees the rows as they were, minus those upserted).
+    A result evaluated after ``now`` (when the chunk was read: the watcher's evaluation of a newer change) is
+    fresher than the chunk's and stays as it is.
 
     The chunk travels as three JSON documents: the workloads, the distinct (check, message, fix) details, and one
     small row per result pointing at both; workloads of one shape share most details, so PostgreSQL parses a
@@ -130,14 +133,18 @@ def write_postgresql(judged: Judged, now: datetime) -> None:
 
 def write_orm(judged: Judged, now: datetime) -> None:
     """The same writes through the ORM (any database Django supports): read the current statuses, delete the
-    unbound checks' rows, then one upsert per 500 rows with ``since`` decided here."""
+    unbound checks' rows, then one upsert per 500 rows with ``since`` decided here (results evaluated after
+    ``now`` are left alone, as on PostgreSQL)."""
     ids = [observed.pk for observed, _ in judged]
-    current: dict[tuple[int, str], tuple[int, str, datetime]] = {
-        (workload_id, check_id): (pk, status, since)
-        for pk, workload_id, check_id, status, since in Result.objects.filter(workload_id__in=ids).values_list(
-            "pk", "workload_id", "check_id", "status", "since"
-        )
-    }
+    current: dict[tuple[int, str], tuple[int, str, datetime]] = {}
+    fresher: set[tuple[int, str]] = set()
+    for pk, workload_id, check_id, status, since, evaluated_at in Result.objects.filter(
+        workload_id__in=ids
+    ).values_list("pk", "workload_id", "check_id", "status", "since", "evaluated_at"):
+        if evaluated_at > now:
+            fresher.add((workload_id, check_id))
+        else:
+            current[(workload_id, check_id)] = (pk, status, since)
     wanted = {(observed.pk, check_id) for observed, values in judged for check_id in values}
     gone = [pk for key, (pk, _, _) in current.items() if key not in wanted]
     for start in range(0, len(gone), 500):
@@ -145,6 +152,8 @@ def write_orm(judged: Judged, now: datetime) -> None:
     rows = []
     for observed, values in judged:
         for check_id, fields in values.items():
+            if (observed.pk, check_id) in fresher:
+                continue
             known = current.get((observed.pk, check_id))
             since = known[2] if known is not None and known[1] == fields["status"] else now
             rows.append(

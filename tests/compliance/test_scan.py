@@ -275,3 +275,47 @@ def test_a_fix_copies_only_what_it_writes_and_its_operations_stay_as_made():
     ]
     assert obj == {"kind": "Deployment", "spec": {"template": {"spec": {"containers": [{"name": "app"}]}}}}
     assert obj["spec"]["template"]["spec"]["containers"][0] is untouched
+
+
+def test_a_result_evaluated_after_the_chunk_was_read_is_neither_overwritten_nor_deleted(estate, writer):
+    """The watcher's evaluation of a newer change may land while a scan's chunk is on its way: it is fresher."""
+    workloads = estate["workloads"]
+    evaluation.scan()
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    Result.objects.filter(workload=workloads[0], check_id="pss.baseline.privileged").update(
+        status="fail", message="seen by the watcher", evaluated_at=later
+    )
+    fresh_unbound = Result.objects.create(
+        workload=workloads[0],
+        cluster_id=workloads[0].cluster_id,
+        namespace=workloads[0].namespace,
+        application_id=workloads[0].application_id,
+        policy="two-replicas",
+        check_id="two-replicas.validations[9]",
+        severity="high",
+        status="fail",
+        since=later,
+        evaluated_at=later,
+    )
+    stale_unbound = Result.objects.create(
+        workload=workloads[0],
+        cluster_id=workloads[0].cluster_id,
+        namespace=workloads[0].namespace,
+        application_id=workloads[0].application_id,
+        policy="two-replicas",
+        check_id="two-replicas.validations[8]",
+        severity="high",
+        status="fail",
+        since=later - timedelta(hours=1),
+        evaluated_at=later - timedelta(hours=1),
+    )
+    evaluation.scan()
+    kept = Result.objects.get(workload=workloads[0], check_id="pss.baseline.privileged")
+    assert (kept.status, kept.message, kept.evaluated_at) == ("fail", "seen by the watcher", later)
+    assert Result.objects.filter(pk=fresh_unbound.pk).exists(), "evaluated after the read: not the scan's to drop"
+    assert not Result.objects.filter(pk=stale_unbound.pk).exists(), "an older result of an unbound check goes"
+    others = {k: v for k, v in stored(workloads[0]).items() if not k.startswith("two-replicas.validations[9]")}
+    expected = reference(workloads[0])
+    expected.pop("pss.baseline.privileged")
+    others.pop("pss.baseline.privileged")
+    assert others == expected

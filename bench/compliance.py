@@ -14,7 +14,9 @@ In one run:
 2. **admission**: ICC's web process serves HTTPS (a throw-away CA); 20 built-in checks are bound in ``enforce``
    mode and ICC applies its generated ValidatingWebhookConfiguration (failure policy Fail) to the cluster. One at a
    time, ``--creates`` compliant Deployments are created through the API server with the webhook on, and as many
-   with it off (half before, half after; same run, same client), after warm-up creates that are not counted.
+   with it off, in alternating blocks (five each way: load that comes and goes falls on both sides alike; the
+   webhook's arrival and removal confirmed by a violating create denied, then admitted), after 10 uncounted
+   warm-up creates (and 3 after each switch).
    ``admission_added_p99_ms`` is the create p99 with the webhook minus without (target <= 20 ms);
    ``webhook_p99_ms`` is ICC's own answer time, from its ``icc_compliance_admission_seconds`` histogram
    (interpolated within the bucket, as Prometheus' histogram_quantile does); ``webhook_http_p99_ms`` times the
@@ -36,6 +38,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +54,8 @@ TARGET_SCAN_RATIO = 2.0
 TARGET_ADDED_P99_MS = 20.0
 ENFORCED_CHECKS = 20
 WARMUP_CREATES = 10
+TOGGLE_WARMUP_CREATES = 3  # uncounted creates after each switch, either way
+BLOCKS = 5  # creates alternate between the webhook off and on in this many blocks each
 BUILTIN_POLICIES = ("pss-baseline", "pss-restricted", "best-practice")
 METRIC = "icc_compliance_admission_seconds"
 
@@ -237,7 +242,10 @@ def compliant_deployment(name: str, namespace: str) -> dict[str, Any]:
     return manifest
 
 
-def admission_histogram(http: requests.Session, base: str) -> tuple[list[tuple[float, float]], float, float]:
+Histogram = tuple[list[tuple[float, float]], float, float]
+
+
+def admission_histogram(http: requests.Session, base: str) -> Histogram:
     """ICC's ``icc_compliance_admission_seconds``: cumulative (bound, count) buckets, sum and count."""
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -257,21 +265,35 @@ def admission_histogram(http: requests.Session, base: str) -> tuple[list[tuple[f
     return sorted(buckets), total, count
 
 
-def histogram_quantile(q: float, before: list[tuple[float, float]], after: list[tuple[float, float]]) -> float:
-    """The q-quantile of the observations between two scrapes, interpolated linearly within its bucket."""
-    counts = dict(before)
-    buckets = [(bound, value - counts.get(bound, 0.0)) for bound, value in after]
-    total = buckets[-1][1] if buckets else 0.0
-    if total <= 0:
-        return float("nan")
-    rank, lower, below = q * total, 0.0, 0.0
-    for bound, cumulative in buckets:
-        if cumulative >= rank:
-            if bound == float("inf"):
-                return lower
-            return lower + (bound - lower) * (rank - below) / max(cumulative - below, 1e-12)
-        lower, below = bound, cumulative
-    return lower
+@dataclass
+class ReviewTimes:
+    """ICC's ``icc_compliance_admission_seconds`` summed over the timed phases (scraped before and after each)."""
+
+    buckets: dict[float, float] = field(default_factory=dict)  # upper bound -> cumulative count
+    seconds: float = 0.0
+    count: float = 0.0
+
+    def add(self, before: Histogram, after: Histogram) -> None:
+        start = dict(before[0])
+        for bound, value in after[0]:
+            self.buckets[bound] = self.buckets.get(bound, 0.0) + value - start.get(bound, 0.0)
+        self.seconds += after[1] - before[1]
+        self.count += after[2] - before[2]
+
+    def quantile(self, q: float) -> float:
+        """Seconds, interpolated linearly within the bucket that holds the q-quantile (histogram_quantile)."""
+        buckets = sorted(self.buckets.items())
+        total = buckets[-1][1] if buckets else 0.0
+        if total <= 0:
+            return float("nan")
+        rank, lower, below = q * total, 0.0, 0.0
+        for bound, cumulative in buckets:
+            if cumulative >= rank:
+                if bound == float("inf"):
+                    return lower
+                return lower + (bound - lower) * (rank - below) / max(cumulative - below, 1e-12)
+            lower, below = bound, cumulative
+        return lower
 
 
 class Creator:
@@ -291,9 +313,9 @@ class Creator:
         response = self.http.post(self.url, json=manifest, timeout=30)
         return (time.perf_counter() - started) * 1000, response
 
-    def warm_up(self) -> None:
+    def warm_up(self, count: int = WARMUP_CREATES) -> None:
         """Creates that are not counted: connections (and the API server's to the webhook) are opened."""
-        for _ in range(WARMUP_CREATES):
+        for _ in range(count):
             self.create()
 
     def probe(self) -> int:
@@ -377,31 +399,36 @@ def measure_admission(kube: Any, run: harness.Run, cluster: Any, creates: int) -
         webhook = webhooks.webhook_configure(cluster=cluster, failure_policy="Fail", timeout_seconds=5)
 
         creator.warm_up()
-        off = creator.timed(creates // 2, "without the webhook")
-        webhooks.webhook_apply(webhook=webhook, base_url=base, ca_pem=ca.read_bytes())
-        harness.wait_for(lambda: creator.probe() == 403, 60, "the webhook to deny", 0.2)
-        creator.warm_up()
-        before = admission_histogram(icc, base)
-        on = creator.timed(creates, "with the webhook")
-        after = admission_histogram(icc, base)
+        configuration = f"{kube.url}{webhook_config.PATH}/{webhook_config.NAME}"
+        off: list[float] = []
+        on: list[float] = []
+        reviews = ReviewTimes()
+        block = max(10, creates // BLOCKS)
+        while len(on) < creates:  # alternating blocks: load that comes and goes falls on both sides alike
+            size = min(block, creates - len(on))
+            off += creator.timed(size, "without the webhook")
+            webhooks.webhook_apply(webhook=webhook, base_url=base, ca_pem=ca.read_bytes())
+            harness.wait_for(lambda: creator.probe() == 403, 60, "the webhook to deny", 0.2)
+            creator.warm_up(TOGGLE_WARMUP_CREATES)  # the API server's new webhook client connects
+            before = admission_histogram(icc, base)
+            on += creator.timed(size, "with the webhook")
+            reviews.add(before, admission_histogram(icc, base))
+            http.delete(configuration, timeout=10).raise_for_status()
+            harness.wait_for(lambda: creator.probe() == 201, 60, "the webhook to be gone", 0.2)
+            creator.warm_up(TOGGLE_WARMUP_CREATES)
         url = webhook_config.configuration(webhook, base_url=base)["webhooks"][0]["clientConfig"]["url"]
         direct = direct_reviews(icc, url, namespace, creates)
-        http.delete(f"{kube.url}{webhook_config.PATH}/{webhook_config.NAME}", timeout=10).raise_for_status()
-        harness.wait_for(lambda: creator.probe() == 201, 60, "the webhook to be gone", 0.2)
-        creator.warm_up()
-        off += creator.timed(creates - creates // 2, "without the webhook (after)")
     finally:
         harness.stop_process(web)
-    reviews = after[2] - before[2]
     return {
         "off": off,
         "on": on,
         "checks": checks,
-        "webhook_p50_ms": histogram_quantile(0.5, before[0], after[0]) * 1000,
-        "webhook_p99_ms": histogram_quantile(0.99, before[0], after[0]) * 1000,
-        "webhook_mean_ms": (after[1] - before[1]) / reviews * 1000 if reviews else float("nan"),
+        "webhook_p50_ms": reviews.quantile(0.5) * 1000,
+        "webhook_p99_ms": reviews.quantile(0.99) * 1000,
+        "webhook_mean_ms": reviews.seconds / reviews.count * 1000 if reviews.count else float("nan"),
         "direct": direct,
-        "reviews": int(reviews),
+        "reviews": int(reviews.count),
     }
 
 

@@ -244,11 +244,48 @@ class Rows:
             approved_at=timezone.now() if i % 2 else None,
         )
 
+    def calendar_entry_row(self, i: int) -> None:
+        from apps.calendar.models import CalendarEntry
+
+        CalendarEntry.objects.create(
+            kind="freeze" if i % 2 else "maintenance",
+            title=f"entry {i}",
+            rrule="FREQ=WEEKLY;BYDAY=FR" if i % 2 else "",
+            start_date=timezone.now().date(),
+            start_time=timezone.now().time().replace(microsecond=0),
+            timezone="Europe/Berlin",
+            duration_minutes=60,
+            scope_kind="cluster" if i % 2 else "global",
+            scope_cluster=str(self.cluster.pk) if i % 2 else "",
+            reason="row",
+            owner="team",
+            enabled=False,  # listed all the same; no other test may find itself frozen
+            created_by=self.admin,
+        )
+
     def compliance_webhook_row(self, i: int) -> None:
         from apps.compliance.models import AdmissionWebhook
 
         AdmissionWebhook.objects.create(cluster=cluster_row(f"hook-{i}"), failure_policy="Fail" if i % 2 else "Ignore")
 
+    def traffic_recommendation_row(self, i: int) -> None:
+        from apps.traffic.models import Recommendation
+
+        Recommendation.objects.create(
+            application=self.app,
+            route=f"/r/{i}",
+            method="GET",
+            kind="ttl",
+            ttl_seconds=60,
+            state="accepted" if i % 2 else "proposed",
+            decided_by=self.admin if i % 2 else None,
+            computed_at=timezone.now(),
+        )
+
+    def traffic_cache_config_row(self, i: int) -> None:
+        from apps.traffic.models import CacheConfig
+
+        CacheConfig.objects.create(application=self.app, version=i + 1, routes=[], created_by=self.admin)
 
     def _traffic(self, app: Any, route: str) -> None:
         from apps.traffic import sketch
@@ -274,6 +311,41 @@ class Rows:
 
         self._traffic(Application.objects.create(cluster=self.cluster, namespace=f"t-{i}", name=f"t-{i}"), "/")
 
+    def notification_channel_row(self, i: int) -> None:
+        from apps.notifications.models import Channel
+
+        Channel.objects.create(name=f"channel-{i}", kind="email", target=f"ops{i}@example.com")
+
+    def notification_rule_row(self, i: int) -> None:
+        from apps.notifications.models import Channel, Rule
+
+        channel = Channel.objects.create(name=f"rule-channel-{i}", kind="email", target="ops@example.com")
+        Rule.objects.create(name=f"rule-{i}", kinds=["clusters.*"]).channels.add(channel)
+
+    def notification_subscription_row(self, i: int) -> None:
+        from apps.notifications.models import Subscription
+
+        Subscription.objects.create(user=self.admin, kinds=["*"], email=f"me{i}@example.com")
+
+    def _notification(self, i: int) -> Any:
+        from apps.notifications.models import Channel, Delivery, Event, Message
+
+        now = timezone.now()
+        event = Event.objects.create(kind="k", severity="error", subject=f"s{i}", dedup_key=f"k{i}", at=now)
+        message = Message.objects.create(
+            dedup_key=f"k{i}", kind="k", severity="error", subject="s", first_event=event, last_event=event,
+            opened_at=now, last_event_at=now, state="resolved",
+        )
+        message.events.add(event)
+        channel = Channel.objects.create(name=f"d-{i}", kind="email", target="ops@example.com")
+        return Delivery.objects.create(message=message, channel=channel, kind="first", next_attempt_at=now)
+
+    def notification_event_row(self, i: int) -> None:
+        self._notification(i)
+
+    def notification_delivery_row(self, i: int) -> None:
+        self._notification(i)
+
     def traffic_route_row(self, i: int) -> None:
         self._traffic(self.app, f"/r/{i}")
 
@@ -297,13 +369,21 @@ ENDPOINTS: dict[str, Callable[[Rows, int], None]] = {
     "compliance/exceptions": Rows.compliance_exception_row,
     "compliance/history": Rows.compliance_history_row,
     "compliance/webhooks": Rows.compliance_webhook_row,
+    "calendar/entries": Rows.calendar_entry_row,
     "traffic/applications": Rows.traffic_application_row,
     "traffic/routes": Rows.traffic_route_row,
+    "traffic/recommendations": Rows.traffic_recommendation_row,
+    "traffic/cache-configs": Rows.traffic_cache_config_row,
     "users": Rows.user_row,
     "tokens": Rows.token_row,
     "role-bindings": Rows.role_binding_row,
     "service-accounts": Rows.service_account_row,
     "teams": Rows.team_row,
+    "notifications/channels": Rows.notification_channel_row,
+    "notifications/rules": Rows.notification_rule_row,
+    "notifications/subscriptions": Rows.notification_subscription_row,
+    "notifications/events": Rows.notification_event_row,
+    "notifications/deliveries": Rows.notification_delivery_row,
 }
 
 

@@ -16,7 +16,7 @@ import re
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,33 @@ def estate(admin_persona) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     from apps.compliance.models import AdmissionWebhook
 
     AdmissionWebhook.objects.create(cluster=cluster)
+    from apps.calendar.models import CalendarEntry
+
+    CalendarEntry.objects.create(  # disabled and long past: no other test may find itself frozen
+        kind="freeze",
+        title="estate",
+        start_date=date(2001, 1, 1),
+        start_time=now.time(),
+        duration_minutes=1,
+        reason="r",
+        owner="o",
+        enabled=False,
+    )
+    from apps.traffic.models import CacheConfig, Recommendation
+
+    Recommendation.objects.create(application=app, route="/", method="GET", kind="ttl", computed_at=now)
+    CacheConfig.objects.create(application=app, version=1)
+    from apps.notifications.models import Channel, Delivery, Event, Message, Rule, Subscription
+
+    channel = Channel.objects.create(name="estate", kind="email", target="ops@example.com")
+    Rule.objects.create(name="estate", kinds=["*"]).channels.add(channel)
+    Subscription.objects.create(user=boss, kinds=["*"], email="boss@example.com")
+    event = Event.objects.create(kind="clusters.unreachable", severity="error", subject="s", dedup_key="k", at=now)
+    message = Message.objects.create(
+        dedup_key="k", kind=event.kind, severity="error", subject="s", first_event=event, last_event=event,
+        opened_at=now, last_event_at=now, state="resolved",
+    )
+    Delivery.objects.create(message=message, channel=channel, kind="first", next_attempt_at=now, status="sent")
     return {"application": app, "admin": boss}
 
 

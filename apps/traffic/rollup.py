@@ -60,6 +60,14 @@ class Batch:
     samples: list[Sample] = field(default_factory=list)
     spans: int = 0
 
+    @property
+    def applications(self) -> set[int]:
+        """The applications that got data in this batch (their pages follow live updates)."""
+        found = {key[0] for key in self.routes}
+        found.update(pk for _, s, t in self.edges for pk in (_application(s), _application(t)) if pk)
+        found.update(sample.application_id for sample in self.samples)
+        return found
+
     def route(self, application_id: int, record: SpanRecord) -> None:
         key = (application_id, int(record.end // 60) * 60, record.route, record.method, record.status // 100)
         counts = self.routes[key]
@@ -234,9 +242,14 @@ def write(batch: Batch) -> None:
             Sample.objects.bulk_create(batch.samples, batch_size=1000)
 
 
+def flush_batch(max_entries: int = 200) -> Batch:
+    """Roll up one batch from the buffer and return it (its ``applications`` got data)."""
+    batch = aggregate(buffer.pop(max_entries))
+    write(batch)
+    return batch
+
+
 def flush(max_entries: int = 200) -> int:
     """Roll up one batch from the buffer; returns how many records it held (0: the buffer was empty)."""
-    entries = buffer.pop(max_entries)
-    batch = aggregate(entries)
-    write(batch)
+    batch = flush_batch(max_entries)
     return batch.spans + len(batch.samples)

@@ -11,23 +11,29 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.core.tasking import icc_task
-from apps.traffic import rollup
+from apps.traffic import events, rollup
 from apps.traffic.metrics import FLUSH_SECONDS, FLUSHED
 from apps.traffic.models import EdgeRollup, Level, RouteRollup, Sample
 
 
 @icc_task(name="traffic.flush", queue="analysis", soft_time_limit=60)
 def flush(max_seconds: float = 5.0) -> int:
-    """Roll up what the receivers buffered, until the buffer is empty or ``max_seconds`` pass."""
+    """Roll up what the receivers buffered, until the buffer is empty or ``max_seconds`` pass; then the pages of
+    the applications that got data refresh (at most every few seconds each)."""
     started, total = time.monotonic(), 0
+    touched: set[int] = set()
     while time.monotonic() - started < max_seconds:
         began = time.monotonic()
-        done = rollup.flush()
+        batch = rollup.flush_batch()
         FLUSH_SECONDS.observe(time.monotonic() - began)
+        done = batch.spans + len(batch.samples)
+        touched |= batch.applications
         total += done
         if done == 0:
             break
     FLUSHED.inc(total)
+    if touched:
+        events.traffic_flushed(touched)  # each batch committed on its own: published at once
     return total
 
 

@@ -260,3 +260,63 @@ def test_pages_render_with_sparklines_the_routes_table_and_the_vendored_graph_li
     assert finders.find("traffic/vendor/cytoscape.min.js")
     bad = client.get("/traffic/", {"range": "forever"})
     assert bad.status_code == 200 and "range" in html(bad)
+
+
+def _buffered(app: Any, n: int = 3) -> None:
+    from apps.traffic import buffer
+
+    now = time.time()
+    records = [
+        list(SpanRecord(SERVER, "t", f"s{i}", "", now, 5.0, False, "/x", "GET", 200, 1, "", "", "")) for i in range(n)
+    ]
+    buffer.push(app.pk, rollup.SPANS, records)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_flush_pushes_to_the_tabs_of_the_applications_it_touched_once_every_few_seconds(make_user, fleet):
+    """The attack too: a user bound to shop subscribes to blog's topic; refused, and blog's data pushes nothing."""
+    import asyncio
+
+    from apps.core import redis_client
+    from apps.traffic import buffer, events, tasks
+    from tests.support.clients import with_binding
+    from tests.support.websocket import connect, session_cookie
+
+    buffer.clear()
+    found = redis_client.client()
+    assert found is not None
+    for key in found.scan_iter("icc:traffic:live:*"):
+        found.delete(key)
+    shop, blog = fleet["shop"], fleet["blog"]
+    cookie = session_cookie(with_binding(make_user("shop-viewer"), "viewer", fleet["cluster"], application="shop"))
+    topics = ",".join(events.application(app.pk) for app in (shop, blog))
+
+    def flushed(app: Any) -> int:
+        from django.db import connection
+
+        try:
+            _buffered(app)
+            return tasks.flush()
+        finally:
+            connection.close()  # this executor thread's own connection
+
+    async def in_thread(function: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(None, function, *args)
+
+    async def scenario() -> list[str]:
+        communicator, connected, code = await connect(f"/ws/?topics={topics}", cookie)
+        assert connected, code
+        received = [await communicator.receive_from(timeout=10), await communicator.receive_from(timeout=10)]
+        assert await in_thread(flushed, blog) == 3
+        assert await communicator.receive_nothing(timeout=1.5), "blog's traffic is not the shop viewer's"
+        assert await in_thread(flushed, shop) == 3
+        received.append(await communicator.receive_from(timeout=10))
+        assert await in_thread(flushed, shop) == 3
+        assert await communicator.receive_nothing(timeout=1.5), "a second flush within seconds pushes nothing"
+        await communicator.disconnect()
+        return received
+
+    first, second, pushed = asyncio.run(scenario())
+    assert any(f"not allowed to follow {events.application(blog.pk)}" in m for m in (first, second))
+    assert any('id="traffic-live-refresh"' in m for m in (first, second))
+    assert 'id="traffic-live-refresh"' in pushed and f"/traffic/applications/{shop.pk}/live/" in pushed

@@ -410,6 +410,7 @@ INSTALLED_APPS = [
     "apps.cron",
     "apps.traffic",
     "apps.notifications",
+    "apps.calendar",
     "iccapp",
 ]
 # --- OpenID Connect: a password backend that honours OIDC_ONLY, then the OIDC code-flow backend.
@@ -454,6 +455,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "apps.core.context_processors.portal",
+                "apps.calendar.context_processors.banner",
             ],
         },
     },

@@ -122,10 +122,12 @@ class DeleteForm(forms.Form):
 class ScaleForm(forms.Form):
     replicas = forms.IntegerField(min_value=0, max_value=10000)
     reason = forms.CharField(max_length=500)
+    override = forms.BooleanField(required=False, label="Override the change freeze")
 
 
 class RestartForm(forms.Form):
     reason = forms.CharField(max_length=500)
+    override = forms.BooleanField(required=False, label="Override the change freeze")
 
 
 class LogForm(forms.Form):

@@ -2,13 +2,17 @@
 
 Permission matrix (role by action), each rule also written where it is enforced:
 
-=========  ======  =====  =========
-role       read    act    configure
-=========  ======  =====  =========
-viewer     yes     no     no
-operator   yes     yes    no
-admin      yes     yes    yes
-=========  ======  =====  =========
+=========  ======  =====  ===============  =========
+role       read    act    override_freeze  configure
+=========  ======  =====  ===============  =========
+viewer     yes     no     no               no
+operator   yes     yes    yes              no
+admin      yes     yes    yes              yes
+=========  ======  =====  ===============  =========
+
+``override_freeze`` (the ``override-freeze`` permission): acting during a change freeze (scale, restart, a
+compliance fix) with an explicit override and a reason; it ranks with ``act``, so operators and admins have it
+where they act, and the override is audited by the action it allows.
 
 A binding grants its role at its scope and everything below it: global ⊃ cluster ⊃ namespace in that
 cluster; an application binding covers that application in that cluster. Every scoped object has three
@@ -40,10 +44,11 @@ class Action(models.TextChoices):
     READ = "read", "Read"
     ACT = "act", "Act"
     CONFIGURE = "configure", "Configure"
+    OVERRIDE_FREEZE = "override_freeze", "Override a change freeze"
 
 
 ROLE_RANK = {Role.VIEWER: 1, Role.OPERATOR: 2, Role.ADMIN: 3}
-ACTION_RANK = {Action.READ: 1, Action.ACT: 2, Action.CONFIGURE: 3}
+ACTION_RANK = {Action.READ: 1, Action.ACT: 2, Action.OVERRIDE_FREEZE: 2, Action.CONFIGURE: 3}
 
 
 def role_allows(role: str, action: str) -> bool:

@@ -26,9 +26,9 @@ from typing import Any
 import urllib3
 from django.db import transaction
 
-from apps.core import outbound
+from apps.core import calendar, outbound
 from apps.cron import events, metrics, signals
-from apps.cron.models import Attempt, Job, Run, RunState, SkipReason, TargetKind, slot_text
+from apps.cron.models import Attempt, FreezePolicy, Job, Run, RunState, SkipReason, TargetKind, slot_text
 from apps.cron.outcomes import Claim, Outcome
 from apps.cron.services.jobs import secret_headers, signing_secret
 
@@ -57,6 +57,21 @@ def _skip(run: Run, reason: str, note: str) -> None:
     metrics.RUNS.labels(state=RunState.SKIPPED).inc()
 
 
+def _held(job: Job, run: Run, now: datetime) -> bool:
+    """Rule: a scheduled run is skipped while its job is suspended, or inside a change freeze covering the job
+    when its freeze policy is ``skip`` (the freeze's end and reason are the run's reason). Manual runs are not."""
+    if run.manual:
+        return False
+    if job.suspended:
+        _skip(run, SkipReason.SUSPENDED, "the job was suspended")
+        return True
+    window = calendar.frozen(job.freeze_scope(), now) if job.freeze_policy == FreezePolicy.SKIP else None
+    if window is not None:
+        _skip(run, SkipReason.FREEZE, f"change freeze until {window.ends:%Y-%m-%d %H:%M}Z: {window.reason}")
+        return True
+    return False
+
+
 def _cancel_others(job: Job, run: Run, now: datetime) -> list[Run]:
     running = list(Run.objects.select_for_update().filter(job=job, state=RunState.RUNNING).exclude(pk=run.pk))
     for other in running:
@@ -82,8 +97,7 @@ def claim(run_id: int, worker: str) -> Claim | None:
             return None
         first = run.attempts == 0
         if first and run.state == RunState.SCHEDULED:
-            if job.suspended and not run.manual:
-                _skip(run, SkipReason.SUSPENDED, "the job was suspended")
+            if _held(job, run, now):
                 return None
             deadline = job.starting_deadline_seconds
             if deadline is not None and not run.manual and now > run.due_at + timedelta(seconds=deadline):

@@ -18,6 +18,7 @@ from apps.cron.models import (
     TIMING_FIELDS,
     CatchUp,
     Concurrency,
+    FreezePolicy,
     Job,
     RunState,
     TargetKind,
@@ -98,6 +99,9 @@ class JobForm(forms.Form):
     keep_succeeded = forms.IntegerField(initial=20, label="Keep succeeded runs")
     keep_failed = forms.IntegerField(initial=20, label="Keep failed runs")
     spread = forms.BooleanField(required=False, label="Spread: fire at a stable second of the minute")
+    freeze_policy = forms.ChoiceField(
+        choices=FreezePolicy.choices, initial=FreezePolicy.RUN, label="During a change freeze"
+    )
     grace_seconds = forms.IntegerField(initial=60, label="Grace before late (s)")
     target_kind = forms.ChoiceField(choices=TargetKind.choices, initial=TargetKind.HTTP, label="Target")
     http_method = forms.ChoiceField(choices=[(m, m) for m in METHODS], initial="POST", label="Method")

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.db import models
 
+from apps.core.access import Scope, ScopeKind
 from apps.core.models import BaseModel
 
 
@@ -63,6 +64,12 @@ class SkipReason(models.TextChoices):
     DEADLINE = "deadline", "Not started within the starting deadline"
     SUSPENDED = "suspended", "The job was suspended"
     CATCH_UP = "catch_up", "Missed while the scheduler was down (catch-up policy)"
+    FREEZE = "freeze", "Inside a change freeze (the job's freeze policy is skip)"
+
+
+class FreezePolicy(models.TextChoices):
+    RUN = "run", "Run during a change freeze"
+    SKIP = "skip", "Skip during a change freeze"
 
 
 # A job's settings by group: what forms, serializers, the admin and declarations list (one place).
@@ -81,6 +88,7 @@ TIMING_FIELDS = (
     "keep_failed",
     "spread",
     "grace_seconds",
+    "freeze_policy",
 )
 HTTP_FIELDS = ("http_method", "http_url", "http_headers", "http_body", "http_expected_statuses")
 KUBE_FIELDS = ("cluster", "namespace", "job_template")
@@ -112,6 +120,7 @@ class Job(BaseModel):
     keep_failed = models.PositiveIntegerField(default=20)
     spread = models.BooleanField(default=False, help_text="Fire at a stable per-job second instead of :00.")
     grace_seconds = models.PositiveIntegerField(default=60)
+    freeze_policy = models.CharField(max_length=8, choices=FreezePolicy.choices, default=FreezePolicy.RUN)
     target_kind = models.CharField(max_length=16, choices=TargetKind.choices, default=TargetKind.HTTP)
     # HTTP target
     http_method = models.CharField(max_length=8, default="POST")
@@ -169,6 +178,16 @@ class Job(BaseModel):
         if self.target_kind == TargetKind.KUBERNETES:
             return self.cluster_id, self.namespace
         return None, ""
+
+    def freeze_scope(self) -> Scope:
+        """Rule: where a change freeze is looked up for this job: its application, else its Kubernetes target's
+        namespace, else global."""
+        if self.application is not None:
+            app = self.application
+            return Scope(ScopeKind.APPLICATION, str(app.cluster_id), app.namespace, app.name)
+        if self.target_kind == TargetKind.KUBERNETES and self.cluster_id:
+            return Scope(ScopeKind.NAMESPACE, str(self.cluster_id), self.namespace)
+        return Scope()
 
     def kube_job_name(self, slot: datetime) -> str:
         """Rule: a deterministic Kubernetes Job name per (job, slot): a second create is AlreadyExists."""

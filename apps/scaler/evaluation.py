@@ -24,6 +24,8 @@ from apps.audit.services import audit_record
 from apps.clusters import gateway as gateways
 from apps.clusters.models import Workload
 from apps.clusters.services import workload_audit_scope
+from apps.core import calendar
+from apps.core.access import Scope, ScopeKind
 from apps.core.locks import advisory_lock
 from apps.scaler import actuation, engine, metrics, ownership, schedules, services
 from apps.scaler.evaluation_inputs import (
@@ -204,7 +206,27 @@ def _act(
         return conflict
     if run.desired == run.current:
         return _record(run, Outcome.UNCHANGED, f"holding {run.current}")
+    if run.desired < run.current:
+        held = _freeze_hold(run, workload)
+        if held is not None:
+            return held
     return _scale(run, workload, gateway, live)
+
+
+def _freeze_hold(run: Run, workload: Workload) -> Decision | None:
+    """Rule: during a change freeze at the application's scope, scale-downs are held (scale-ups still happen)."""
+    scope = Scope(ScopeKind.APPLICATION, str(workload.cluster_id), workload.namespace, run.policy.application.name)
+    window = calendar.frozen(scope, run.now)
+    if window is None:
+        return None
+    reason = (
+        f"scale-down {run.current} -> {run.desired} held: change freeze until {window.ends.isoformat()} "
+        f"({window.reason})"
+    )
+    run.inputs["freeze"] = {"entry": window.entry_id, "ends_at": window.ends.isoformat(), "wanted": run.desired}
+    run.reasons = [*run.reasons, reason]
+    run.desired = run.current
+    return _record(run, Outcome.UNCHANGED, reason)
 
 
 def _other_writers(

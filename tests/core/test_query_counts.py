@@ -244,6 +244,25 @@ class Rows:
             approved_at=timezone.now() if i % 2 else None,
         )
 
+    def calendar_entry_row(self, i: int) -> None:
+        from apps.calendar.models import CalendarEntry
+
+        CalendarEntry.objects.create(
+            kind="freeze" if i % 2 else "maintenance",
+            title=f"entry {i}",
+            rrule="FREQ=WEEKLY;BYDAY=FR" if i % 2 else "",
+            start_date=timezone.now().date(),
+            start_time=timezone.now().time().replace(microsecond=0),
+            timezone="Europe/Berlin",
+            duration_minutes=60,
+            scope_kind="cluster" if i % 2 else "global",
+            scope_cluster=str(self.cluster.pk) if i % 2 else "",
+            reason="row",
+            owner="team",
+            enabled=False,  # listed all the same; no other test may find itself frozen
+            created_by=self.admin,
+        )
+
     def compliance_webhook_row(self, i: int) -> None:
         from apps.compliance.models import AdmissionWebhook
 
@@ -350,6 +369,7 @@ ENDPOINTS: dict[str, Callable[[Rows, int], None]] = {
     "compliance/exceptions": Rows.compliance_exception_row,
     "compliance/history": Rows.compliance_history_row,
     "compliance/webhooks": Rows.compliance_webhook_row,
+    "calendar/entries": Rows.calendar_entry_row,
     "traffic/applications": Rows.traffic_application_row,
     "traffic/routes": Rows.traffic_route_row,
     "traffic/recommendations": Rows.traffic_recommendation_row,

@@ -16,7 +16,7 @@ import re
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,18 @@ def estate(admin_persona) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     from apps.compliance.models import AdmissionWebhook
 
     AdmissionWebhook.objects.create(cluster=cluster)
+    from apps.calendar.models import CalendarEntry
+
+    CalendarEntry.objects.create(  # disabled and long past: no other test may find itself frozen
+        kind="freeze",
+        title="estate",
+        start_date=date(2001, 1, 1),
+        start_time=now.time(),
+        duration_minutes=1,
+        reason="r",
+        owner="o",
+        enabled=False,
+    )
     from apps.traffic.models import CacheConfig, Recommendation
 
     Recommendation.objects.create(application=app, route="/", method="GET", kind="ttl", computed_at=now)

@@ -128,7 +128,7 @@ class WorkloadViewSet(ObservedViewSet):
         workload = self.get_object()
         data = RestartSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        result = services.workload_restart(workload, reason=data.validated_data["reason"], by=request.user)
+        result = services.workload_restart(workload, **data.validated_data, by=request.user)
         return Response(RestartResultSerializer(result).data)
 
 

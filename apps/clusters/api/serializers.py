@@ -274,6 +274,9 @@ class ScaleSerializer(StrictSerializer):
         max_length=32,
         help_text="Precondition: the scale's resourceVersion you read; a newer one answers 409.",
     )
+    override = serializers.BooleanField(
+        required=False, default=False, help_text="Act during a change freeze (needs override-freeze; audited)."
+    )
 
 
 class ScaleResultSerializer(serializers.Serializer):
@@ -284,6 +287,9 @@ class ScaleResultSerializer(serializers.Serializer):
 
 class RestartSerializer(StrictSerializer):
     reason = serializers.CharField(max_length=500, help_text="Why (kept in the audit trail).")
+    override = serializers.BooleanField(
+        required=False, default=False, help_text="Act during a change freeze (needs override-freeze; audited)."
+    )
 
 
 class RestartResultSerializer(serializers.Serializer):

@@ -13,8 +13,9 @@ from apps.clusters import gateway as gateways
 from apps.clusters.kinds import workload_path
 from apps.clusters.models import Pod, Workload
 from apps.clusters.services.clusters import check_caller
-from apps.core.access import Action
+from apps.core.access import Action, Scope, ScopeKind
 from apps.core.errors import ConflictError, DomainError
+from apps.core.freeze import freeze_check
 
 logger = logging.getLogger(__name__)
 
@@ -37,14 +38,27 @@ def workload_audit_scope(workload: Workload) -> dict[str, str]:
     }
 
 
+def freeze_scope(workload: Workload) -> Scope:
+    """The coordinates a change freeze is looked up at for an action on ``workload``."""
+    return Scope(ScopeKind.APPLICATION, str(workload.cluster_id), workload.namespace, workload.application.name)
+
+
 def workload_scale(
-    workload: Workload, *, replicas: int, reason: str, resource_version: str = "", by: Any = None
+    workload: Workload,
+    *,
+    replicas: int,
+    reason: str,
+    resource_version: str = "",
+    override: bool = False,
+    by: Any = None,
 ) -> dict[str, Any]:
     """Set a workload's replicas through the scale subresource with a resourceVersion precondition (the
     caller's, or the one just read): a concurrent change answers 409 instead of being overwritten.
-    Rule: operators of the workload (act) scale it."""
+    Rule: operators of the workload (act) scale it; during a change freeze only with ``override`` (the reason is
+    the override's, see :func:`apps.core.freeze.freeze_check`)."""
     check_caller(by, Action.ACT, workload, "scaling this workload")
     reason = _reason(reason)
+    overridden = freeze_check(freeze_scope(workload), workload, override=override, reason=reason, by=by)
     if workload.kind == "DaemonSet":
         raise DomainError("a DaemonSet runs one pod per node; it cannot be scaled", field="replicas")
     if not isinstance(replicas, int) or replicas < 0 or replicas > 10000:
@@ -71,16 +85,18 @@ def workload_scale(
                 outcome=outcome,
                 message=reason,
                 changes={"replicas": [previous, replicas]},
-                metadata={"resource_version": precondition},
+                metadata={"resource_version": precondition, **overridden},
                 scope=workload_audit_scope(workload),
             )
     return {"replicas": replicas, "previous": previous, "resource_version": result["metadata"]["resourceVersion"]}
 
 
-def workload_restart(workload: Workload, *, reason: str, by: Any = None) -> dict[str, Any]:
-    """A rollout restart, as ``kubectl rollout restart`` does: stamp the pod template with the time (act)."""
+def workload_restart(workload: Workload, *, reason: str, override: bool = False, by: Any = None) -> dict[str, Any]:
+    """A rollout restart, as ``kubectl rollout restart`` does: stamp the pod template with the time (act); during
+    a change freeze only with ``override``."""
     check_caller(by, Action.ACT, workload, "restarting this workload")
     reason = _reason(reason)
+    overridden = freeze_check(freeze_scope(workload), workload, override=override, reason=reason, by=by)
     gateway = gateways.for_cluster(workload.cluster)
     stamp = timezone.now().isoformat()
     patch = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}}
@@ -91,6 +107,7 @@ def workload_restart(workload: Workload, *, reason: str, by: Any = None) -> dict
             target=workload,
             message=reason,
             changes={"restartedAt": [None, stamp]},
+            metadata=overridden,
             scope=workload_audit_scope(workload),
         )
     return {"restarted_at": stamp, "generation": (result.get("metadata") or {}).get("generation")}

@@ -128,7 +128,9 @@ def _workload_action(
 @require_POST
 def workload_scale(request: HttpRequest, pk: int, workload_id: int) -> HttpResponse:
     def scale(workload: Workload, data: dict[str, Any]) -> str:
-        result = services.workload_scale(workload, replicas=data["replicas"], reason=data["reason"], by=request.user)
+        result = services.workload_scale(
+            workload, replicas=data["replicas"], reason=data["reason"], override=data["override"], by=request.user
+        )
         return f"{workload} scaled from {result['previous']} to {result['replicas']} replicas."
 
     return _workload_action(
@@ -146,7 +148,7 @@ def workload_scale(request: HttpRequest, pk: int, workload_id: int) -> HttpRespo
 @require_POST
 def workload_restart(request: HttpRequest, pk: int, workload_id: int) -> HttpResponse:
     def restart(workload: Workload, data: dict[str, Any]) -> str:
-        services.workload_restart(workload, reason=data["reason"], by=request.user)
+        services.workload_restart(workload, reason=data["reason"], override=data["override"], by=request.user)
         return f"Rollout restart of {workload} started."
 
     return _workload_action(

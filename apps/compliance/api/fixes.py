@@ -43,6 +43,9 @@ class FixApplySerializer(StrictSerializer):
     reason = serializers.CharField(
         required=False, allow_blank=True, max_length=500, default="", help_text="why (required; audited)"
     )
+    override = serializers.BooleanField(
+        required=False, default=False, help_text="Act during a change freeze (needs override-freeze)."
+    )
 
 
 class FixAppliedSerializer(serializers.Serializer):
@@ -73,5 +76,10 @@ class ResultFixView(APIView):
         result = _result(request, pk)
         body = FixApplySerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        applied = fixes.result_fix_apply(result=result, reason=body.validated_data["reason"], by=request.user)
+        applied = fixes.result_fix_apply(
+            result=result,
+            reason=body.validated_data["reason"],
+            override=body.validated_data["override"],
+            by=request.user,
+        )
         return Response({"result": result.pk, **applied})

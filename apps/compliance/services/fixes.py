@@ -21,11 +21,12 @@ from apps.clusters import gateway as gateways
 from apps.clusters.kinds import workload_path
 from apps.clusters.models import Workload
 from apps.clusters.services.clusters import check_caller
-from apps.clusters.services.workloads import workload_audit_scope
+from apps.clusters.services.workloads import freeze_scope, workload_audit_scope
 from apps.compliance import evaluation
 from apps.compliance.models import Result, ResultStatus
 from apps.core.access import Action
 from apps.core.errors import ConflictError, DomainError
+from apps.core.freeze import freeze_check
 
 FIXABLE = (ResultStatus.FAIL, ResultStatus.EXCEPTED)
 PATCH_OPS = frozenset({"add", "remove", "replace", "test", "move", "copy"})
@@ -66,12 +67,13 @@ def _reason(reason: Any) -> str:
     return reason
 
 
-def result_fix_apply(*, result: Result, reason: str, by: Any) -> dict[str, Any]:
-    """Apply a failing result's fix to its workload (act on the workload; a reason). Returns the workload's new
-    ``resource_version`` and ``generation``."""
+def result_fix_apply(*, result: Result, reason: str, by: Any, override: bool = False) -> dict[str, Any]:
+    """Apply a failing result's fix to its workload (act on the workload; a reason; during a change freeze only
+    with ``override``). Returns the workload's new ``resource_version`` and ``generation``."""
     workload = Workload.objects.select_related("cluster", "application").get(pk=result.workload_id)
     check_caller(by, Action.ACT, workload, "applying a compliance fix to this workload")
     reason = _reason(reason)
+    overridden = freeze_check(freeze_scope(workload), workload, override=override, reason=reason, by=by)
     # Judged again from the observed object whose resourceVersion is the precondition: the stored fix may predate
     # the latest observation (evaluation follows the watcher), and a fix is only safe against what it was made for.
     fresh = next((r for r in evaluation.evaluate_workload(workload) if r.check_id == result.check_id), None)
@@ -111,6 +113,7 @@ def result_fix_apply(*, result: Result, reason: str, by: Any) -> dict[str, Any]:
                     "check_id": result.check_id,
                     "patch": patch,
                     "resource_version": precondition,
+                    **overridden,
                 },
                 scope=workload_audit_scope(workload),
             )

@@ -26,6 +26,7 @@ from apps.core.errors import DomainError, ForbiddenError
 class FixForm(forms.Form):
     reason = forms.CharField(max_length=500, help_text="why (audited)")
     confirm = forms.BooleanField(label="Yes, patch the workload in its cluster now")
+    override = forms.BooleanField(required=False, label="Override a change freeze (audited)")
 
 
 def _result(request: HttpRequest, pk: int) -> Result:
@@ -75,11 +76,13 @@ def result_fix(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         return _page(request, result, form=form, status=400)
     try:
-        fixes.result_fix_apply(result=result, reason=form.cleaned_data["reason"], by=request.user)
+        fixes.result_fix_apply(
+            result=result, reason=form.cleaned_data["reason"], override=form.cleaned_data["override"], by=request.user
+        )
     except DomainError as exc:
         if isinstance(exc, ForbiddenError):
             portal.deny(request, "compliance.result.fix", result.workload)
-        form.add_error("reason" if exc.field == "reason" else None, exc.message)
+        form.add_error(exc.field if exc.field in ("reason", "override") else None, exc.message)
         return _page(request, result, form=form, status=exc.status)
     messages.success(request, "Fix applied: the workload is re-evaluated as soon as the watcher sees the change.")
     return redirect("compliance:result", pk=result.pk)

@@ -80,6 +80,7 @@ class JobWriteSerializer(StrictSerializer):
     keep_failed = serializers.IntegerField(required=False)
     spread = serializers.BooleanField(required=False)
     grace_seconds = serializers.IntegerField(required=False)
+    freeze_policy = serializers.CharField(required=False, help_text="run or skip during a change freeze")
     target_kind = serializers.CharField(required=False)
     http_method = serializers.CharField(required=False)
     http_url = serializers.CharField(required=False, allow_blank=True)

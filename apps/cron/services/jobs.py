@@ -78,6 +78,7 @@ def snapshot(job: Job) -> dict[str, Any]:
         "keep_succeeded": job.keep_succeeded,
         "keep_failed": job.keep_failed,
         "spread": job.spread,
+        "freeze_policy": job.freeze_policy,
         "grace_seconds": job.grace_seconds,
         "target_kind": job.target_kind,
         "http_method": job.http_method,

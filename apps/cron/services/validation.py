@@ -11,7 +11,7 @@ from apps.core import outbound
 from apps.core.errors import DomainError
 from apps.core.yamlsafe import load_bounded
 from apps.cron import schedule
-from apps.cron.models import CatchUp, Concurrency, Job, TargetKind
+from apps.cron.models import CatchUp, Concurrency, FreezePolicy, Job, TargetKind
 
 NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$")
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
@@ -38,7 +38,7 @@ BOUNDS: dict[str, tuple[int, int]] = {
 }
 NULLABLE = {"starting_deadline_seconds"}
 BOOLEANS = ("suspended", "spread")
-CHOICES = {"concurrency": Concurrency, "catch_up": CatchUp, "target_kind": TargetKind}
+CHOICES = {"concurrency": Concurrency, "catch_up": CatchUp, "target_kind": TargetKind, "freeze_policy": FreezePolicy}
 TEXTS = {"description": 2000}
 KNOWN = (
     set(BOUNDS)

@@ -38,9 +38,9 @@ class ComplianceConfig(AppConfig):
         register_scoped(
             m.HistoryPoint, ScopedModel(cluster="cluster_id", namespace="namespace", application="application_name")
         )
-        # Global: changed with global grants only (the library is read by anyone who reads somewhere, see
-        # apps/compliance/policy_selectors.py).
-        register_scoped(m.Policy, ScopedModel())
+        # The library: read by anyone who may read somewhere (to bind a policy in their scope), changed with
+        # global grants only.
+        register_scoped(m.Policy, ScopedModel(read_with_any_grant=True))
         # A binding is read where its scope is (a namespace admin sees that namespace's bindings).
         register_scoped(
             m.Binding,

@@ -14,7 +14,7 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from apps.clusters.models import Workload
 from apps.compliance.checks import checks_for_policy
 from apps.compliance.models import Binding, Policy, PolicyKind
-from apps.core.access import Action, is_platform_superuser, restrict, scopes_for
+from apps.core.access import Action, restrict
 
 
 class CheckInfo(TypedDict):
@@ -27,17 +27,11 @@ class CheckInfo(TypedDict):
     parameters: dict[str, Any]
 
 
-def may_read_policies(viewer: Any) -> bool:
-    return is_platform_superuser(viewer) or bool(scopes_for(viewer, Action.READ))
-
-
 def policies(viewer: Any, *, kind: str = "", enabled: bool | None = None, search: str = "") -> QuerySet[Policy]:
     """The policy library with ``bindings_count``: the bindings of each policy the viewer may read (one query)."""
-    if not may_read_policies(viewer):
-        return Policy.objects.none()
     visible = restrict(viewer, Action.READ, Binding.objects.filter(policy=OuterRef("pk")))
     counted = visible.order_by().values("policy").annotate(n=Count("pk")).values("n")
-    rows = Policy.objects.annotate(bindings_count=Subquery(counted))
+    rows = restrict(viewer, Action.READ, Policy.objects.all()).annotate(bindings_count=Subquery(counted))
     if kind:
         rows = rows.filter(kind=kind)
     if enabled is not None:

@@ -140,6 +140,8 @@ class ScopedModel:
     namespace: str = ""
     application: str = ""
     visible_to_self: str = ""  # a field pointing at a user: that user always reads the row
+    # Reference data (a policy library): read by anyone who may read anywhere; changed with global grants only.
+    read_with_any_grant: bool = False
 
 
 _scoped: dict[type[models.Model], ScopedModel] = {}
@@ -242,7 +244,10 @@ def restrict(user: Any, action: str, queryset: QuerySet[M]) -> QuerySet[M]:
     if spec is None:
         return queryset.none()
     condition: Q | None = None
-    for scope in scopes_for(user, action):
+    scopes = scopes_for(user, action)
+    if spec.read_with_any_grant and action == Action.READ and scopes:
+        return queryset
+    for scope in scopes:
         q = _scope_q(spec, scope, queryset.model)
         if q is None:
             continue

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from apps.traffic.views import cache_config, pages, receiver, samples
+from apps.traffic.views import cache_config, pages, receiver, recommendations, samples
 
 app_name = "traffic"
 urlpatterns = [
@@ -15,6 +15,13 @@ urlpatterns = [
     path("graph/", pages.fleet_graph, name="graph"),
     path("applications/<int:pk>/", pages.application_traffic, name="application"),
     path("applications/<int:pk>/live/", pages.application_live, name="application-live"),
+    path(
+        "applications/<int:pk>/recommendations/compute/",
+        recommendations.recommendations_compute,
+        name="recommendations-compute",
+    ),
+    path("recommendations/<int:pk>/accept/", recommendations.recommendation_accept, name="recommendation-accept"),
+    path("recommendations/<int:pk>/reject/", recommendations.recommendation_reject, name="recommendation-reject"),
     path("v1/traces", receiver.traces, name="otlp-traces"),
     path("v1/samples", samples.receive, name="samples"),
     path("v1/cache-config", cache_config.cache_config, name="cache-config"),

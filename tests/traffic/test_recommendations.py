@@ -326,3 +326,47 @@ def test_the_daily_task_recomputes_every_application_with_samples(shop):
     assert recommend_task() == 1
     assert Recommendation.objects.filter(application=shop["blog"], state="proposed").count() == 1
     assert not Recommendation.objects.filter(application=shop["shop"]).exists()
+
+
+# --- the Traffic tab (portal) --------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_traffic_tab_shows_the_evidence_and_only_deciders_get_the_buttons(sampled, make_user, viewer_persona):
+    owner = make_user("sam-shop").user
+    bind(owner, "admin", sampled["cluster"], application="shop")
+    page = f"/traffic/applications/{sampled['shop'].pk}/"
+    catalog = current(sampled["shop"], "/catalog")
+    as_owner = forced_login(owner).get(page).content.decode()
+    assert f'data-recommendation="{catalog.pk}"' in as_owner
+    assert "Cache 900 s" in as_owner and "hit ratio 98.9 %" in as_owner and "stale hits 30" in as_owner
+    assert "set a cookie (Set-Cookie)" in as_owner  # the /cart row's reason
+    assert 'data-action="accept"' in as_owner and "traffic-recommendations-compute" in as_owner
+    as_viewer = forced_login(viewer_persona.user).get(page).content.decode()
+    assert f'data-recommendation="{catalog.pk}"' in as_viewer
+    assert 'data-action="accept"' not in as_viewer and "traffic-recommendations-compute" not in as_viewer
+
+
+@pytest.mark.django_db
+def test_deciding_from_the_tab(sampled, make_user, viewer_persona):
+    owner = make_user("sam-shop").user
+    bind(owner, "admin", sampled["cluster"], application="shop")
+    catalog = current(sampled["shop"], "/catalog")
+    refused = forced_login(viewer_persona.user).post(f"/traffic/recommendations/{catalog.pk}/accept/")
+    assert refused.status_code == 403
+    catalog.refresh_from_db()
+    assert catalog.state == "proposed"
+    client = forced_login(owner)
+    no_reason = client.post(f"/traffic/recommendations/{catalog.pk}/reject/", {"reason": ""}, follow=True)
+    assert "say why" in no_reason.content.decode()
+    catalog.refresh_from_db()
+    assert catalog.state == "proposed"
+    accepted = client.post(f"/traffic/recommendations/{catalog.pk}/accept/", {"reason": "hot"})
+    assert accepted.status_code == 302 and accepted["Location"].endswith("#traffic-recommendations")
+    catalog.refresh_from_db()
+    assert (catalog.state, catalog.decided_by, catalog.decision_reason) == ("accepted", owner, "hot")
+    assert CacheConfig.objects.get(application=sampled["shop"]).version == 1
+    blog = Recommendation.objects.get(application=sampled["blog"], state="proposed")
+    assert client.post(f"/traffic/recommendations/{blog.pk}/accept/").status_code == 404  # not the owner's app
+    computed = client.post(f"/traffic/applications/{sampled['shop'].pk}/recommendations/compute/", follow=True)
+    assert "recomputed for 2 routes" in computed.content.decode()

@@ -9,8 +9,8 @@ on the application (ICC's daily task computes as itself).
 ``recommendation_accept`` and ``recommendation_reject`` need configure rights on the application, are audited
 (``traffic.recommendation.accept`` / ``.reject``) and, whenever the accepted set's served routes change (accepting
 a TTL or validators, or rejecting what was accepted), write a new :class:`CacheConfig` version, which the
-application reads at ``/traffic/v1/cache-config``. Each runs under a lock of the application's row, so versions
-are numbered without gaps or races.
+application reads at ``/traffic/v1/cache-config``; open Traffic tabs refresh after commit. Each runs under a
+lock of the application's row, so versions are numbered without gaps or races.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from apps.audit.services import audit_record
 from apps.clusters.models import Application
 from apps.core.access import Action, can
 from apps.core.errors import ConflictError, DomainError, ForbiddenError
-from apps.traffic import recommend
+from apps.core.events import publish_many
+from apps.traffic import events, recommend
 from apps.traffic.models import CacheConfig, Recommendation, RecommendationState, Sample
 
 MAX_SAMPLES = 200_000  # the newest samples of the window, so one computation stays bounded
@@ -52,6 +53,11 @@ State = RecommendationState
 
 def audit_scope(application: Application) -> dict[str, str]:
     return {"cluster": str(application.cluster_id), "namespace": application.namespace, "application": application.name}
+
+
+def _announce(application_id: int) -> None:
+    """After commit, the application's open Traffic tabs re-read their recommendations."""
+    publish_many([(events.application(application_id), {"application": application_id})])
 
 
 def _person(by: Any) -> Any:
@@ -138,6 +144,7 @@ def recommendations_compute(*, application: Application, by: Any = None, now: da
                 scope=audit_scope(application),
                 metadata={"routes": len(advices), "window_hours": settings.TRAFFIC_RECOMMEND_WINDOW_HOURS},
             )
+        _announce(application.pk)
     return len(advices)
 
 
@@ -200,6 +207,7 @@ def recommendation_accept(*, recommendation: Recommendation, reason: str = "", b
         locked.save(update_fields=["state", "decided_by", "decided_at", "decision_reason"])
         config = _new_version(locked.application, by)
         _audit("accept", locked, config, locked.decision_reason)
+        _announce(locked.application_id)
     return locked
 
 
@@ -217,4 +225,5 @@ def recommendation_reject(*, recommendation: Recommendation, reason: str, by: An
         locked.save(update_fields=["state", "decided_by", "decided_at", "decision_reason"])
         config = _new_version(locked.application, by) if was_accepted else None
         _audit("reject", locked, config, why)
+        _announce(locked.application_id)
     return locked

@@ -64,6 +64,7 @@ class Verdict:
     public: bool
     no_cache: bool
     vary_star: bool
+    vary: tuple[str, ...]  # the request headers the response varies by (lower case), but *
     store_shared: bool
     explicit_lifetime: int | None  # seconds a shared cache may keep it (max-age, s-maxage, Expires); None if unsaid
     etag: bool
@@ -85,6 +86,7 @@ class Findings:
     etag: int = 0
     last_modified: int = 0
     explicit_lifetime: int | None = None  # the shortest stated lifetime
+    vary: list[str] = field(default_factory=list)  # request headers any response varies by
     notes: list[str] = field(default_factory=list)
 
     def as_evidence(self) -> dict[str, Any]:
@@ -99,6 +101,7 @@ class Findings:
             "etag": self.etag,
             "last_modified": self.last_modified,
             "explicit_lifetime_s": self.explicit_lifetime,
+            "vary": self.vary,
             "notes": self.notes,
         }
 
@@ -141,6 +144,7 @@ def lint(r: Response) -> Verdict:
     response.finish_content(True)
     caching = response.caching
     directives = dict(getattr(caching, "cc_dict", {}) or {})
+    varies = getattr(caching, "vary_value", None) or ()
     lifetime: int | None = None
     if getattr(caching, "has_explicit_freshness", False) and not getattr(caching, "freshness_unknown", False):
         lifetime = max(0, int(caching.freshness_lifetime_shared))
@@ -154,7 +158,8 @@ def lint(r: Response) -> Verdict:
         private="private" in directives,
         public="public" in directives,
         no_cache="no-cache" in directives,
-        vary_star="*" in (getattr(caching, "vary_value", None) or ()),
+        vary_star="*" in varies,
+        vary=tuple(sorted(str(v).lower() for v in varies if v != "*")),
         store_shared=bool(caching.store_shared),
         explicit_lifetime=lifetime,
         etag=getattr(caching, "etag_value", None) is not None,
@@ -176,6 +181,7 @@ def findings(responses: Iterable[Response], cache: dict[tuple[Any, ...], Verdict
             here.add(key)
             out.notes.extend(n for n in verdict.notes if n not in out.notes)
             del out.notes[MAX_NOTES:]
+            out.vary = sorted({*out.vary, *verdict.vary})
         out.responses += 1
         out.set_cookie += int(r.set_cookie)
         out.no_store += int(verdict.no_store)

@@ -266,6 +266,11 @@ def advise(
         reasons.append(f"{why}: every use must be revalidated.")
         reasons.append(_validators_reason(found))
         return advice(VALIDATORS, ttl)
+    if found.vary:
+        reasons.append(
+            f"Responses vary by {', '.join(found.vary)}: the cache must keep one entry per value of "
+            f"{'that request header' if len(found.vary) == 1 else 'those request headers'} (the estimate assumes one)."
+        )
     hit_ratio = replay(requests, ttl)["hit_ratio"]
     if gap >= ttl or hit_ratio < MIN_HIT_RATIO:
         reasons.append(

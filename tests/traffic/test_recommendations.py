@@ -111,6 +111,12 @@ def test_an_authorized_request_answered_public_may_be_cached():
     assert (advice.kind, advice.ttl_seconds) == ("ttl", 600)
 
 
+def test_a_named_vary_header_still_allows_a_ttl_and_says_what_to_key_on():
+    advice = one(series("/docs", 200, 5, vary="Accept-Language"))
+    assert advice.kind == "ttl"
+    assert any("vary by accept-language" in r for r in advice.reasons), advice.reasons
+
+
 def test_varying_bodies_get_none():
     advice = one(series("/users/{id}", 200, 5, body=lambda i: f"user-{i % 7}"))
     assert advice.kind == "none"

@@ -376,3 +376,13 @@ def test_deciding_from_the_tab(sampled, make_user, viewer_persona):
     assert client.post(f"/traffic/recommendations/{blog.pk}/accept/").status_code == 404  # not the owner's app
     computed = client.post(f"/traffic/applications/{sampled['shop'].pk}/recommendations/compute/", follow=True)
     assert "recomputed for 2 routes" in computed.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_admin_shows_recommendations_and_versions_read_only(sampled, admin_persona):
+    recommendation_accept(recommendation=current(sampled["shop"], "/catalog"), reason="", by=admin_persona.user)
+    client = forced_login(admin_persona.user)
+    listed = client.get("/admin/traffic/recommendation/")
+    assert listed.status_code == 200 and "/catalog" in listed.content.decode()
+    assert client.get("/admin/traffic/cacheconfig/").status_code == 200
+    assert client.get("/admin/traffic/recommendation/add/").status_code == 403

@@ -14,6 +14,7 @@ app_name = "compliance"
 urlpatterns = [
     path("", results.result_list, name="results"),
     path("table/", results.result_table, name="results-table"),
+    path("scan/", results.scan_now, name="scan"),
     path("policies/", policy_views.policy_list, name="policies"),
     path("policies/new/", policy_views.policy_new, name="policy-new"),
     path("policies/<int:pk>/", policy_views.policy_detail, name="policy"),

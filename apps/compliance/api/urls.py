@@ -8,7 +8,7 @@ from rest_framework.routers import SimpleRouter
 from apps.compliance.api.exceptions import PolicyExceptionViewSet
 from apps.compliance.api.fixes import ResultFixView
 from apps.compliance.api.policies import BindingViewSet, PolicyViewSet
-from apps.compliance.api.views import HistoryView, OverviewView, ReportView, ResultViewSet, SummaryView
+from apps.compliance.api.views import HistoryView, OverviewView, ReportView, ResultViewSet, ScanView, SummaryView
 from apps.compliance.api.webhooks import WebhookViewSet
 
 router = SimpleRouter()
@@ -20,6 +20,7 @@ router.register("webhooks", WebhookViewSet, basename="compliance-webhook")
 urlpatterns = [
     *router.urls,
     path("summary/", SummaryView.as_view(), name="compliance-summary"),
+    path("scan/", ScanView.as_view(), name="compliance-scan"),
     path("history/", HistoryView.as_view(), name="compliance-history"),
     path("overview/", OverviewView.as_view(), name="compliance-overview"),
     path("reports/", ReportView.as_view(), name="compliance-reports"),

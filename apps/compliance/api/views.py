@@ -183,3 +183,14 @@ class ReportView(APIView):
                 {"format": [f"More than {reports.MAX_RESULTS} results: narrow the report by scope or use csv."]}
             )
         return Response(reports.openreports(rows), headers={"Content-Disposition": f'inline; filename="{filename}"'})
+
+
+class ScanView(APIView):
+    """``POST``: scan every observed workload now (act right globally; once a minute at most)."""
+
+    @extend_schema(request=None, responses={202: None})
+    def post(self, request: Request) -> Response:
+        from apps.compliance.services.scans import scan_request
+
+        scan_request(by=request.user)
+        return Response(status=202)

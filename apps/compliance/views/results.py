@@ -10,15 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
 
 from apps.compliance import events, selectors
 from apps.compliance.checks import Severity
 from apps.compliance.models import ResultStatus
 from apps.core import portal
+from apps.core.access import GLOBAL, Action, can_at
+from apps.core.errors import DomainError
 
 RESULTS_PAGE = 50
 NAMESPACES_SHOWN = 20
@@ -109,8 +112,26 @@ def result_list(request: HttpRequest) -> HttpResponse:
         clusters=selectors.clusters(request.user),
         policies=selectors.policy_keys(request.user),
         live_topics=events.application(application.pk) if application is not None else events.RESULTS,
+        may_scan=can_at(request.user, Action.ACT, GLOBAL),
     )
     return render(request, "compliance/results.html", context)
+
+
+@login_required
+@require_POST
+def scan_now(request: HttpRequest) -> HttpResponse:
+    """Scan every observed workload now; the page updates live as results change."""
+    from apps.compliance.services.scans import scan_request
+
+    try:
+        scan_request(by=request.user)
+    except DomainError as exc:
+        if exc.status == 403:
+            portal.deny(request, "compliance.scan.request", None)
+        messages.warning(request, exc.message)
+    else:
+        messages.success(request, "Scan queued: every observed workload is evaluated again; this page follows live.")
+    return redirect("compliance:results")
 
 
 result_table = portal.table_view("compliance/_live.html", _results_context)

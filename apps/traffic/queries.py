@@ -74,8 +74,13 @@ Part = tuple[str, datetime, datetime]  # level, first bucket (inclusive), end (e
 
 def cover(since: datetime, until: datetime, now: datetime | None = None) -> list[Part]:
     """The rows that add up to ``[since, until)``: day rows for whole days, hour rows for the whole hours around
-    them, minute rows at the ends."""
-    start, end = _bounds(since, until, now or timezone.now())
+    them, minute rows at the ends. A range that reaches the present ends with the current hour's and day's rows."""
+    now = now or timezone.now()
+    start, end = _bounds(since, until, now)
+    if end >= _ceil(_epoch(now), 60):
+        # Nothing is stored after now: a range reaching the present reads the current hour's and day's rows whole
+        # (the last hour is 16 minute rows and one hour row per key, not 60 minute rows).
+        end = _ceil(end, LEVEL_SECONDS[Level.DAY])
     parts: list[Part] = []
     index = 0
     while start < end:

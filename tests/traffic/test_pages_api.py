@@ -320,3 +320,24 @@ def test_a_flush_pushes_to_the_tabs_of_the_applications_it_touched_once_every_fe
     assert any(f"not allowed to follow {events.application(blog.pk)}" in m for m in (first, second))
     assert any('id="traffic-live-refresh"' in m for m in (first, second))
     assert 'id="traffic-live-refresh"' in pushed and f"/traffic/applications/{shop.pk}/live/" in pushed
+
+
+def test_a_range_is_read_from_the_coarsest_rows_inside_it():
+    from apps.traffic.queries import cover
+
+    now = datetime(2026, 12, 6, 10, 44, 20, tzinfo=UTC)
+    hour = datetime(2026, 12, 6, 8, tzinfo=UTC)
+    assert cover(hour, hour + timedelta(hours=1), now) == [("h", hour, hour + timedelta(hours=1))]
+    # the last hour: the minutes of the previous hour, then the current hour's row (nothing is stored after now)
+    last = cover(now - timedelta(hours=1), now, now)
+    assert last == [
+        ("m", datetime(2026, 12, 6, 9, 44, tzinfo=UTC), datetime(2026, 12, 6, 10, tzinfo=UTC)),
+        ("h", datetime(2026, 12, 6, 10, tzinfo=UTC), datetime(2026, 12, 7, tzinfo=UTC)),
+    ]
+    # two days before yesterday: whole days; minute rows past their retention widen the ends to hours
+    old = cover(datetime(2026, 11, 20, 7, 30, tzinfo=UTC), datetime(2026, 11, 23, 5, 10, tzinfo=UTC), now)
+    assert old == [
+        ("h", datetime(2026, 11, 20, 7, tzinfo=UTC), datetime(2026, 11, 21, tzinfo=UTC)),
+        ("h", datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 23, 6, tzinfo=UTC)),
+        ("d", datetime(2026, 11, 21, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC)),
+    ]

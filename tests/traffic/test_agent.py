@@ -31,6 +31,7 @@ from starlette.routing import Mount, Route
 from apps.traffic import buffer, pairing, rollup
 from apps.traffic.models import Sample
 from apps.users.tokens import token_create
+from tests.support.clusters import sa_token
 from tests.support.components import free_port
 from tests.support.rows import application_row, cluster_row
 
@@ -305,6 +306,30 @@ def test_with_icc_down_every_request_succeeds_and_the_agent_stays_bounded():
     # the traffic, bounds it): about a kilobyte per queued sample.
     assert after <= at_cap * 1.25 + 64 * 1024, (at_cap, after)
     assert after <= (cap + batch) * 4096, after
+
+
+@pytest.mark.timeout(45 * 60)
+def test_the_agent_sends_with_the_workloads_service_account_token(icc_server, shop_and_blog, k8s_api, tmp_path):
+    """Machine identity: the shop's ServiceAccount token (TokenReview on the real kube-apiserver) and the cluster's
+    name; ICC maps the token to the shop, whatever the agent sends."""
+    cluster, namespace, apps = shop_and_blog["cluster"], shop_and_blog["namespace"], shop_and_blog["apps"]
+    token_file = str(tmp_path / "token")
+    write_token(token_file, sa_token(k8s_api, namespace, "shop-sa"))
+    agent = Agent(url=icc_server.url, cluster=cluster.name, token_file=token_file, flush_seconds=0.1)
+    served = WSGIMiddleware(files, agent=agent)
+    try:
+        for name in ("a", "b"):
+            environ = {"REQUEST_METHOD": "GET", "PATH_INFO": f"/files/{name}", "wsgi.input": io.BytesIO(b"")}
+            body = served(environ, lambda status, headers, exc_info=None: lambda data: None)
+            b"".join(body)
+            body.close()  # type: ignore[attr-defined]
+        assert agent.flush(timeout=30), agent.stats()
+    finally:
+        agent.close(timeout=0)
+    while rollup.flush():
+        continue
+    assert Sample.objects.filter(application=apps["shop"], route="unmatched", size=3072).count() == 2
+    assert not Sample.objects.filter(application=apps["blog"]).exists()
 
 
 class Capturing(Agent):

@@ -535,6 +535,8 @@ SPECTACULAR_SETTINGS = {
         "CronRunStateEnum": "apps.cron.models.RunState",
         "ComplianceModeEnum": "apps.compliance.models.Mode",
         "ModeEnum": "apps.scaler.models.Mode",  # the scaling policies' mode keeps the name it always had
+        "NotificationSeverityEnum": "apps.notifications.models.SEVERITY_CHOICES",
+        "NotificationMessageStateEnum": "apps.notifications.models.MessageState",
     },
 }
 

@@ -25,6 +25,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("cron/", include("apps.cron.api.urls")),
     path("compliance/", include("apps.compliance.api.urls")),
     path("traffic/", include("apps.traffic.api.urls")),
+    path("notifications/", include("apps.notifications.api.urls")),
     path("calendar/", include("apps.calendar.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="v1:schema"), name="swagger-ui"),

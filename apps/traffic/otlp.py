@@ -138,13 +138,20 @@ def _message(body: bytes, kind: str) -> ExportTraceServiceRequest:
     return request
 
 
-def _value(value: Any) -> Any:
-    which = value.WhichOneof("value")
-    return getattr(value, which) if which in ("string_value", "int_value", "double_value", "bool_value") else None
+_SCALARS = frozenset(("string_value", "int_value", "double_value", "bool_value"))
+_ERROR = Status.STATUS_CODE_ERROR
 
 
 def _attributes(pairs: Iterable[Any]) -> dict[str, Any]:
-    return {kv.key: _value(kv.value) for kv in pairs if kv.key in _WANTED}
+    """The wanted attributes' scalar values (one pass, each key and value read once: this runs for every span)."""
+    found: dict[str, Any] = {}
+    for kv in pairs:
+        key = kv.key
+        if key in _WANTED:
+            value = kv.value
+            which = value.WhichOneof("value")
+            found[key] = getattr(value, which) if which in _SCALARS else None
+    return found
 
 
 def _int(value: Any) -> int:
@@ -154,27 +161,30 @@ def _int(value: Any) -> int:
         return 0
 
 
-def _record(span: Any, kind: str) -> SpanRecord:
-    attributes = _attributes(span.attributes)
-    status = _int(attributes.get("http.response.status_code") or attributes.get("http.status_code"))
-    route = str(attributes.get("http.route") or (span.name if kind == SERVER else "") or "")[:ROUTE_LENGTH]
-    method = str(attributes.get("http.request.method") or attributes.get("http.method") or "")[:10]
-    size = _int(attributes.get("http.response.body.size") or attributes.get("http.response_content_length"))
-    return SpanRecord(
-        kind=kind,
-        trace=span.trace_id.hex(),
-        span=span.span_id.hex(),
-        parent=span.parent_span_id.hex(),
-        end=span.end_time_unix_nano / 1e9,
-        duration_ms=max(0.0, (span.end_time_unix_nano - span.start_time_unix_nano) / 1e6),
-        error=span.status.code == Status.STATUS_CODE_ERROR or status >= 500,
-        route=route,
-        method=method.upper(),
-        status=status,
-        size=max(0, size),
-        peer=str(attributes.get("peer.service") or "")[:200],
-        db=str(attributes.get("db.system.name") or attributes.get("db.system") or "")[:100],
-        address=str(attributes.get("server.address") or attributes.get("net.peer.name") or "")[:200],
+def _text(value: Any, length: int) -> str:
+    return value[:length] if value.__class__ is str else str(value or "")[:length]
+
+
+def _record(span: Any, kind: str, start: int, end: int) -> SpanRecord:
+    get = _attributes(span.attributes).get
+    status = _int(get("http.response.status_code") or get("http.status_code"))
+    route = get("http.route") or (span.name if kind == SERVER else "")
+    size = _int(get("http.response.body.size") or get("http.response_content_length"))
+    return SpanRecord(  # positional: this runs for every span
+        kind,
+        span.trace_id.hex(),
+        span.span_id.hex(),
+        span.parent_span_id.hex(),
+        end / 1e9,
+        max(0.0, (end - start) / 1e6),
+        status >= 500 or span.status.code == _ERROR,
+        _text(route, ROUTE_LENGTH),
+        _text(get("http.request.method") or get("http.method"), 10).upper(),
+        status,
+        max(0, size),
+        _text(get("peer.service"), 200),
+        _text(get("db.system.name") or get("db.system"), 100),
+        _text(get("server.address") or get("net.peer.name"), 200),
     )
 
 
@@ -185,6 +195,7 @@ def parse(body: bytes, content_type: str) -> Parsed:
     records: list[SpanRecord] = []
     spans = rejected = 0
     error = ""
+    kinds = _KINDS.get
     for resource_spans in message.resource_spans:
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
@@ -193,13 +204,14 @@ def parse(body: bytes, content_type: str) -> Parsed:
                     rejected += 1
                     error = error or "a span needs a 16-byte trace id and an 8-byte span id"
                     continue
-                if span.end_time_unix_nano < span.start_time_unix_nano:
+                start, end = span.start_time_unix_nano, span.end_time_unix_nano
+                if end < start:
                     rejected += 1
                     error = error or "a span ends before it starts"
                     continue
-                role = _KINDS.get(span.kind)
+                role = kinds(span.kind)
                 if role is not None:
-                    records.append(_record(span, role))
+                    records.append(_record(span, role, start, end))
     return Parsed(records, spans, rejected, error)
 
 

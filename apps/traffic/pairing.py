@@ -3,9 +3,10 @@
 A client span waits under ``<trace id><its span id>``; a server span under ``<trace id><its parent span id>`` —
 the same key when one caused the other. Whichever arrives second finds the first and the pair becomes a graph edge
 with both sides' latencies. What waits longer than ``TRAFFIC_PAIRING_SECONDS`` comes back from :func:`expired` as
-unpaired (a call to something that sends no spans, or a caller that sends none). With Redis the waiting sides are
-keys with a deadline in a sorted set, shared by every flusher (``SET NX`` settles two flushers racing on one key);
-without, an in-process dict.
+unpaired (a call to something that sends no spans, or a caller that sends none). Sides that meet inside one flush
+batch pair at once, in memory. The others wait: with Redis as keys with a deadline in a sorted set, shared by every
+flusher (Lua scripts take or leave each side atomically, one round trip per 2,000 sides); without, an in-process
+dict.
 """
 
 from __future__ import annotations
@@ -51,51 +52,82 @@ def _match_memory(items: list[tuple[str, Waiting]], deadline: float) -> list[tup
     return pairs
 
 
-def _pairs(mine: list[tuple[str, Waiting]], found: list[Any]) -> tuple[list[tuple[Waiting, Waiting]], list[int]]:
-    """Pairs of each waiting side with what its key held (when that is the other side), and the indexes left."""
-    pairs, left = [], []
-    for index, ((_, side), other) in enumerate(zip(mine, found, strict=True)):
-        theirs = orjson.loads(other) if other else None
-        if theirs is not None and theirs[0] != side[0]:
-            pairs.append((side, theirs))
-        else:
-            left.append(index)
-    return pairs, left
+# Atomic in Redis (one round trip per chunk, no race between flushers): each side takes its other side if that is
+# waiting (removing it) or waits under its key with a deadline. KEYS: the pending set, then the sides' keys; ARGV:
+# the expiry in seconds, the deadline, then the sides (JSON lists: the first 4 bytes are '["c"' or '["s"').
+_MATCH = """
+local out = {}
+for i = 2, #KEYS do
+  local side = ARGV[i + 1]
+  local other = redis.call('GET', KEYS[i])
+  if not other then
+    redis.call('SET', KEYS[i], side, 'EX', ARGV[1])
+    redis.call('ZADD', KEYS[1], ARGV[2], KEYS[i])
+    out[i - 1] = false
+  elseif string.sub(other, 1, 4) ~= string.sub(side, 1, 4) then
+    redis.call('DEL', KEYS[i])
+    redis.call('ZREM', KEYS[1], KEYS[i])
+    out[i - 1] = other
+  else
+    out[i - 1] = false
+  end
+end
+return out
+"""
+# KEYS: the pending set; ARGV: now, limit. The sides' keys come from the set (standalone Redis, as everywhere).
+_EXPIRED = """
+local keys = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+local out = {}
+for _, key in ipairs(keys) do
+  local side = redis.call('GET', key)
+  redis.call('DEL', key)
+  redis.call('ZREM', KEYS[1], key)
+  if side then out[#out + 1] = side end
+end
+return out
+"""
+CHUNK = 2000  # sides per script call: Redis runs one call at a time, so keep each short
+_scripts: dict[int, tuple[Any, Any]] = {}
 
 
-def _getdel(client: redis.Redis, keys: list[str]) -> list[Any]:
-    with client.pipeline(transaction=False) as pipe:
-        for key in keys:
-            pipe.getdel(key)
-        return list(pipe.execute())
+def _script(client: redis.Redis) -> tuple[Any, Any]:
+    found = _scripts.get(id(client))
+    if found is None:
+        found = _scripts[id(client)] = (client.register_script(_MATCH), client.register_script(_EXPIRED))
+    return found
+
+
+def _within(items: list[tuple[str, Waiting]]) -> tuple[list[tuple[Waiting, Waiting]], list[tuple[str, Waiting]]]:
+    """Pairs found inside the batch itself (most are: a round of spans flushes together), and the sides left."""
+    first: dict[str, Waiting] = {}
+    pairs = []
+    for key, side in items:
+        other = first.get(key)
+        if other is None:
+            first[key] = side
+        elif other[0] != side[0]:
+            del first[key]
+            pairs.append((side, other))
+    return pairs, list(first.items())
 
 
 def match(items: list[tuple[str, Waiting]]) -> list[tuple[Waiting, Waiting]]:
     """Pair each (key, waiting side) with the other side if it is there, else leave it waiting; returns the pairs
     as (this side, the other side)."""
-    if not items:
-        return []
+    pairs, left = _within(items)
+    if not left:
+        return pairs
     window = float(settings.TRAFFIC_PAIRING_SECONDS)
     deadline = time.time() + window
     client = _redis()
     if client is None:
-        return _match_memory(items, deadline)
-    keyed = [(PREFIX + key, side) for key, side in items]
-    pairs, left_at = _pairs(keyed, _getdel(client, [key for key, _ in keyed]))
-    left = [keyed[i] for i in left_at]
-    if not left:
-        return pairs
-    with client.pipeline(transaction=False) as pipe:
-        for key, side in left:
-            pipe.set(key, orjson.dumps(side), nx=True, ex=int(window * 2) + 1)
-        stored = pipe.execute()
-    waiting = {key: deadline for (key, _), ok in zip(left, stored, strict=True) if ok}
-    if waiting:
-        client.zadd(PENDING, waiting)
-    late = [item for item, ok in zip(left, stored, strict=True) if not ok]  # the other side came in between
-    if late:
-        more, _ = _pairs(late, _getdel(client, [key for key, _ in late]))
-        pairs.extend(more)
+        return pairs + _match_memory(left, deadline)
+    script = _script(client)[0]
+    for at in range(0, len(left), CHUNK):
+        chunk = left[at : at + CHUNK]
+        keys = [PENDING, *(PREFIX + key for key, _ in chunk)]
+        found = script(keys=keys, args=[int(window * 2) + 1, deadline, *(orjson.dumps(side) for _, side in chunk)])
+        pairs.extend((side, orjson.loads(other)) for (_, side), other in zip(chunk, found, strict=True) if other)
     return pairs
 
 
@@ -107,12 +139,8 @@ def expired(now: float | None = None, limit: int = 5000) -> list[Waiting]:
         with _memory.lock:
             gone = [k for k, (_, deadline) in _memory.waiting.items() if deadline <= now][:limit]
             return [_memory.waiting.pop(k)[0] for k in gone]
-    found: Any = client.zrangebyscore(PENDING, "-inf", now, start=0, num=limit)
-    keys = [k.decode() if isinstance(k, bytes) else str(k) for k in found]
-    if not keys:
-        return []
-    client.zrem(PENDING, *keys)
-    return [orjson.loads(v) for v in _getdel(client, keys) if v]  # GETDEL: each side comes back to one flusher only
+    found: Any = _script(client)[1](keys=[PENDING], args=[now, limit])  # atomic: each side comes back once
+    return [orjson.loads(v) for v in found]
 
 
 def clear() -> None:

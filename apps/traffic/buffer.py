@@ -23,6 +23,16 @@ KEY = "icc:traffic:buffer"
 COUNT_KEY = "icc:traffic:buffered_spans"
 
 
+# The bound's check and the push in one round trip, atomically (two receivers cannot both pass the check).
+_PUSH = """
+if tonumber(redis.call('GET', KEYS[2]) or '0') + tonumber(ARGV[2]) > tonumber(ARGV[3]) then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('INCRBY', KEYS[2], ARGV[2])
+return 1
+"""
+_scripts: dict[int, Any] = {}
+
+
 class Full(Exception):
     """The buffer holds its maximum: come back later."""
 
@@ -69,13 +79,11 @@ def push(application_id: int, kind: str, records: list[Any]) -> None:
             _memory.entries.append(entry)
             _memory.spans += len(records)
         return
-    held = int(client.get(COUNT_KEY) or 0)
-    if held + len(records) > limit:
+    script = _scripts.get(id(client))
+    if script is None:
+        script = _scripts[id(client)] = client.register_script(_PUSH)
+    if not script(keys=[KEY, COUNT_KEY], args=[entry, len(records), limit]):
         raise Full
-    with client.pipeline(transaction=True) as pipe:
-        pipe.rpush(KEY, entry)
-        pipe.incrby(COUNT_KEY, len(records))
-        pipe.execute()
 
 
 def pop(max_entries: int) -> list[bytes]:

@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ddsketch import DDSketch
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 
-from apps.traffic import buffer, pairing, sketch
+from apps.traffic import buffer, pairing, rollup_pg, sketch
 from apps.traffic.models import LEVEL_SECONDS, EdgeRollup, RouteRollup, Sample
 from apps.traffic.otlp import CLIENT, SERVER, SpanRecord
 
@@ -143,7 +143,11 @@ def _when(epoch: int) -> datetime:
 
 
 def _write_routes(rows: dict[RouteKey, Counts]) -> None:
-    for level, folded in _levels(rows, 1).items():
+    levels = _levels(rows, 1)
+    if connection.vendor == "postgresql":
+        rollup_pg.write_routes(levels)
+        return
+    for level, folded in levels.items():
         RouteRollup.objects.bulk_create(
             [
                 RouteRollup(application_id=a, level=level, bucket=_when(b), route=r, method=m, status_class=s)
@@ -178,7 +182,11 @@ def _write_routes(rows: dict[RouteKey, Counts]) -> None:
 
 
 def _write_edges(rows: dict[EdgeKey, Counts]) -> None:
-    for level, folded in _levels(rows, 0).items():
+    levels = _levels(rows, 0)
+    if connection.vendor == "postgresql":
+        rollup_pg.write_edges(levels)
+        return
+    for level, folded in levels.items():
         EdgeRollup.objects.bulk_create(
             [
                 EdgeRollup(

@@ -102,7 +102,7 @@ def collected_static(tmp_path_factory: pytest.TempPathFactory) -> Path:
         cwd=ROOT,
         env=server_env(ICC_DATA_DIR=str(data_dir)),
         check=True,
-        timeout=120,
+        timeout=600,
     )
     return data_dir / "static"
 

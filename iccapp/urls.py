@@ -53,6 +53,7 @@ urlpatterns = [
     path("calendar/", include("apps.calendar.urls")),
     path("compliance/", include("apps.compliance.urls")),
     path("traffic/", include("apps.traffic.urls")),
+    path("notifications/", include("apps.notifications.urls")),
     path("users/", include("apps.users.urls")),
     # Addresses before each app's pages took its label as their prefix: bookmarks keep working.
     *(

@@ -11,6 +11,7 @@ class NotificationsConfig(AppConfig):
     def ready(self) -> None:
         from apps.core.access import ScopedModel, register_scoped
         from apps.core.domain_events import sink_register
+        from apps.core.registry import nav_register
         from apps.notifications import models as m
         from apps.notifications import routing
 
@@ -30,3 +31,4 @@ class NotificationsConfig(AppConfig):
         register_scoped(m.Rule, ScopedModel())
         register_scoped(m.Subscription, ScopedModel(visible_to_self="user_id"))
         sink_register("notifications", routing.sink)
+        nav_register("notifications", "Notifications", "/notifications/", order=65)

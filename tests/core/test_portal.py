@@ -41,6 +41,7 @@ def test_login_dashboard_navigation_and_logout(client, viewer_persona):
         "cron",
         "compliance",
         "traffic",
+        "notifications",
         "audit",
         "users",
     ], "every app registers its area, in menu order"

@@ -25,6 +25,8 @@ from apps.compliance.cache import Rule, Snapshot, current
 from apps.compliance.checks import Status, check_get, evaluate
 from apps.compliance.metrics import ADMISSION, ADMISSION_SECONDS
 from apps.compliance.models import Mode
+from apps.core import calendar
+from apps.core.access import Scope, ScopeKind
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ class Failure:
     message: str
     remediation: str
     title: str
+    held: str = ""  # why an enforced check only warns (a maintenance window)
 
 
 def _parse(body: bytes) -> dict[str, Any]:
@@ -93,6 +96,20 @@ def _images(obj: dict[str, Any]) -> list[str]:
     ]
 
 
+class _Maintenance:
+    """Asked of the calendar once per request, and only when a binding wants to know (from memory either way)."""
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        self.answer: str | None = None
+
+    def note(self) -> str:
+        if self.answer is None:
+            window = calendar.in_maintenance(self.scope)
+            self.answer = f"enforce held to warn: maintenance until {window.ends:%Y-%m-%d %H:%M}Z" if window else ""
+        return self.answer
+
+
 def failures(snapshot: Snapshot, cluster_id: int, obj: dict[str, Any], request: dict[str, Any]) -> list[Failure]:
     """The failing ``warn``/``enforce`` checks on ``obj`` that no active exception covers, strictest mode each."""
     metadata = obj.get("metadata") or {}
@@ -100,18 +117,22 @@ def failures(snapshot: Snapshot, cluster_id: int, obj: dict[str, Any], request: 
     name = str(metadata.get("name") or request.get("name") or metadata.get("generateName") or "")
     labels = {str(k): str(v) for k, v in (metadata.get("labels") or {}).items()}
     application = application_of(name, labels)[0]
-    chosen: dict[str, tuple[Any, str]] = {}
+    maintenance = _Maintenance(Scope(ScopeKind.APPLICATION, str(cluster_id), namespace, application))
+    chosen: dict[str, tuple[Any, str, str]] = {}
     for rule in snapshot.rules:
         if not rule.scope.covers(str(cluster_id), namespace, application):
             continue
+        mode, held = rule.mode, ""
+        if mode == Mode.ENFORCE and rule.warn_in_maintenance and maintenance.note():
+            mode, held = Mode.WARN, maintenance.note()
         for verdict in _verdicts(rule, obj, request):
             known = chosen.get(verdict.check_id)
-            if known is None or MODE_RANK[Mode(rule.mode)] > MODE_RANK[Mode(known[1])]:
-                chosen[verdict.check_id] = (verdict, rule.mode)
+            if known is None or MODE_RANK[Mode(mode)] > MODE_RANK[Mode(known[1])]:
+                chosen[verdict.check_id] = (verdict, mode, held)
     exceptions = snapshot.active_exceptions(datetime.now(UTC))
     images = _images(obj)
     found = []
-    for check_id, (verdict, mode) in chosen.items():
+    for check_id, (verdict, mode, held) in chosen.items():
         if verdict.status != Status.FAIL:
             continue
         if any(
@@ -133,7 +154,7 @@ def failures(snapshot: Snapshot, cluster_id: int, obj: dict[str, Any], request: 
             title, remediation = check.title, check.remediation
         except KeyError:  # a CEL validation: its message is all there is
             title, remediation = check_id, ""
-        found.append(Failure(check_id, verdict.policy, mode, verdict.message, remediation, title))
+        found.append(Failure(check_id, verdict.policy, mode, verdict.message, remediation, title, held))
     return sorted(found, key=lambda f: f.check_id)
 
 
@@ -150,6 +171,8 @@ def _deny_message(kind: str, name: str, denied: list[Failure]) -> str:
 
 def _warning(failure: Failure) -> str:
     text = f"ICC compliance [{failure.check_id}] {failure.title}: {failure.message}"
+    if failure.held:
+        text = f"{text} ({failure.held})"
     return text if len(text) <= MAX_WARNING_LENGTH else text[: MAX_WARNING_LENGTH - 1] + "…"
 
 

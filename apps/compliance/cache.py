@@ -46,6 +46,7 @@ class Rule:
     checks: tuple[Check, ...] = ()  # built-in policies
     compiled: cel.CompiledPolicy | None = None  # CEL policies
     match: dict[str, Any] = field(default_factory=dict)
+    warn_in_maintenance: bool = False  # enforce answered as warn while a maintenance window covers the workload
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ def _rule(binding: Binding) -> Rule | None:
         "mode": binding.mode,
         "check_id": binding.check_id,
         "params": dict(binding.params or {}),
+        "warn_in_maintenance": binding.warn_in_maintenance,
     }
     if policy.kind == PolicyKind.BUILTIN:
         checks = tuple(c for c in checks_for_policy(policy.key) if not binding.check_id or c.id == binding.check_id)

@@ -177,6 +177,9 @@ class BindingForm(forms.Form):
         help_text="JSON or YAML object; built-ins: {check id: {parameter: value}}; CEL: seen as params",
     )
     enabled = forms.BooleanField(required=False, initial=True)
+    warn_in_maintenance = forms.BooleanField(
+        required=False, label="Hold enforce to warn during maintenance windows (the change calendar)"
+    )
     confirmed = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, checks: list[str], clusters: Any, **kwargs: Any) -> None:
@@ -192,7 +195,12 @@ class BindingForm(forms.Form):
     def values(self) -> dict[str, Any]:
         data = self.cleaned_data
         keys = ("check_id", "scope_kind", "scope_cluster", "scope_namespace", "scope_application", "mode", "params")
-        return {**{k: data.get(k) or "" for k in keys}, "params": data.get("params") or {}, "enabled": data["enabled"]}
+        return {
+            **{k: data.get(k) or "" for k in keys},
+            "params": data.get("params") or {},
+            "enabled": data["enabled"],
+            "warn_in_maintenance": data["warn_in_maintenance"],
+        }
 
     def place(self, exc: DomainError) -> None:
         field = exc.field or ""
@@ -211,6 +219,7 @@ def binding_initial(binding: Any) -> dict[str, Any]:
         "mode": binding.mode,
         "params": dump(binding.params),
         "enabled": binding.enabled,
+        "warn_in_maintenance": binding.warn_in_maintenance,
     }
 
 

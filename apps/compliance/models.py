@@ -71,6 +71,8 @@ class Binding(BaseModel):
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.AUDIT)
     params = models.JSONField(default=dict, blank=True)  # {check id: {parameter: value}}
     enabled = models.BooleanField(default=True)
+    # Admission answers an ``enforce`` binding as ``warn`` while a maintenance window covers the workload.
+    warn_in_maintenance = models.BooleanField(default=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
 
     class Meta:

@@ -100,7 +100,7 @@ class JobForm(forms.Form):
     keep_failed = forms.IntegerField(initial=20, label="Keep failed runs")
     spread = forms.BooleanField(required=False, label="Spread: fire at a stable second of the minute")
     freeze_policy = forms.ChoiceField(
-        choices=FreezePolicy.choices, initial=FreezePolicy.RUN, label="During a change freeze"
+        required=False, choices=FreezePolicy.choices, initial=FreezePolicy.RUN, label="During a change freeze"
     )
     grace_seconds = forms.IntegerField(initial=60, label="Grace before late (s)")
     target_kind = forms.ChoiceField(choices=TargetKind.choices, initial=TargetKind.HTTP, label="Target")
@@ -149,6 +149,9 @@ class JobForm(forms.Form):
         if read_only:
             for item in self.fields.values():
                 item.disabled = True
+
+    def clean_freeze_policy(self) -> str:
+        return str(self.cleaned_data.get("freeze_policy") or FreezePolicy.RUN)
 
     def clean_http_headers(self) -> dict[str, str]:
         return _header_lines(self.cleaned_data.get("http_headers") or "", "http_headers")

@@ -124,6 +124,7 @@ class ComplianceBindingSerializer(serializers.ModelSerializer):
             "mode",
             "params",
             "enabled",
+            "warn_in_maintenance",
             "created_at",
             "updated_at",
         )
@@ -140,6 +141,9 @@ class ComplianceBindingWriteSerializer(StrictSerializer):
     mode = serializers.CharField(required=False, help_text="audit, warn or enforce")
     params = serializers.JSONField(required=False, help_text="built-ins: {check id: {parameter: value}}")
     enabled = serializers.BooleanField(required=False)
+    warn_in_maintenance = serializers.BooleanField(
+        required=False, help_text="answer enforce as warn while a maintenance window covers the workload"
+    )
 
 
 class ComplianceFailedCheckSerializer(serializers.Serializer):

@@ -33,7 +33,7 @@ MAX_MATCH_ITEMS = 50
 MAX_PARAMS_BYTES = 16 * 1024
 MAX_DESCRIPTION = 4000
 POLICY_FIELDS = ("name", "description", "severity", "validations", "variables", "match")
-BINDING_FIELDS = ("check_id", "mode", "params", "enabled")
+BINDING_FIELDS = ("check_id", "mode", "params", "enabled", "warn_in_maintenance")
 SCOPE_FIELDS = ("scope_kind", "scope_cluster", "scope_namespace", "scope_application")
 
 
@@ -297,6 +297,7 @@ def clean_binding(policy: Policy, values: Mapping[str, Any]) -> dict[str, Any]:
         "check_id": check_id,
         "params": _clean_params(policy, check_id, values.get("params")),
         "enabled": bool(values.get("enabled", True)),
+        "warn_in_maintenance": bool(values.get("warn_in_maintenance", False)),
     }
 
 
@@ -316,6 +317,7 @@ def binding_snapshot(binding: Binding) -> dict[str, Any]:
         "mode": binding.mode,
         "params": binding.params,
         "enabled": binding.enabled,
+        "warn_in_maintenance": binding.warn_in_maintenance,
     }
 
 

@@ -273,7 +273,8 @@ def _save_binding(request: HttpRequest, policy: Policy, binding: Binding | None)
     try:
         if _switches_to_enforce(values, binding) and not form.cleaned_data.get("confirmed"):
             run = dryrun.binding_dry_run(viewer=request.user, policy=policy, **values)
-            keep = [(name, request.POST.get(name, "")) for name in (*BINDING_FIELDS, "enabled") if name in request.POST]
+            kept = (*BINDING_FIELDS, "enabled", "warn_in_maintenance")
+            keep = [(name, request.POST.get(name, "")) for name in kept if name in request.POST]
             return _binding_page(request, policy, binding, form, dry=run, confirm_values=keep)
         if binding is None:
             saved = services.binding_create(policy=policy, by=request.user, **values)

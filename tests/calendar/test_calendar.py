@@ -248,6 +248,11 @@ def test_the_portal_shows_the_month_the_editor_previews_and_affected_pages_carry
     )
     shown = client.get(f"/clusters/applications/{app.pk}/").content.decode()
     assert 'data-calendar-banner="maintenance"' in shown and "node upgrade" in shown
+    on_cluster = client.get(f"/clusters/{cluster.pk}/").content.decode()
+    assert "node upgrade" not in on_cluster, "an application's window is not the whole cluster's"
+    week = client.get("/calendar/", {"view": "week"}).content.decode()
+    assert 'data-view="week"' in week and week.count("data-day=") == 7 and 'data-kind="maintenance"' in week
+    assert client.get("/calendar/", {"view": "year"}).status_code == 200, "a bad filter shows the month"
     assert "node upgrade" not in client.get("/calendar/").content.decode().split("<h1>")[0], "not on global pages"
 
     viewer = make_user("cal-portal-viewer", role="viewer")

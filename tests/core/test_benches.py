@@ -222,3 +222,21 @@ def test_the_compliance_bench_scans_beside_the_official_client_and_admits_throug
     assert summary["creates"] == 50 and summary["enforced_checks"] == 20
     assert summary["webhook_reviews"] >= 50, "the API server asked ICC about every create while the webhook was on"
     assert 0 < summary["webhook_p99_ms"] < summary["create_webhook_p99_ms"]
+
+
+@pytest.mark.timeout(QUICK_TIMEOUT_S + 300)
+def test_the_traffic_bench_rolls_up_every_span_beside_the_bare_parse_and_times_the_queries() -> None:
+    summary = run_quick("traffic.py")
+    assert_keys(
+        summary,
+        {"spans_per_s", "ingest_p99_ms", "parse_only_spans_per_s", "routes_query_p99_ms", "graph_query_p99_ms"}
+        | {"ingest_p50_ms", "window_spans", "requests", "non_2xx_responses", "rollups_exact", "rollups"}
+        | {"routes_in_table", "graph_edges", "target_spans_per_s", "target_ingest_p99_ms"},
+    )
+    assert summary["non_2xx_responses"] == 0
+    assert summary["rollups_exact"] is True, summary["rollups"]  # every span sent is in the rollups, once
+    assert summary["spans_per_s"] > 0 and summary["parse_only_spans_per_s"] > summary["spans_per_s"]
+    assert 0 < summary["ingest_p50_ms"] <= summary["ingest_p99_ms"]
+    assert summary["routes_in_table"] == 100
+    assert summary["graph_edges"] >= 40  # the query phase's edges, beside the ingested ones
+    assert summary["routes_query_p99_ms"] > 0 and summary["graph_query_p99_ms"] > 0

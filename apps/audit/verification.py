@@ -87,11 +87,43 @@ def record_verify_result(result: VerifyResult) -> dict[str, Any]:
         "reason": result.reason,
         "at": timezone.now().isoformat(),
     }
+    previous = last_verify_result()
+    _announce(result, was_ok=previous is None or bool(previous.get("ok")))
     cache.set(VERIFY_RESULT_KEY, summary, timeout=None)
     metrics.CHAIN_VALID.set(1 if result.ok else 0)
     metrics.CHAIN_CHECKED.set(result.checked)
     metrics.CHAIN_FIRST_BAD.set(result.first_bad_seq or 0)
     return summary
+
+
+def _announce(result: VerifyResult, *, was_ok: bool) -> None:
+    """A critical domain event when the chain is found broken (each verification repeats the condition, grouped
+    by its key), and a resolving one when a verification passes again after a failure."""
+    from apps.core.domain_events import DomainEvent, Severity, emit
+
+    if not result.ok:
+        emit(
+            DomainEvent(
+                kind="audit.chain_broken",
+                severity=Severity.CRITICAL,
+                subject="audit trail",
+                text=f"The audit chain is broken at seq {result.first_bad_seq}: {result.reason}"[:1000],
+                link="/audit/",
+                dedup_key="audit.chain_broken",
+            )
+        )
+    elif not was_ok:
+        emit(
+            DomainEvent(
+                kind="audit.chain_verified",
+                severity=Severity.INFO,
+                subject="audit trail",
+                text=f"The audit chain verifies again ({result.checked} events checked).",
+                link="/audit/",
+                dedup_key="audit.chain_broken",
+                resolves=True,
+            )
+        )
 
 
 def last_verify_result() -> dict[str, Any] | None:

@@ -62,23 +62,39 @@ def routes_for(event: Event) -> list[Route]:
     found: list[Route] = []
     for rule in Rule.objects.filter(enabled=True).prefetch_related("channels"):
         if rule.matches(event.kind, event.severity, scope):
-            channels = tuple(c.pk for c in rule.channels.all() if c.enabled)
-            found.append(
-                Route(
-                    rule,
-                    None,
-                    channels,
-                    "",
-                    rule.group_window_seconds,
-                    rule.repeat_interval_seconds,
-                    rule.notify_resolved,
-                )
-            )
+            found.append(_rule_route(rule))
     users = get_user_model()
     for sub in Subscription.objects.filter(enabled=True):
         if sub.matches(event.kind, event.severity, scope):
             user = users.objects.filter(pk=sub.user_id, is_active=True).first()
             if user is not None and can_at(user, Action.READ, scope):
+                found.append(Route(None, sub, (), sub.email, sub.group_window_seconds, 0, True))
+    return found
+
+
+def _rule_route(rule: Rule) -> Route:
+    channels = tuple(c.pk for c in rule.channels.all() if c.enabled)
+    return Route(
+        rule, None, channels, "", rule.group_window_seconds, rule.repeat_interval_seconds, rule.notify_resolved
+    )
+
+
+def resolving_routes(event: Event) -> list[Route]:
+    """Rule: a resolving event reaches the owners of the open messages of its key, whatever its own kind and
+    severity (``clusters.recovered`` at info resolves what ``clusters.unreachable`` at error opened); a subscription
+    only while its user may still read the event's scope."""
+    users = get_user_model()
+    found: list[Route] = []
+    open_messages = Message.objects.filter(dedup_key=event.dedup_key, state=MessageState.OPEN).select_related(
+        "rule", "subscription"
+    )
+    for message in open_messages:
+        if message.rule is not None and message.rule.enabled:
+            found.append(_rule_route(message.rule))
+        sub = message.subscription
+        if sub is not None and sub.enabled:
+            user = users.objects.filter(pk=sub.user_id, is_active=True).first()
+            if user is not None and can_at(user, Action.READ, event.scope):
                 found.append(Route(None, sub, (), sub.email, sub.group_window_seconds, 0, True))
     return found
 
@@ -190,8 +206,12 @@ def record(domain_event: DomainEvent) -> Event:
             **Event.scope_values(domain_event.scope),
         )
         created: list[Delivery] = []
-        for route in routes_for(event):
+        for route in resolving_routes(event) if event.resolves else routes_for(event):
             created += group(event, route)
+        if event.resolves:  # conditions of routes that no longer match (a user lost access): closed silently
+            Message.objects.filter(dedup_key=event.dedup_key, state=MessageState.OPEN).update(
+                state=MessageState.RESOLVED, resolved_at=event.at, next_repeat_at=None
+            )
         ids = [(d.pk, d.next_attempt_at) for d in created]
         transaction.on_commit(lambda: _enqueue(ids))
     metrics.EVENTS.labels(kind=event.kind, severity=event.severity).inc()

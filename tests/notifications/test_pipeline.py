@@ -261,3 +261,93 @@ def test_rules_match_kind_scope_and_severity_compared_whole(eager, receiver):
     time.sleep(0.2)
     assert [orjson.loads(r.body)["message"]["subject"] for r in receiver.received()] == ["in"]
     assert Event.objects.count() == 5
+
+
+def test_an_open_condition_repeats_at_the_rule_interval_until_resolved(eager, receiver):
+    from apps.notifications import repeats
+
+    hook = channel_create(name="hook", kind="webhook", target=f"{receiver.url}/hook")
+    rule_save(
+        name="r",
+        kinds=["*"],
+        min_severity="info",
+        channels=[hook.pk],
+        group_window_seconds=0,
+        repeat_interval_seconds=1,
+    )
+    emit(DomainEvent(kind="clusters.unreachable", severity=Severity.ERROR, subject="c", text="down", dedup_key="k"))
+    drain()
+    assert repeats.due_repeats() == []  # not yet due
+    time.sleep(1.1)
+    assert len(repeats.due_repeats()) == 1
+    assert repeats.due_repeats() == []  # the next one is an interval later
+    drain()
+    emit(
+        DomainEvent(
+            kind="clusters.recovered", severity=Severity.INFO, subject="c", text="up", dedup_key="k", resolves=True
+        )
+    )
+    drain()
+    time.sleep(1.1)
+    assert repeats.due_repeats() == []  # resolved: no more repeats
+    bodies = [orjson.loads(r.body) for r in receiver.wait_for(3)]
+    assert [(b["delivery"], b["sequence"]) for b in bodies] == [("first", 0), ("repeat", 1), ("resolved", 0)]
+
+
+def test_a_subscription_mails_its_user_only_what_they_may_read(eager, smtp, make_user):
+    from apps.notifications.services.rules import subscription_create
+    from tests.support.clients import bind
+
+    c1, c2 = cluster_row("c1"), cluster_row("c2")
+    user = make_user("mia-mail")
+    bind(user.user, "viewer", c1)
+    subscription_create(
+        by=user.user,
+        kinds=["clusters.*"],
+        scope_kind="cluster",
+        scope_cluster=str(c1.pk),
+        email="mia@example.com",
+        group_window_seconds=0,
+    )
+    set_health(c1.pk, ClusterStatus.UNREACHABLE, "refused")
+    set_health(c2.pk, ClusterStatus.UNREACHABLE, "refused")
+    drain()
+    mails = smtp.wait_for(1)
+    time.sleep(0.2)
+    assert len(smtp.received()) == 1 and mails[0].recipients == ["mia@example.com"]
+    assert "cluster c1" in mails[0].subject
+    # Her binding is gone: the next condition is not mailed to her any more.
+    from apps.users.models import RoleBinding
+
+    RoleBinding.objects.filter(user=user.user).delete()
+    set_health(c1.pk, ClusterStatus.CONNECTED)
+    set_health(c1.pk, ClusterStatus.UNREACHABLE, "again")
+    drain()
+    assert Delivery.objects.filter(recipient="mia@example.com").count() == 1  # neither resolved nor the new one
+    assert not Message.objects.filter(subscription__isnull=False, state=MessageState.OPEN).exists()
+    assert len(smtp.received()) == 1
+
+
+def test_a_broken_audit_chain_is_a_critical_event_resolved_when_it_verifies_again(eager, receiver):
+    from apps.audit.chain import VerifyResult
+    from apps.audit.verification import record_verify_result
+
+    hook = channel_create(name="hook", kind="webhook", target=f"{receiver.url}/hook")
+    rule_save(
+        name="audit",
+        kinds=["audit.*"],
+        min_severity="info",
+        channels=[hook.pk],
+        group_window_seconds=0,
+        repeat_interval_seconds=3600,
+    )  # a repeating rule groups the condition for as long as it is open
+    record_verify_result(VerifyResult(ok=True, checked=3))
+    record_verify_result(VerifyResult(ok=False, checked=3, first_bad_seq=2, reason="hash mismatch"))
+    record_verify_result(VerifyResult(ok=False, checked=3, first_bad_seq=2, reason="hash mismatch"))
+    drain()
+    record_verify_result(VerifyResult(ok=True, checked=3))
+    drain()
+    bodies = [orjson.loads(r.body) for r in receiver.wait_for(2)]
+    assert [b["delivery"] for b in bodies] == ["first", "resolved"]
+    assert bodies[0]["message"]["severity"] == "critical" and "seq 2" in bodies[0]["message"]["text"]
+    assert Message.objects.get().count == 2

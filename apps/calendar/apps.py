@@ -9,7 +9,7 @@ class CalendarConfig(AppConfig):
     verbose_name = "Change calendar"
 
     def ready(self) -> None:
-        from apps.calendar import cache
+        from apps.calendar import cache, dashboard
         from apps.calendar import models as m
         from apps.core.access import ScopedModel, register_scoped
         from apps.core.calendar import provider_register
@@ -20,4 +20,5 @@ class CalendarConfig(AppConfig):
             ScopedModel(cluster="scope_cluster", namespace="scope_namespace", application="scope_application"),
         )
         provider_register("calendar", cache.provider)
+        dashboard.register()  # active freezes and maintenance windows among the dashboard's counters
         nav_register("calendar", "Calendar", "/calendar/", order=70)

@@ -89,7 +89,7 @@ def current() -> Snapshot:
     return snapshot
 
 
-def _occurrences_at(prepared: Prepared, snapshot: Snapshot, at: datetime) -> list[recurrence.Occurrence]:
+def occurrences_at(prepared: Prepared, snapshot: Snapshot, at: datetime) -> list[recurrence.Occurrence]:
     if snapshot.lo <= at < snapshot.hi:
         return list(prepared.near)
     entry = prepared.entry
@@ -106,7 +106,7 @@ def windows(scope: Scope, at: datetime, kind: WindowKind | None = None) -> list[
         entry = prepared.entry
         if (kind is not None and entry.kind != kind) or not entry.covers(scope):
             continue
-        for occurrence in _occurrences_at(prepared, snapshot, at):
+        for occurrence in occurrences_at(prepared, snapshot, at):
             starts, ends = occurrence.utc()
             if starts <= at < ends:
                 found.append(

@@ -20,6 +20,7 @@ from apps.calendar.models import CalendarEntry, EntryKind
 from apps.clusters.models import Cluster
 from apps.core.access import Action, Scope, ScopeKind, can_at
 from apps.core.errors import DomainError, ForbiddenError
+from apps.core.events import dashboard_changed
 
 EDITABLE = (
     "kind",
@@ -97,6 +98,12 @@ def _clean(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def _changed(entry: CalendarEntry, verb: str) -> None:
+    """After commit: every process's calendar follows, then open dashboards re-count their active windows."""
+    entries_changed()
+    dashboard_changed(f"calendar entry {entry.title} {verb}")
+
+
 def _audit(entry: CalendarEntry, verb: str, *, changes: dict[str, Any] | None = None) -> None:
     scope = entry.scope()
     audit_record(
@@ -126,7 +133,7 @@ def entry_create(*, by: Any = None, **values: Any) -> CalendarEntry:
             created_by=by if getattr(by, "is_authenticated", False) else None,
         )
         _audit(entry, "create")
-        entries_changed()
+        _changed(entry, "created")
     return entry
 
 
@@ -148,7 +155,7 @@ def entry_update(entry: CalendarEntry, *, by: Any = None, **values: Any) -> Cale
         locked.save()
         changes = {n: [str(before[n]), str(fields[n])] for n in EDITABLE if str(before[n]) != str(fields[n])}
         _audit(locked, "update", changes=changes)
-        entries_changed()
+        _changed(locked, "changed")
     return locked
 
 
@@ -157,4 +164,4 @@ def entry_delete(entry: CalendarEntry, *, by: Any = None) -> None:
     with transaction.atomic():
         _audit(entry, "delete")
         CalendarEntry.objects.filter(pk=entry.pk).delete()
-        entries_changed()
+        _changed(entry, "deleted")

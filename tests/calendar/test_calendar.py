@@ -302,3 +302,21 @@ def test_the_cron_api_takes_the_freeze_policy(make_user, receiver):
     assert created.json()["freeze_policy"] == "skip"
     bad = post(client, "/api/v1/cron/jobs/", {**body, "name": "other", "freeze_policy": "maybe"})
     assert bad.status_code == 400 and "freeze_policy" in error_fields(bad)
+
+
+# --- dashboard ---------------------------------------------------------------------------------------------------
+
+
+def test_the_dashboard_counts_the_active_windows_the_viewer_may_read(make_user):
+    a, b = cluster_row("cal-dash-a"), cluster_row("cal-dash-b")
+    services.entry_create(**now_entry(scope_kind="cluster", scope_cluster=str(a.pk)))
+    services.entry_create(**now_entry(scope_kind="cluster", scope_cluster=str(b.pk)))
+    services.entry_create(**now_entry(kind="maintenance"))
+    services.entry_create(**now_entry(hours_ago=-5, title="later"))  # not active yet
+    admin = client_for(make_user("dash-admin", role="admin").user).get("/fragments/dashboard/counters/")
+    assert 'id="counter-calendar_freezes">2<' in admin.content.decode()
+    assert 'id="counter-calendar_maintenance">1<' in admin.content.decode()
+    scoped = make_user("dash-a")
+    bind(scoped.user, "viewer", cluster=a)
+    shown = client_for(scoped.user).get("/fragments/dashboard/counters/").content.decode()
+    assert 'id="counter-calendar_freezes">1<' in shown, "cluster b's freeze is not counted for a reader of a"

@@ -20,7 +20,11 @@ from apps.users.models import RoleBinding, Team
 
 @pytest.mark.parametrize(
     ("role", "allowed"),
-    [("viewer", {"read"}), ("operator", {"read", "act"}), ("admin", {"read", "act", "configure"})],
+    [
+        ("viewer", {"read"}),
+        ("operator", {"read", "act", "override_freeze"}),
+        ("admin", {"read", "act", "override_freeze", "configure"}),
+    ],
 )
 def test_the_permission_matrix(role, allowed):
     assert {action for action in Action.values if role_allows(role, action)} == allowed

@@ -42,6 +42,7 @@ def test_login_dashboard_navigation_and_logout(client, viewer_persona):
         "compliance",
         "traffic",
         "notifications",
+        "calendar",
         "audit",
         "users",
     ], "every app registers its area, in menu order"

@@ -175,3 +175,13 @@ def test_a_subscription_outside_the_users_scope_is_refused_on_the_page(make_user
     assert client.post("/notifications/subscriptions/", {**base, "scope_cluster": str(c1.pk)}).status_code == 302
     assert Subscription.objects.get().user_id == user.user.pk
     assert "pia@example.com" in html(client.get("/notifications/subscriptions/"))
+
+
+def test_the_admin_shows_channels_read_only_without_their_secret(admin_persona, receiver):
+    channel = channel_create(name="hook", kind="webhook", target=f"{receiver.url}/h", secret=SECRET)
+    client = forced_login(admin_persona.user)
+    page = client.get(f"/admin/notifications/channel/{channel.pk}/change/")
+    assert page.status_code == 200 and "hook" in html(page)
+    assert SECRET not in html(page) and "Save" not in html(page)
+    assert SECRET not in html(client.get("/admin/notifications/channel/"))
+    assert client.post(f"/admin/notifications/channel/{channel.pk}/delete/", {"post": "yes"}).status_code == 403

@@ -12,7 +12,7 @@ from apps.core import topics
 from apps.core.registry import navigation
 
 pytestmark = pytest.mark.django_db
-ICC_APPS = {"users", "audit", "clusters", "scaler", "cron", "compliance", "traffic", "notifications"}
+ICC_APPS = {"users", "audit", "clusters", "scaler", "cron", "compliance", "traffic", "notifications", "calendar"}
 
 
 @pytest.mark.parametrize(

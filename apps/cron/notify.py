@@ -20,6 +20,10 @@ def job_scope(job: Job) -> Scope:
 
 
 def _run_failed(*, run: Run, job: Job, **_: Any) -> None:
+    try:
+        run.refresh_from_db(fields=["state", "reason"])  # the sender's instance may predate the final update
+    except Run.DoesNotExist:
+        return  # deleted meanwhile (its job was): nothing left to point at
     emit(
         DomainEvent(
             kind="cron.run_failed",

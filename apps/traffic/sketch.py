@@ -58,11 +58,12 @@ def dumps(sketch: DDSketch) -> bytes:
     return header + packed
 
 
-def _parts(blob: bytes) -> tuple[float, float, float, float, float, int, array[float]]:
+def _parts(blob: bytes) -> tuple[float, float, float, float, float, int, array[Any]]:
+    """The header's fields and the bins as stored (whole counts stay integers: converting costs more than it saves)."""
     count, zero, total, low_value, high_value, low, code = _HEADER.unpack_from(blob)
     bins: array[Any] = array(_TYPES[code])
     bins.frombytes(blob[_HEADER.size :])
-    return count, zero, total, low_value, high_value, low, bins if code == len(_LIMITS) else array("d", bins)
+    return count, zero, total, low_value, high_value, low, bins
 
 
 def loads(blob: bytes | memoryview | None) -> DDSketch:
@@ -72,7 +73,7 @@ def loads(blob: bytes | memoryview | None) -> DDSketch:
     count, zero, total, low_value, high_value, low, bins = _parts(bytes(blob))
     if bins:
         store = sketch._store
-        store.bins = list(bins)
+        store.bins = bins.tolist()
         store.offset = low
         store.min_key = low
         store.max_key = low + len(bins) - 1
@@ -88,7 +89,7 @@ def merged(blobs: Iterable[bytes | memoryview | None]) -> DDSketch:
     table merges thousands of minute sketches)."""
     count = zero = total = 0.0
     low_value, high_value = float("inf"), float("-inf")
-    parts: list[tuple[int, array[float]]] = []
+    parts: list[tuple[int, list[float]]] = []
     for blob in blobs:
         if not blob:
             continue
@@ -98,20 +99,17 @@ def merged(blobs: Iterable[bytes | memoryview | None]) -> DDSketch:
         count, zero, total = count + c, zero + z, total + t
         low_value, high_value = min(low_value, lo), max(high_value, hi)
         if bins:
-            parts.append((low, bins))
+            parts.append((low, bins.tolist()))
     sketch = new()
     if count == 0:
         return sketch
     if parts:
         first = min(low for low, _ in parts)
         end = max(low + len(bins) for low, bins in parts)
-        # Each sketch's bins padded to the common key range (memory copies), then summed key by key in the order
-        # DDSketch.merge would add them (the same floats).
-        padded = [
-            array("d", bytes(8 * (low - first))) + bins + array("d", bytes(8 * (end - low - len(bins))))
-            for low, bins in parts
-        ]
-        acc = list(map(sum, zip(*padded, strict=True))) if len(padded) > 1 else padded[0].tolist()
+        # Each sketch's bins padded to the common key range, then summed key by key in the order DDSketch.merge
+        # would add them (the same values).
+        padded = [[0] * (low - first) + bins + [0] * (end - low - len(bins)) for low, bins in parts]
+        acc = list(map(sum, zip(*padded, strict=True))) if len(padded) > 1 else padded[0]
         store = sketch._store
         store.bins = acc
         store.offset = store.min_key = first

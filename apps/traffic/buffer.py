@@ -1,7 +1,7 @@
 """The ingestion buffer between the receiver and the rollups, so a request never waits on database writes.
 
-The receiver pushes one packed entry per export request (the application and its span records); flushers pop
-entries in batches and roll them up. With Redis (every deployment but the embedded default) it is a list shared
+The receiver pushes one entry per export request (the application and the request as protobuf: the flushers
+build its span records; request samples as JSON rows); flushers pop entries in batches and roll them up. With Redis (every deployment but the embedded default) it is a list shared
 by all processes (``icc:traffic:buffer``) with a span counter beside it; without, an in-process deque. Both are
 bounded by ``TRAFFIC_BUFFER_MAX_SPANS``: a push beyond it is refused (the receiver answers 503 with Retry-After,
 and OTLP exporters retry), so memory stays bounded when the flushers fall behind.
@@ -21,6 +21,7 @@ from apps.core import redis_client
 
 KEY = "icc:traffic:buffer"
 COUNT_KEY = "icc:traffic:buffered_spans"
+OTLP = "otlp"  # the kind of an OTLP export request kept as protobuf (push_raw)
 
 
 # The bound's check and the push in one round trip, atomically (two receivers cannot both pass the check).
@@ -60,29 +61,48 @@ def count_of(entry: bytes) -> int:
     return int(entry[: entry.index(b"|")])
 
 
-def unpack(entry: bytes) -> tuple[int, str, list[Any]]:
-    application_id, kind, records = orjson.loads(entry[entry.index(b"|") + 1 :])
+def pack_raw(application_id: int, kind: str, count: int, payload: bytes) -> bytes:
+    """``<count>|#<application>|<kind>|<payload>``: bytes kept as they are (an OTLP request's protobuf)."""
+    return b"%d|#%d|%s|" % (count, application_id, kind.encode()) + payload
+
+
+def unpack(entry: bytes) -> tuple[int, str, Any]:
+    """The application, the kind and the records (or the raw payload of a :func:`pack_raw` entry)."""
+    at = entry.index(b"|") + 1
+    if entry[at : at + 1] == b"#":
+        kind_at = entry.index(b"|", at) + 1
+        payload_at = entry.index(b"|", kind_at) + 1
+        return int(entry[at + 1 : kind_at - 1]), entry[kind_at : payload_at - 1].decode(), entry[payload_at:]
+    application_id, kind, records = orjson.loads(entry[at:])
     return int(application_id), str(kind), records
 
 
 def push(application_id: int, kind: str, records: list[Any]) -> None:
     """Queue ``records`` (span records or request samples, as ``kind`` says); raises Full at the bound."""
-    if not records:
-        return
-    entry = pack(application_id, kind, records)
+    if records:
+        _push(pack(application_id, kind, records), len(records))
+
+
+def push_raw(application_id: int, kind: str, count: int, payload: bytes) -> None:
+    """Queue ``payload`` as it is (``count`` records' worth against the bound); raises Full at the bound."""
+    if count > 0:
+        _push(pack_raw(application_id, kind, count, payload), count)
+
+
+def _push(entry: bytes, count: int) -> None:
     limit = settings.TRAFFIC_BUFFER_MAX_SPANS
     client = _redis()
     if client is None:
         with _memory.lock:
-            if _memory.spans + len(records) > limit:
+            if _memory.spans + count > limit:
                 raise Full
             _memory.entries.append(entry)
-            _memory.spans += len(records)
+            _memory.spans += count
         return
     script = _scripts.get(id(client))
     if script is None:
         script = _scripts[id(client)] = client.register_script(_PUSH)
-    if not script(keys=[KEY, COUNT_KEY], args=[entry, len(records), limit]):
+    if not script(keys=[KEY, COUNT_KEY], args=[entry, count, limit]):
         raise Full
 
 

@@ -188,6 +188,45 @@ def _record(span: Any, kind: str, start: int, end: int) -> SpanRecord:
     )
 
 
+def _invalid(span: Any, start: int, end: int) -> str:
+    """Why the span is rejected ("" when it is kept)."""
+    if len(span.trace_id) != 16 or len(span.span_id) != 8:
+        return "a span needs a 16-byte trace id and an 8-byte span id"
+    if end < start:
+        return "a span ends before it starts"
+    return ""
+
+
+class Checked(NamedTuple):
+    payload: bytes  # the request as protobuf (a JSON body re-encoded), for :func:`records` later
+    spans: int  # every span in the request
+    rejected: int
+    error: str
+
+
+def check(body: bytes, content_type: str) -> Checked:
+    """What the receiver answers from (raises BadBody): the request read and its spans checked, without building
+    the rollups' records — the flushers do that from the payload (:func:`records`), off the request's path."""
+    kind = media_type(content_type)
+    message = _message(body, kind)
+    spans = rejected = 0
+    error = ""
+    for resource_spans in message.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                spans += 1
+                reason = _invalid(span, span.start_time_unix_nano, span.end_time_unix_nano)
+                if reason:
+                    rejected += 1
+                    error = error or reason
+    return Checked(body if kind == PROTOBUF else message.SerializeToString(), spans, rejected, error)
+
+
+def records(payload: bytes) -> list[SpanRecord]:
+    """The records of a checked request's payload: the same as ``parse(payload, PROTOBUF).records``."""
+    return parse(payload, PROTOBUF).records
+
+
 def parse(body: bytes, content_type: str) -> Parsed:
     """The spans of one export request (raises BadBody when the request as a whole cannot be read)."""
     kind = media_type(content_type)
@@ -200,14 +239,11 @@ def parse(body: bytes, content_type: str) -> Parsed:
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 spans += 1
-                if len(span.trace_id) != 16 or len(span.span_id) != 8:
-                    rejected += 1
-                    error = error or "a span needs a 16-byte trace id and an 8-byte span id"
-                    continue
                 start, end = span.start_time_unix_nano, span.end_time_unix_nano
-                if end < start:
+                reason = _invalid(span, start, end)
+                if reason:
                     rejected += 1
-                    error = error or "a span ends before it starts"
+                    error = error or reason
                     continue
                 role = kinds(span.kind)
                 if role is not None:

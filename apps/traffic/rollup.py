@@ -23,7 +23,7 @@ from ddsketch import DDSketch
 from django.db import connection, transaction
 from django.db.models import Q
 
-from apps.traffic import buffer, pairing, rollup_pg, sketch
+from apps.traffic import buffer, otlp, pairing, rollup_pg, sketch
 from apps.traffic.models import LEVEL_SECONDS, EdgeRollup, RouteRollup, Sample
 from apps.traffic.otlp import CLIENT, SERVER, SpanRecord
 
@@ -225,7 +225,15 @@ def aggregate(entries: list[bytes]) -> Batch:
     batch = Batch()
     for entry in entries:
         application_id, kind, records = buffer.unpack(entry)
-        if kind == SPANS:
+        if kind == buffer.OTLP:
+            try:
+                spans = otlp.records(records)
+            except otlp.BadBody:  # the receiver read it: only a corrupted entry gets here
+                logger.warning("dropped an unreadable buffered OTLP request of application %s", application_id)
+                continue
+            for record in spans:
+                batch.span(application_id, record)
+        elif kind == SPANS:
             for raw in records:
                 batch.span(application_id, SpanRecord(*raw))
         elif kind == SAMPLES:

@@ -135,8 +135,12 @@ def sweep(now: datetime | None = None) -> list[tuple[int, datetime]]:
     """Deliveries to (re)send: claims of dead workers are freed; pending ones past due (lost tasks, deferrals)
     are returned with their due time for the caller to enqueue."""
     moment = now or utcnow()
-    Delivery.objects.filter(status=DeliveryStatus.SENDING, claimed_at__lt=moment - CLAIM_TIMEOUT).update(
+    stale = Delivery.objects.filter(status=DeliveryStatus.SENDING, claimed_at__lt=moment - CLAIM_TIMEOUT)
+    freed = list(stale.values_list("pk", flat=True)[:1000])
+    Delivery.objects.filter(pk__in=freed, status=DeliveryStatus.SENDING).update(
         status=DeliveryStatus.PENDING, claim_token=None, next_attempt_at=moment, reason="the sending worker vanished"
     )
+    # Past due by more than a moment: its task was lost (a due delivery's own task is usually just running).
     due = Delivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=moment - timedelta(seconds=5))
-    return list(due.order_by("next_attempt_at").values_list("pk", "next_attempt_at")[:1000])
+    found = list(due.order_by("next_attempt_at").values_list("pk", "next_attempt_at")[:1000])
+    return found + [(pk, moment) for pk in freed]

@@ -351,3 +351,25 @@ def test_a_broken_audit_chain_is_a_critical_event_resolved_when_it_verifies_agai
     assert [b["delivery"] for b in bodies] == ["first", "resolved"]
     assert bodies[0]["message"]["severity"] == "critical" and "seq 2" in bodies[0]["message"]["text"]
     assert Message.objects.get().count == 2
+
+
+def test_the_tick_resends_lost_deliveries_and_frees_claims_of_vanished_workers(receiver):
+    from celery import current_app
+
+    from apps.notifications.tasks import tick
+
+    hook = channel_create(name="hook", kind="webhook", target=f"{receiver.url}/hook")
+    rule_save(name="r", kinds=["*"], min_severity="info", channels=[hook.pk], group_window_seconds=0)
+    for key in ("lost", "stuck"):  # enqueued to a broker no worker reads here: as good as lost
+        emit(DomainEvent(kind="clusters.unreachable", severity=Severity.ERROR, subject=key, text="x", dedup_key=key))
+    long_ago = datetime.now(UTC) - timedelta(minutes=10)
+    Delivery.objects.update(next_attempt_at=long_ago)
+    Delivery.objects.filter(message__subject="stuck").update(status=DeliveryStatus.SENDING, claimed_at=long_ago)
+    current_app.conf.task_always_eager = True
+    try:
+        assert tick()["enqueued"] == 2
+    finally:
+        current_app.conf.task_always_eager = False
+    subjects = sorted(orjson.loads(r.body)["message"]["subject"] for r in receiver.wait_for(2))
+    assert subjects == ["lost", "stuck"]
+    assert set(Delivery.objects.values_list("status", flat=True)) == {DeliveryStatus.SENT}

@@ -166,7 +166,11 @@ class PolicyException(BaseModel):
 
 class Result(models.Model):
     id = models.BigAutoField(primary_key=True)
-    workload = models.ForeignKey("clusters.Workload", on_delete=models.CASCADE, related_name="compliance_results")
+    # No index of its own: the unique (workload, check_id) serves every lookup by workload (one index less for
+    # every result a scan writes).
+    workload = models.ForeignKey(
+        "clusters.Workload", on_delete=models.CASCADE, related_name="compliance_results", db_index=False
+    )
     cluster = models.ForeignKey("clusters.Cluster", on_delete=models.CASCADE, related_name="compliance_results")
     namespace = models.CharField(max_length=253)
     application = models.ForeignKey(

@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from apps.audit.services import audit_record
 from apps.clusters.models import Application
-from apps.core.access import GLOBAL, Action, can, can_at
+from apps.core.access import GLOBAL, Action, Scope, ScopeKind, can, can_at
+from apps.core.domain_events import DomainEvent, Severity, emit
 from apps.core.errors import DomainError, ForbiddenError
 from apps.scaler.events import scaling_changed
 from apps.scaler.models import ScalerSettings, ScalingPolicy
@@ -40,7 +41,30 @@ def kill_switch_set(*, application: Application, on: bool, reason: str = "", by:
             metadata={"policies": count},
         )
         scaling_changed(application.pk, "kill_switch")  # update() sends no post_save: publish here
+        if count:
+            _announce_kill_switch(application, on, reason)
     return count
+
+
+def _announce_kill_switch(application: Application, on: bool, reason: str) -> None:
+    """A warning domain event when the kill switch stops an application's scaling; a resolving one when it is off."""
+    emit(
+        DomainEvent(
+            kind="scaler.kill_switch" if on else "scaler.kill_switch_off",
+            severity=Severity.WARNING if on else Severity.INFO,
+            subject=f"application {application.name}",
+            text=(
+                f"Scaling of {application.name} stopped by the kill switch"
+                if on
+                else f"Scaling of {application.name} allowed again"
+            )
+            + (f": {reason}" if reason else "."),
+            scope=Scope(ScopeKind.APPLICATION, str(application.cluster_id), application=application.name),
+            link=f"/scaler/applications/{application.pk}/",
+            dedup_key=f"scaler.kill_switch:{application.pk}",
+            resolves=not on,
+        )
+    )
 
 
 def kill_switch_on(application_id: int) -> bool:
@@ -64,6 +88,19 @@ def global_pause_set(*, on: bool, reason: str = "", by: Any) -> ScalerSettings:
             message=reason[:500],
             changes={"paused": [before, on]},
         )
+        if before != on:
+            emit(
+                DomainEvent(
+                    kind="scaler.global_pause" if on else "scaler.global_resume",
+                    severity=Severity.WARNING if on else Severity.INFO,
+                    subject="scaler",
+                    text=("The scaler is paused everywhere" if on else "The scaler runs again")
+                    + (f": {reason}" if reason and on else "."),
+                    link="/scaler/",
+                    dedup_key="scaler.global_pause",
+                    resolves=not on,
+                )
+            )
     return row
 
 

@@ -32,5 +32,6 @@ def test_tabs_are_listed_per_target_and_filtered_by_visibility(shop, admin_perso
         "scaler",
         "cron",
         "compliance",
+        "traffic",
     ]
     assert tabs_for("clusters.cluster", shop.cluster, admin_persona.user) == []

@@ -317,7 +317,7 @@ def ingest(args: Any, run: harness.Run, token: str, app_ids: dict[str, int]) -> 
         "spans_sent": totals["spans"],
         "requests": sum(statuses.values()),
         "non_2xx_responses": sum(statuses.values()) - accepted,
-        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "statuses": {f"http_{k}": v for k, v in sorted(statuses.items())},  # 0: no answer (connection error)
         "ingest_p50_ms": round(harness.percentile(latencies, 0.50) * 1000, 2),
         "ingest_p99_ms": round(harness.percentile(latencies, 0.99) * 1000, 2),
         "ingest_max_ms": round(max(latencies) * 1000, 2),

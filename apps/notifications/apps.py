@@ -31,4 +31,7 @@ class NotificationsConfig(AppConfig):
         register_scoped(m.Rule, ScopedModel())
         register_scoped(m.Subscription, ScopedModel(visible_to_self="user_id"))
         sink_register("notifications", routing.sink)
+        from apps.notifications import dashboard
+
+        dashboard.register()  # open conditions by severity
         nav_register("notifications", "Notifications", "/notifications/", order=65)

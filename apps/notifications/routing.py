@@ -24,6 +24,7 @@ from django.db.models import F
 from apps.core import calendar
 from apps.core.access import Action, can_at
 from apps.core.domain_events import DomainEvent, Severity
+from apps.core.events import dashboard_changed
 from apps.notifications import metrics
 from apps.notifications.models import (
     Channel,
@@ -214,8 +215,15 @@ def record(domain_event: DomainEvent) -> Event:
             )
         ids = [(d.pk, d.next_attempt_at) for d in created]
         transaction.on_commit(lambda: _enqueue(ids))
+        if opened_or_resolved(event, created):
+            transaction.on_commit(lambda: dashboard_changed(f"notification {event.kind}"))
     metrics.EVENTS.labels(kind=event.kind, severity=event.severity).inc()
     return event
+
+
+def opened_or_resolved(event: Event, created: list[Delivery]) -> bool:
+    """Whether the dashboard's open conditions may have changed (not for an event that only joined a message)."""
+    return event.resolves or bool(created) or event.maintenance
 
 
 def _enqueue(ids: list[tuple[int, datetime]]) -> None:

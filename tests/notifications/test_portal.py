@@ -185,3 +185,41 @@ def test_the_admin_shows_channels_read_only_without_their_secret(admin_persona, 
     assert SECRET not in html(page) and "Save" not in html(page)
     assert SECRET not in html(client.get("/admin/notifications/channel/"))
     assert client.post(f"/admin/notifications/channel/{channel.pk}/delete/", {"post": "yes"}).status_code == 403
+
+
+def test_the_dashboard_counts_open_conditions_by_severity_within_scope(admin_persona, make_user, receiver):
+    c1, c2 = cluster_row("c1"), cluster_row("c2")
+    hook = channel_create(name="hook", kind="webhook", target=f"{receiver.url}/h")
+    rule_save(name="r", kinds=["*"], min_severity="info", channels=[hook.pk], group_window_seconds=0)
+    rule_save(name="r2", kinds=["clusters.*"], min_severity="info", channels=[hook.pk], group_window_seconds=0)
+    for cluster in (c1, c2):
+        routing.record(
+            DomainEvent(
+                kind="clusters.unreachable",
+                severity=Severity.ERROR,
+                subject=cluster.name,
+                text="t",
+                scope=Scope(ScopeKind.CLUSTER, str(cluster.pk)),
+                dedup_key=cluster.name,
+            )
+        )
+    routing.record(
+        DomainEvent(
+            kind="clusters.recovered",
+            severity=Severity.INFO,
+            subject="c2",
+            text="t",
+            scope=Scope(ScopeKind.CLUSTER, str(c2.pk)),
+            dedup_key="c2",
+            resolves=True,
+        )
+    )
+    routing.record(DomainEvent(kind="audit.chain_broken", severity=Severity.CRITICAL, subject="audit", text="t"))
+    admin = html(forced_login(admin_persona.user).get("/fragments/dashboard/counters/"))
+    assert 'id="counter-notifications_open_error">1<' in admin  # two rules, one condition; c2 resolved
+    assert 'id="counter-notifications_open_critical">1<' in admin
+    local = make_user("dee-dash")
+    bind(local.user, "viewer", c2)
+    mine = html(forced_login(local.user).get("/fragments/dashboard/counters/"))
+    assert 'id="counter-notifications_open_error">0<' in mine
+    assert 'id="counter-notifications_open_critical">0<' in mine

@@ -28,6 +28,7 @@ from apps.traffic import buffer, otlp
 
 AUTH_CACHE_SECONDS = 30.0
 MAX_BODY_BYTES = 4 * 1024 * 1024
+BUFFERED_SPAN_BYTES = 256  # a span with its attributes takes 150-300 bytes of protobuf
 APPLICATION_HEADER = "HTTP_X_ICC_APPLICATION"
 CLUSTER_HEADER = "HTTP_X_ICC_CLUSTER"
 
@@ -140,8 +141,12 @@ def traces(application_id: int, body: bytes, content_type: str, encoding: str) -
     except otlp.BadBody as exc:
         raise Refused(400, 3, str(exc)) from None
     admit(application_id, max(1, checked.spans))
+    kept = checked.spans - checked.rejected
     try:
-        buffer.push_raw(application_id, buffer.OTLP, checked.spans - checked.rejected, checked.payload)
+        if kept:  # a large request weighs as its size in spans of BUFFERED_SPAN_BYTES: the bound stays one of memory
+            buffer.push_raw(
+                application_id, buffer.OTLP, max(kept, len(checked.payload) // BUFFERED_SPAN_BYTES), checked.payload
+            )
     except buffer.Full:
         raise Refused(503, 14, "ICC is catching up with earlier traffic", retry_after=5) from None
     return otlp.success(kind, checked.rejected, checked.error), kind

@@ -294,17 +294,23 @@ class Rows:
         latency = sketch.new()
         sketch.add(latency, 12.5)
         minute = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=1)
-        RouteRollup.objects.create(
-            application=app,
-            level="m",
-            bucket=minute,
-            route=route,
-            method="GET",
-            status_class=2,
-            count=3,
-            bytes=10,
-            sketch=sketch.dumps(latency),
-        )
+        buckets = {  # every level, as the flusher writes them
+            "m": minute,
+            "h": minute.replace(minute=0),
+            "d": minute.replace(hour=0, minute=0),
+        }
+        for level, bucket in buckets.items():
+            RouteRollup.objects.create(
+                application=app,
+                level=level,
+                bucket=bucket,
+                route=route,
+                method="GET",
+                status_class=2,
+                count=3,
+                bytes=10,
+                sketch=sketch.dumps(latency),
+            )
 
     def traffic_application_row(self, i: int) -> None:
         from apps.clusters.models import Application

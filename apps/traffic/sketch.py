@@ -138,4 +138,24 @@ def quantiles(blob: bytes | memoryview | None, qs: Sequence[float]) -> list[floa
 
 
 def sketch_quantiles(sketch: DDSketch, qs: Sequence[float]) -> list[float | None]:
-    return [sketch.get_quantile_value(q) for q in qs]
+    """``[sketch.get_quantile_value(q) for q in qs]`` with one pass over the bins for all of them (DDSketch walks
+    them once per quantile)."""
+    if sketch._count == 0 or sketch._negative_store.count:
+        return [sketch.get_quantile_value(q) for q in qs]
+    store = sketch._store
+    running = list(accumulate(store.bins))
+    found: list[float | None] = []
+    for q in qs:
+        if q < 0 or q > 1:
+            found.append(None)
+            continue
+        rank = q * (sketch._count - 1)
+        if rank < 0:  # weights under 1 in all: DDSketch's own (odd) answer
+            found.append(sketch.get_quantile_value(q))
+            continue
+        if rank < sketch._zero_count:
+            found.append(0)
+            continue
+        index = bisect_right(running, rank - sketch._zero_count)  # DenseStore.key_at_rank: first running > rank
+        found.append(_MAPPING.value(index + store.offset if index < len(running) else store.max_key))
+    return found

@@ -1,10 +1,11 @@
 """The ingestion buffer between the receiver and the rollups, so a request never waits on database writes.
 
 The receiver pushes one entry per export request (the application and the request as protobuf: the flushers
-build its span records; request samples as JSON rows); flushers pop entries in batches and roll them up. With Redis (every deployment but the embedded default) it is a list shared
-by all processes (``icc:traffic:buffer``) with a span counter beside it; without, an in-process deque. Both are
-bounded by ``TRAFFIC_BUFFER_MAX_SPANS``: a push beyond it is refused (the receiver answers 503 with Retry-After,
-and OTLP exporters retry), so memory stays bounded when the flushers fall behind.
+build its span records; request samples as JSON rows); flushers pop entries in batches and roll them up. With
+Redis (every deployment but the embedded default) it is a list shared by all processes (``icc:traffic:buffer``)
+with a span counter beside it; without, an in-process deque. Both are bounded by ``TRAFFIC_BUFFER_MAX_SPANS``: a
+push beyond it is refused (the receiver answers 503 with Retry-After, and OTLP exporters retry), so memory stays
+bounded when the flushers fall behind.
 """
 
 from __future__ import annotations

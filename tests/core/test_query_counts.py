@@ -339,8 +339,15 @@ class Rows:
         now = timezone.now()
         event = Event.objects.create(kind="k", severity="error", subject=f"s{i}", dedup_key=f"k{i}", at=now)
         message = Message.objects.create(
-            dedup_key=f"k{i}", kind="k", severity="error", subject="s", first_event=event, last_event=event,
-            opened_at=now, last_event_at=now, state="resolved",
+            dedup_key=f"k{i}",
+            kind="k",
+            severity="error",
+            subject="s",
+            first_event=event,
+            last_event=event,
+            opened_at=now,
+            last_event_at=now,
+            state="resolved",
         )
         message.events.add(event)
         channel = Channel.objects.create(name=f"d-{i}", kind="email", target="ops@example.com")

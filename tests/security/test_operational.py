@@ -127,8 +127,15 @@ def estate(admin_persona) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     Subscription.objects.create(user=boss, kinds=["*"], email="boss@example.com")
     event = Event.objects.create(kind="clusters.unreachable", severity="error", subject="s", dedup_key="k", at=now)
     message = Message.objects.create(
-        dedup_key="k", kind=event.kind, severity="error", subject="s", first_event=event, last_event=event,
-        opened_at=now, last_event_at=now, state="resolved",
+        dedup_key="k",
+        kind=event.kind,
+        severity="error",
+        subject="s",
+        first_event=event,
+        last_event=event,
+        opened_at=now,
+        last_event_at=now,
+        state="resolved",
     )
     Delivery.objects.create(message=message, channel=channel, kind="first", next_attempt_at=now, status="sent")
     return {"application": app, "admin": boss}

@@ -62,8 +62,9 @@ def _announce(cluster: Cluster, previous: str, status: str, error: str) -> None:
                 kind="clusters.unreachable",
                 severity=Severity.ERROR,
                 subject=f"cluster {cluster.name}",
-                text=f"ICC cannot reach cluster {cluster.name}: {error}"[:1000] if error else
-                f"ICC cannot reach cluster {cluster.name}.",
+                text=f"ICC cannot reach cluster {cluster.name}: {error}"[:1000]
+                if error
+                else f"ICC cannot reach cluster {cluster.name}.",
                 scope=scope,
                 link=link,
                 dedup_key=key,

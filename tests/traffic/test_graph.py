@@ -102,8 +102,9 @@ def chain(client, shop, operator_persona, settings):
             _span(trace, c_server, f_client, server, start, 70 + i, **{"http.route": "/orders"}),
             _span(trace, c_client, c_server, client_kind, start, 50 + i),
         )
-    while rollup.flush():
-        pass
+    done = rollup.flush()
+    while done:  # until the buffer is empty
+        done = rollup.flush()
     time.sleep(1.2)  # past the pairing window: the card gateway and the frontend's caller become virtual nodes
     rollup.flush()
     return {n: f"app:{shop[n].pk}" for n in ("frontend", "checkout", "payments")}

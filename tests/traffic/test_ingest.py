@@ -82,8 +82,10 @@ def export(*spans: Span) -> bytes:
 
 
 def flush_all() -> None:
-    while rollup.flush():
-        pass
+    """Roll up until the buffer is empty."""
+    done = rollup.flush()
+    while done:
+        done = rollup.flush()
 
 
 def test_real_sdk_exporters_protobuf_and_json_are_accepted(icc_server, apps_, tokens):

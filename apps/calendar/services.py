@@ -7,7 +7,6 @@ after commit every process's calendar follows (:func:`apps.calendar.cache.entrie
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import date, time
 from typing import Any
 
@@ -18,9 +17,10 @@ from apps.calendar import recurrence
 from apps.calendar.cache import entries_changed
 from apps.calendar.models import CalendarEntry, EntryKind
 from apps.clusters.models import Cluster
-from apps.core.access import Action, Scope, ScopeKind, can_at
+from apps.core.access import Action, Scope, can_at
 from apps.core.errors import DomainError, ForbiddenError
 from apps.core.events import dashboard_changed
+from apps.core.scopes import scope_from
 
 EDITABLE = (
     "kind",
@@ -34,32 +34,6 @@ EDITABLE = (
     "owner",
     "enabled",
 )
-_NEEDED = {
-    ScopeKind.CLUSTER: ("cluster",),
-    ScopeKind.NAMESPACE: ("cluster", "namespace"),
-    ScopeKind.APPLICATION: ("cluster", "application"),
-}
-
-
-def scope_from(values: Mapping[str, Any]) -> Scope:
-    """The scope the values name (``scope_kind``, ``scope_cluster``...), checked whole; DomainError naming the field."""
-    try:
-        scope = Scope(
-            ScopeKind(values.get("scope_kind") or ScopeKind.GLOBAL),
-            str(values.get("scope_cluster") or ""),
-            str(values.get("scope_namespace") or ""),
-            str(values.get("scope_application") or ""),
-        )
-    except ValueError:
-        raise DomainError("scope_kind must be global, cluster, namespace or application", field="scope_kind") from None
-    unused = scope.unused_coordinate()
-    if unused:
-        raise DomainError(f"a {scope.kind} scope does not name a {unused}", field=f"scope_{unused}")
-    given = {"cluster": scope.cluster, "namespace": scope.namespace, "application": scope.application}
-    for name in _NEEDED.get(ScopeKind(scope.kind), ()):
-        if not given[name]:
-            raise DomainError(f"a {scope.kind} scope names its {name}", field=f"scope_{name}")
-    return scope
 
 
 def _check(by: Any, scope: Scope) -> None:

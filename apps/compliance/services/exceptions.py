@@ -22,9 +22,9 @@ from apps.clusters.models import Cluster
 from apps.compliance.cache import policies_changed
 from apps.compliance.checks import check_get
 from apps.compliance.models import ExceptionState, Policy, PolicyException
-from apps.compliance.scopes import scope_from as _scope
 from apps.core.access import Action, Scope, can_at
 from apps.core.errors import ConflictError, DomainError, ForbiddenError
+from apps.core.scopes import scope_from as _scope
 
 MAX_PATTERNS = 20
 

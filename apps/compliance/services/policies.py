@@ -24,9 +24,9 @@ from apps.compliance import cel
 from apps.compliance.cache import policies_changed
 from apps.compliance.checks import Severity, checks_for_policy
 from apps.compliance.models import BUILTIN_POLICIES, Binding, Mode, Policy, PolicyKind
-from apps.compliance.scopes import scope_from
 from apps.core.access import GLOBAL, Action, Scope, ScopeKind, can_at
 from apps.core.errors import ConflictError, DomainError, ForbiddenError
+from apps.core.scopes import scope_from
 
 KEY = re.compile(r"^[a-z0-9]([a-z0-9-]{0,98}[a-z0-9])?$")
 MAX_MATCH_ITEMS = 50

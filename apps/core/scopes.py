@@ -1,6 +1,6 @@
-"""Where a compliance binding or exception applies, given as values (``scope_kind``, ``scope_cluster``,
-``scope_namespace``, ``scope_application``): checked whole, as access control compares scopes, and never read as
-narrower or wider than its kind says."""
+"""A scope given as values (``scope_kind``, ``scope_cluster``, ``scope_namespace``, ``scope_application``), as forms
+and APIs send where a compliance binding or exception, or a calendar entry, applies: checked whole, as access
+control compares scopes, and never read as narrower or wider than its kind says."""
 
 from __future__ import annotations
 

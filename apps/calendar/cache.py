@@ -10,19 +10,17 @@ A question about a moment outside the precomputed span is answered from the pars
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from dateutil import rrule as du
-from django.db import close_old_connections, transaction
 
 from apps.calendar import recurrence
 from apps.calendar.models import CalendarEntry
-from apps.core import redis_client
 from apps.core.access import Scope
 from apps.core.calendar import Window, WindowKind
+from apps.core.snapshot import ProcessSnapshot
 
 logger = logging.getLogger(__name__)
 
@@ -46,15 +44,6 @@ class Snapshot:
     built_at: float
 
 
-class _State:
-    current: Snapshot | None = None
-
-
-_lock = threading.Lock()
-_state = _State()
-_listening = threading.Event()
-
-
 def _prepare(entry: CalendarEntry, now: datetime) -> Prepared | None:
     try:
         rule = recurrence.parse(entry.rrule, entry.first_start())
@@ -72,21 +61,17 @@ def build(now: datetime | None = None) -> Snapshot:
     return Snapshot(prepared, moment, moment + HORIZON, time.monotonic())
 
 
+_snapshot: ProcessSnapshot[Snapshot] = ProcessSnapshot(
+    "calendar-cache", CHANNEL, lambda _number: build(), refresh_seconds=REFRESH_SECONDS
+)
+
+
 def rebuild() -> Snapshot:
-    snapshot = build()
-    with _lock:
-        _state.current = snapshot
-    return snapshot
+    return _snapshot.rebuild()
 
 
 def current() -> Snapshot:
-    snapshot = _state.current
-    if snapshot is None:
-        snapshot = rebuild()
-        _start_listener()
-    elif time.monotonic() - snapshot.built_at > REFRESH_SECONDS * 2:
-        snapshot = rebuild()  # the listener is not running here (a thread died): catch up inline
-    return snapshot
+    return _snapshot.current()
 
 
 def occurrences_at(prepared: Prepared, snapshot: Snapshot, at: datetime) -> list[recurrence.Occurrence]:
@@ -121,46 +106,6 @@ def provider(scope: Scope, at: datetime, kind: WindowKind) -> Window | None:
     return max(found, key=lambda w: w.ends) if found else None
 
 
-def _publish() -> None:
-    if _state.current is not None:
-        try:
-            rebuild()
-        except Exception:
-            logger.exception("could not rebuild the calendar")
-    redis_client.publish(CHANNEL, "a calendar change")
-
-
 def entries_changed() -> None:
     """Call from every entry write: every process answers with it right after commit."""
-    transaction.on_commit(_publish)
-
-
-def _start_listener() -> None:
-    if _listening.is_set():
-        return
-    _listening.set()
-    threading.Thread(target=_listen, name="calendar-cache", daemon=True).start()
-
-
-class _Refresher:
-    def __init__(self) -> None:
-        self.last = time.monotonic()
-
-    def now(self) -> None:
-        close_old_connections()
-        try:
-            rebuild()
-        except Exception:
-            logger.exception("could not rebuild the calendar")
-        finally:
-            close_old_connections()
-            self.last = time.monotonic()
-
-    def when_due(self) -> None:
-        if time.monotonic() - self.last >= REFRESH_SECONDS:
-            self.now()
-
-
-def _listen() -> None:
-    refresher = _Refresher()
-    redis_client.listen(CHANNEL, refresher.now, stop=threading.Event(), idle=refresher.when_due)
+    _snapshot.changed()

@@ -12,19 +12,16 @@ that answers admission listens there (a daemon thread) and rebuilds at once. A l
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import close_old_connections, transaction
-
 from apps.compliance import cel
 from apps.compliance.checks import Check, Severity, checks_for_policy
 from apps.compliance.models import AdmissionWebhook, Binding, Mode, PolicyException, PolicyKind
-from apps.core import redis_client
 from apps.core.access import Scope
+from apps.core.snapshot import ProcessSnapshot
 
 logger = logging.getLogger(__name__)
 
@@ -61,18 +58,6 @@ class Snapshot:
         return [e for e in self.exceptions if e.expires_at > now]
 
 
-class _State:
-    """This process's snapshot and the counter that orders rebuilds (a late, older rebuild never wins)."""
-
-    current: Snapshot | None = None
-    generation = 0
-
-
-_lock = threading.Lock()
-_state = _State()
-_listening = threading.Event()
-
-
 def _rule(binding: Binding) -> Rule | None:
     policy = binding.policy
     common: dict[str, Any] = {
@@ -98,12 +83,8 @@ def _rule(binding: Binding) -> Rule | None:
     return Rule(compiled=compiled, match=dict(policy.match or {}), **common)
 
 
-def build() -> Snapshot:
-    """Read everything admission needs (a few queries), outside any request. The generation is taken before
-    reading, so of two overlapping rebuilds the one that started later (and read later) wins."""
-    with _lock:
-        _state.generation += 1
-        generation = _state.generation
+def build(generation: int = 0) -> Snapshot:
+    """Read everything admission needs (a few queries), outside any request."""
     bindings = (
         Binding.objects.filter(enabled=True, policy__enabled=True, mode__in=[Mode.WARN, Mode.ENFORCE])
         .select_related("policy")
@@ -119,65 +100,20 @@ def build() -> Snapshot:
     return Snapshot(rules, exceptions, tokens, time.monotonic(), generation)
 
 
+_snapshot: ProcessSnapshot[Snapshot] = ProcessSnapshot(
+    "compliance-admission-cache", CHANNEL, build, refresh_seconds=REFRESH_SECONDS
+)
+
+
 def rebuild() -> Snapshot:
-    snapshot = build()
-    with _lock:
-        if _state.current is None or snapshot.generation > _state.current.generation:
-            _state.current = snapshot
-    return snapshot
+    return _snapshot.rebuild()
 
 
 def current() -> Snapshot:
     """The snapshot to answer with (built now only on a process's first admission request)."""
-    snapshot = _state.current
-    if snapshot is None:
-        snapshot = rebuild()
-        _start_listener()
-    return snapshot
-
-
-def _publish() -> None:
-    if _state.current is not None:
-        try:
-            rebuild()
-        except Exception:  # the listener's next rebuild catches up
-            logger.exception("could not rebuild the admission snapshot")
-    redis_client.publish(CHANNEL, "a compliance policy change")  # others catch up within REFRESH_SECONDS anyway
+    return _snapshot.current()
 
 
 def policies_changed() -> None:
     """Call from any write of policies, bindings, exceptions or webhooks: admission sees it right after commit."""
-    transaction.on_commit(_publish)
-
-
-def _start_listener() -> None:
-    if _listening.is_set():
-        return
-    _listening.set()
-    threading.Thread(target=_listen, name="compliance-admission-cache", daemon=True).start()
-
-
-class _Refresher:
-    """Rebuilds on every change message, and every REFRESH_SECONDS whatever happens."""
-
-    def __init__(self) -> None:
-        self.last = time.monotonic()
-
-    def now(self) -> None:
-        close_old_connections()
-        try:
-            rebuild()
-        except Exception:
-            logger.exception("could not rebuild the admission snapshot")
-        finally:
-            close_old_connections()
-            self.last = time.monotonic()
-
-    def when_due(self) -> None:
-        if time.monotonic() - self.last >= REFRESH_SECONDS:
-            self.now()
-
-
-def _listen() -> None:
-    refresher = _Refresher()
-    redis_client.listen(CHANNEL, refresher.now, stop=threading.Event(), idle=refresher.when_due)
+    _snapshot.changed()

@@ -405,7 +405,7 @@ def test_a_write_reaches_the_admission_snapshot_and_rescans_after_commit(
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         binding = services.binding_create(policy=baseline(), check_id=CHECK, mode="enforce", by=admin_persona.user)
     names = {getattr(c, "__qualname__", "") for c in callbacks}
-    assert {"_publish", "_changed.<locals>.<lambda>"} <= names, "the snapshot's rebuild and the scan"
+    assert {"ProcessSnapshot._publish", "_changed.<locals>.<lambda>"} <= names, "the snapshot's rebuild and the scan"
     assert [r.binding_id for r in cache.current().rules] == [binding.pk]
     with django_capture_on_commit_callbacks(execute=True):
         services.binding_update(binding=binding, mode="audit", by=admin_persona.user)

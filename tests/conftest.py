@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.support.clusters",
     "tests.support.prometheus",
     "tests.support.oidc",
+    "tests.support.otlp",
 ]
 
 

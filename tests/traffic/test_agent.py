@@ -28,23 +28,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Mount, Route
 
-from apps.traffic import buffer, pairing, rollup
+from apps.traffic import rollup
 from apps.traffic.models import Sample
 from apps.users.tokens import token_create
 from tests.support.clusters import sa_token
 from tests.support.components import free_port
 from tests.support.rows import application_row, cluster_row
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _empty():
-    buffer.clear()
-    pairing.clear()
-    yield
-    buffer.clear()
-    pairing.clear()
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_traffic")]
 
 
 @pytest.fixture

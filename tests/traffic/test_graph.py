@@ -13,27 +13,18 @@ from typing import Any
 import pytest
 from django.utils import timezone
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from apps.clusters.models import ApplicationVersion
-from apps.traffic import buffer, pairing, rollup
+from apps.traffic import rollup
 from apps.users.tokens import token_create
 from tests.support.clients import bind, forced_login, html
+from tests.support.otlp import span
 from tests.support.rows import application_row, cluster_row
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("empty_traffic")]
 
 GRAPH = "/api/v1/traffic/graph/"
-
-
-@pytest.fixture(autouse=True)
-def _empty():
-    buffer.clear()
-    pairing.clear()
-    yield
-    buffer.clear()
-    pairing.clear()
 
 
 @pytest.fixture
@@ -41,19 +32,6 @@ def shop():
     cluster = cluster_row("prod")
     apps_ = {name: application_row(cluster, "shop", name, []) for name in ("frontend", "checkout", "payments")}
     return {"cluster": cluster, **apps_}
-
-
-def _span(trace: bytes, span_id: bytes, parent: bytes, kind: int, start: int, ms: float, **attrs: Any) -> Span:
-    return Span(
-        trace_id=trace,
-        span_id=span_id,
-        parent_span_id=parent,
-        name=str(attrs.get("http.route", "op")),
-        kind=kind,
-        start_time_unix_nano=start,
-        end_time_unix_nano=start + int(ms * 1e6),
-        attributes=[KeyValue(key=k, value=AnyValue(string_value=str(v))) for k, v in attrs.items()],
-    )
 
 
 def _post(client: Any, token: str, app: Any, *spans: Span) -> None:
@@ -84,23 +62,23 @@ def chain(client, shop, operator_persona, settings):
             client,
             token,
             shop["payments"],
-            _span(trace, p_server, c_client, server, start, 40 + i, **{"http.route": "/pay"}),
-            _span(trace, p_db, p_server, client_kind, start, 10, **{"db.system": "postgresql"}),
-            _span(trace, p_peer, p_server, client_kind, start, 20, **{"peer.service": "card-gateway"}),
+            span(trace, p_server, c_client, server, start, 40 + i, **{"http.route": "/pay"}),
+            span(trace, p_db, p_server, client_kind, start, 10, **{"db.system": "postgresql"}),
+            span(trace, p_peer, p_server, client_kind, start, 20, **{"peer.service": "card-gateway"}),
         )
         _post(
             client,
             token,
             shop["frontend"],
-            _span(trace, f_server, os.urandom(8), server, start, 100, **{"http.route": "/buy"}),
-            _span(trace, f_client, f_server, client_kind, start, 80 + i),
+            span(trace, f_server, os.urandom(8), server, start, 100, **{"http.route": "/buy"}),
+            span(trace, f_client, f_server, client_kind, start, 80 + i),
         )
         _post(
             client,
             token,
             shop["checkout"],
-            _span(trace, c_server, f_client, server, start, 70 + i, **{"http.route": "/orders"}),
-            _span(trace, c_client, c_server, client_kind, start, 50 + i),
+            span(trace, c_server, f_client, server, start, 70 + i, **{"http.route": "/orders"}),
+            span(trace, c_client, c_server, client_kind, start, 50 + i),
         )
     done = rollup.flush()
     while done:  # until the buffer is empty

@@ -10,35 +10,24 @@ import gzip
 import os
 import random
 import time
-from typing import Any
 
 import pytest
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from apps.traffic import buffer, pairing, rollup, sketch
+from apps.traffic import rollup, sketch
 from apps.traffic.models import EdgeRollup, RouteRollup
 from apps.users.tokens import token_create
 from tests.support.clients import bind
+from tests.support.otlp import export, icc_headers, span
 from tests.support.rows import application_row, cluster_row
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_traffic")]
 
 URL = "/traffic/v1/traces"
-
-
-@pytest.fixture(autouse=True)
-def _empty():
-    buffer.clear()
-    pairing.clear()
-    yield
-    buffer.clear()
-    pairing.clear()
 
 
 @pytest.fixture
@@ -51,34 +40,6 @@ def apps_():
 def tokens(apps_, operator_persona):
     """An API token of an operator (may act on every application)."""
     return token_create(owner=operator_persona.user, name="otel", by=operator_persona.user)[1]
-
-
-def headers(token: str, application: Any) -> dict[str, str]:
-    return {"HTTP_AUTHORIZATION": f"Bearer {token}", "HTTP_X_ICC_APPLICATION": str(application.pk)}
-
-
-def attr(key: str, value: Any) -> KeyValue:
-    if isinstance(value, int):
-        return KeyValue(key=key, value=AnyValue(int_value=value))
-    return KeyValue(key=key, value=AnyValue(string_value=str(value)))
-
-
-def span(trace: bytes, span_id: bytes, parent: bytes, kind: int, start: int, ms: float, **attrs: Any) -> Span:
-    return Span(
-        trace_id=trace,
-        span_id=span_id,
-        parent_span_id=parent,
-        name=str(attrs.get("http.route", "op")),
-        kind=kind,
-        start_time_unix_nano=start,
-        end_time_unix_nano=start + int(ms * 1e6),
-        attributes=[attr(k, v) for k, v in attrs.items()],
-    )
-
-
-def export(*spans: Span) -> bytes:
-    request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=list(spans))])])
-    return request.SerializeToString()
 
 
 def flush_all() -> None:
@@ -122,7 +83,7 @@ def test_real_sdk_exporters_protobuf_and_json_are_accepted(icc_server, apps_, to
 
 def test_otlp_errors(client, apps_, tokens, make_user):
     good = export(span(os.urandom(16), os.urandom(8), b"", Span.SPAN_KIND_SERVER, time.time_ns(), 5))
-    h = headers(tokens, apps_["frontend"])
+    h = icc_headers(tokens, apps_["frontend"])
     ok = client.post(URL, good, content_type="application/x-protobuf", **h)
     assert ok.status_code == 200 and ok["Content-Type"] == "application/x-protobuf"
     ExportTraceServiceResponse().ParseFromString(ok.content)
@@ -161,10 +122,12 @@ def test_otlp_errors(client, apps_, tokens, make_user):
     bind(scoped, "operator", apps_["checkout"].cluster, "shop", "checkout")
     theirs = token_create(owner=scoped, name="checkout", by=scoped)[1]
     assert (
-        client.post(URL, good, content_type="application/x-protobuf", **headers(theirs, apps_["checkout"])).status_code
+        client.post(
+            URL, good, content_type="application/x-protobuf", **icc_headers(theirs, apps_["checkout"])
+        ).status_code
         == 200
     )
-    foreign = client.post(URL, good, content_type="application/x-protobuf", **headers(theirs, apps_["frontend"]))
+    foreign = client.post(URL, good, content_type="application/x-protobuf", **icc_headers(theirs, apps_["frontend"]))
     assert foreign.status_code == 403
 
 
@@ -189,7 +152,7 @@ def test_a_call_chain_with_a_database_becomes_the_graph(client, apps_, tokens, s
     }
     for name in ("payments", "frontend", "checkout"):  # out of order: pairing waits for the other side
         answer = client.post(
-            URL, export(*sent[name]), content_type="application/x-protobuf", **headers(tokens, apps_[name])
+            URL, export(*sent[name]), content_type="application/x-protobuf", **icc_headers(tokens, apps_[name])
         )
         assert answer.status_code == 200
         flush_all()
@@ -222,7 +185,7 @@ def test_merged_minute_sketches_agree_with_exact_quantiles(client, apps_, tokens
             )
         assert (
             client.post(
-                URL, export(*spans), content_type="application/x-protobuf", **headers(tokens, apps_["frontend"])
+                URL, export(*spans), content_type="application/x-protobuf", **icc_headers(tokens, apps_["frontend"])
             ).status_code
             == 200
         )

@@ -12,25 +12,16 @@ from typing import Any
 
 import pytest
 
-from apps.traffic import buffer, pairing, rollup
+from apps.traffic import buffer, rollup
 from apps.traffic.models import Sample
 from apps.users.tokens import token_create
 from tests.support.clients import bind
 from tests.support.rows import application_row, cluster_row
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_traffic")]
 
 URL = "/traffic/v1/samples"
 BODY_HASH = hashlib.sha256(b"hello").hexdigest()
-
-
-@pytest.fixture(autouse=True)
-def _empty():
-    buffer.clear()
-    pairing.clear()
-    yield
-    buffer.clear()
-    pairing.clear()
 
 
 @pytest.fixture

@@ -22,21 +22,15 @@ from apps.core import topics
 INCLUDE = "#compliance-filters, #compliance-page"
 
 
-def _application_id(name: str) -> int | None:
-    prefix = f"{APPLICATION}."
-    raw = name.removeprefix(prefix) if name.startswith(prefix) else ""
-    return int(raw) if raw.isdigit() else None
-
-
 def authorize(user: Any, name: str) -> bool:
-    """Rule: the compliance page, any logged-in user (rows are restricted when read); one application's, whoever
-    may read that application."""
-    if not topics.authenticated(user, name):
-        return False
-    if name == RESULTS:
-        return True
-    pk = _application_id(name)
-    return pk is not None and selectors.applications(user).filter(pk=pk).exists()
+    """Rule: the compliance page, any logged-in user; one application's, whoever may read that application."""
+    return topics.page_or_object(
+        user,
+        name,
+        page=RESULTS,
+        prefix=APPLICATION,
+        readable=lambda pk: selectors.applications(user).filter(pk=pk).exists(),
+    )
 
 
 def render(user: Any, name: str, payload: dict[str, Any]) -> str:

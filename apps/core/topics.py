@@ -52,6 +52,23 @@ def authenticated(user: AnyUser, name: str) -> bool:
     return bool(user.is_authenticated and user.is_active)
 
 
+def numbered(name: str, prefix: str) -> int | None:
+    """The id of a ``<prefix>.<id>`` topic (None for any other name)."""
+    raw = name.removeprefix(f"{prefix}.") if name.startswith(f"{prefix}.") else ""
+    return int(raw) if raw.isdigit() else None
+
+
+def page_or_object(user: AnyUser, name: str, *, page: str, prefix: str, readable: Callable[[int], bool]) -> bool:
+    """Rule: a page's topic, any logged-in user (rows are restricted when read); one object's (``<prefix>.<id>``),
+    whoever may read that object."""
+    if not authenticated(user, name):
+        return False
+    if name == page:
+        return True
+    pk = numbered(name, prefix)
+    return pk is not None and readable(pk)
+
+
 def _render_dashboard(user: AnyUser, name: str, payload: dict[str, Any]) -> str:
     from apps.core.selectors import dashboard_counters
 

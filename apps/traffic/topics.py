@@ -20,20 +20,14 @@ from apps.traffic.events import APPLICATION, TRAFFIC
 
 
 def _application_id(name: str) -> int | None:
-    prefix = f"{APPLICATION}."
-    raw = name.removeprefix(prefix) if name.startswith(prefix) else ""
-    return int(raw) if raw.isdigit() else None
+    return topics.numbered(name, APPLICATION)
 
 
 def authorize(user: Any, name: str) -> bool:
-    """Rule: the Traffic page, any logged-in user (rows are restricted when read); one application's tab, whoever
-    may read that application."""
-    if not topics.authenticated(user, name):
-        return False
-    if name == TRAFFIC:
-        return True
-    pk = _application_id(name)
-    return pk is not None and selectors.application(user, pk) is not None
+    """Rule: the Traffic page, any logged-in user; one application's tab, whoever may read that application."""
+    return topics.page_or_object(
+        user, name, page=TRAFFIC, prefix=APPLICATION, readable=lambda pk: selectors.application(user, pk) is not None
+    )
 
 
 def _refresh(target: str, url: str, include: str) -> str:

@@ -182,7 +182,10 @@ class Result(models.Model):
     status = models.CharField(max_length=8, choices=ResultStatus.choices)
     message = models.CharField(max_length=1024, blank=True)
     fix = models.JSONField(null=True, blank=True)  # a JSON Patch against the workload, when one exists
-    exception = models.ForeignKey(PolicyException, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Indexed only where set (see Meta): most results carry no exception, and a scan writes every result.
+    exception = models.ForeignKey(
+        PolicyException, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.AUDIT)  # the strictest binding's
     since = models.DateTimeField()  # when the status last changed
     evaluated_at = models.DateTimeField()
@@ -190,7 +193,12 @@ class Result(models.Model):
     class Meta:
         ordering = ("cluster_id", "namespace", "workload_id", "check_id")
         constraints = [models.UniqueConstraint(fields=("workload", "check_id"), name="compliance_result_unique")]
-        indexes = [models.Index(fields=("status", "severity"), name="compliance_result_status_idx")]
+        indexes = [
+            models.Index(fields=("status", "severity"), name="compliance_result_status_idx"),
+            models.Index(
+                fields=("exception",), name="compliance_result_exc_idx", condition=models.Q(exception__isnull=False)
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.workload_id} {self.check_id}: {self.status}"

@@ -115,7 +115,7 @@ def test_the_webhook_signature_verifies_with_the_channel_secret(eager, receiver)
 
 
 def test_slack_and_teams_payloads_have_their_documented_shapes(eager, receiver):
-    slack = channel_create(name="slack", kind="slack", secret=f"{receiver.url}/services/T000/B000/XXXXSECRET")
+    slack = channel_create(name="slack", kind="slack", secret=f"{receiver.url}/services/T000/B000/hook-token-8f2c41")
     teams = channel_create(name="teams", kind="teams", secret=f"{receiver.url}/webhookb2/abc/IncomingWebhook/TOKEN")
     rule_save(name="all", kinds=["*"], min_severity="warning", channels=[slack.pk, teams.pk], group_window_seconds=0)
     emit(
@@ -125,7 +125,7 @@ def test_slack_and_teams_payloads_have_their_documented_shapes(eager, receiver):
     )
     drain()
     by_path = {r.path: orjson.loads(r.body) for r in receiver.wait_for(2)}
-    slack_body = by_path["/services/T000/B000/XXXXSECRET"]
+    slack_body = by_path["/services/T000/B000/hook-token-8f2c41"]
     assert isinstance(slack_body["text"], str) and "app shop" in slack_body["text"]
     assert [b["type"] for b in slack_body["blocks"]] == ["header", "section", "context"]
     assert slack_body["blocks"][0]["text"]["type"] == "plain_text"
@@ -138,7 +138,7 @@ def test_slack_and_teams_payloads_have_their_documented_shapes(eager, receiver):
     assert card["potentialAction"][0]["targets"][0]["uri"].endswith("/scaler/1/")
     # The token part of the URL is not shown as the channel's target.
     slack.refresh_from_db()
-    assert "XXXXSECRET" not in slack.target and slack.target.endswith("/…")
+    assert "hook-token-8f2c41" not in slack.target and slack.target.endswith("/…")
 
 
 def test_a_failing_channel_is_retried_with_backoff_and_ends_dead(eager, receiver, settings):

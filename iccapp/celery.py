@@ -5,13 +5,20 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_ready, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "iccapp.settings")
 
 app = Celery("iccapp")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Beat sends only while it holds the "beat" lease: several beat replicas are safe, one sends (apps.core.beat).
+app.conf.beat_scheduler = "apps.core.beat:LeaderScheduler"
+# A task is acknowledged after it ran, and a worker killed mid-task (SIGKILL, OOM) puts it back on its queue, so
+# another worker runs it (tasks are idempotent and take ids). A warm shutdown (SIGTERM) lets running tasks finish.
+app.conf.task_acks_late = True
+app.conf.task_reject_on_worker_lost = True
+app.conf.worker_prefetch_multiplier = 1  # with late acks, a busy worker does not sit on tasks others could run
 
 
 @app.on_after_finalize.connect
@@ -42,3 +49,21 @@ def _worker_metrics(**_: object) -> None:
         from apps.core.metrics import serve_metrics
 
         serve_metrics(settings.WORKER_METRICS_PORT, addr=os.environ.get("WORKER_METRICS_ADDR", "0.0.0.0"))  # noqa: S104
+
+
+@worker_ready.connect
+def _worker_heartbeat(**_: object) -> None:
+    """A standalone worker announces itself (role ``worker``, version, queues) for the System page."""
+    from django.conf import settings
+
+    if not settings.ICC_TASKS_EMBEDDED:
+        from apps.core import heartbeats
+
+        heartbeats.start_role("worker")
+
+
+@worker_shutdown.connect
+def _worker_gone(**_: object) -> None:
+    from apps.core import heartbeats
+
+    heartbeats.stop_role("worker")

@@ -62,7 +62,7 @@ def icc_task(
     queue: str = "default",
     soft_time_limit: int = 60,
     time_limit: int | None = None,
-    acks_late: bool = False,
+    acks_late: bool | None = None,
     **options: Any,
 ) -> Callable[[F], Any]:
     """Declare a Celery task: ``@icc_task(name="clusters.sync", queue="reconcile", soft_time_limit=120)``."""
@@ -71,6 +71,9 @@ def icc_task(
     hard = time_limit if time_limit is not None else soft_time_limit + 30
     if hard <= soft_time_limit:
         raise ValueError("time_limit must exceed soft_time_limit")
+
+    if acks_late is not None:  # None: the app's default (late acknowledgement, iccapp.celery)
+        options["acks_late"] = acks_late
 
     def decorate(func: F) -> Any:
         @functools.wraps(func)
@@ -103,7 +106,6 @@ def icc_task(
             queue=queue,
             soft_time_limit=soft_time_limit,
             time_limit=hard,
-            acks_late=acks_late,
             **options,
         )(run)
 

@@ -211,6 +211,36 @@ def test_the_default_values_render_every_role() -> None:
     assert worker["command"][worker["command"].index("-Q") + 1] == "default,reconcile,decisions,cron,analysis"
 
 
+def _plain_manifests() -> list[Obj]:
+    return [
+        doc
+        for path in sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8"))
+        if doc and "kind" in doc
+    ]
+
+
+def test_the_chart_runs_the_same_commands_and_grants_the_same_rules_as_the_plain_manifests() -> None:
+    """deploy/kubernetes and the chart describe one product: a role command or an RBAC rule changed in one place
+    only fails here."""
+    plain = _plain_manifests()
+    chart = render()
+    plain_pods = {o["metadata"]["name"].removeprefix("icc-"): o for o in plain if o["kind"] in ("Deployment", "Job")}
+    chart_pods = {
+        o["metadata"]["name"].removeprefix(f"{RELEASE}-"): o for o in chart if o["kind"] in ("Deployment", "Job")
+    }
+    assert set(chart_pods) == set(plain_pods)
+    for role, obj in chart_pods.items():
+        chart_container = obj["spec"]["template"]["spec"]["containers"][0]
+        plain_container = plain_pods[role]["spec"]["template"]["spec"]["containers"][0]
+        assert chart_container["command"] == plain_container["command"], role
+    plain_rules = next(o for o in plain if o["kind"] == "ClusterRole")["rules"]
+    chart_rules = next(o for o in chart if o["kind"] == "ClusterRole")["rules"]
+    assert chart_rules == plain_rules
+    binding = next(o for o in chart if o["kind"] == "ClusterRoleBinding")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": RELEASE, "namespace": "icc"}]
+
+
 def test_the_migration_is_a_hook_before_install_and_upgrade_and_its_secret_comes_first() -> None:
     objects = render()
     job = of_kind(objects, "Job")[f"{RELEASE}-migrate"]

@@ -13,7 +13,7 @@ class NotificationsConfig(AppConfig):
         from apps.core.domain_events import sink_register
         from apps.core.registry import nav_register
         from apps.notifications import models as m
-        from apps.notifications import routing
+        from apps.notifications import routing, topics
 
         scoped = ScopedModel(cluster="scope_cluster", namespace="scope_namespace", application="scope_application")
         register_scoped(m.Event, scoped)  # an event is read where its scope is
@@ -31,6 +31,7 @@ class NotificationsConfig(AppConfig):
         register_scoped(m.Rule, ScopedModel())
         register_scoped(m.Subscription, ScopedModel(visible_to_self="user_id"))
         sink_register("notifications", routing.sink)
+        topics.register()  # the live event and delivery logs (a sink after the one above, a task hook)
         from apps.notifications import dashboard
 
         dashboard.register()  # open conditions by severity

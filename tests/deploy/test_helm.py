@@ -422,6 +422,9 @@ class Api:
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {cluster.token}"
         self.session.verify = str(cluster.ca_path)
+        # Not REQUESTS_CA_BUNDLE (which would override verify) nor proxies from the environment: a loopback server.
+        self.session.trust_env = False
+        self.resources_cache: dict[tuple[str, str], tuple[str, bool]] = {}
 
     def get(self, path: str) -> Obj:
         response = self.session.get(self.base + path, timeout=10)
@@ -445,7 +448,8 @@ class Api:
     def capabilities(self) -> tuple[str, list[str]]:
         """The server's version and API versions as ``helm install`` discovers them (group/version and
         group/version/Kind)."""
-        versions = sorted({f"{gv}" for gv, _ in self.resources()} | {f"{gv}/{kind}" for gv, kind in self.resources()})
+        served = self.resources()
+        versions = sorted({group_version for group_version, _ in served} | {f"{gv}/{kind}" for gv, kind in served})
         return self.get("/version")["gitVersion"], versions
 
     def create(self, obj: Obj, namespace: str, *, dry_run: bool) -> requests.Response:
@@ -456,8 +460,6 @@ class Api:
         if dry_run:
             params["dryRun"] = "All"
         return self.session.post(url, params=params, json=obj, timeout=20)
-
-    resources_cache: dict[tuple[str, str], tuple[str, bool]] = {}
 
 
 @pytest.fixture(scope="module")

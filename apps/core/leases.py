@@ -166,6 +166,68 @@ def lease_release(held: Held) -> bool:
     )
 
 
+def lease_renew_many(names: list[str], holder: str, ttl: float = DEFAULT_TTL) -> dict[str, Held]:
+    """Extend every one of ``names`` that ``holder`` still has, in one statement; returns those it still holds
+    (a watcher renewing the leases of all its clusters at once)."""
+    if not names:
+        return {}
+    if _postgres():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE core_lease SET renewed_at = statement_timestamp(),"
+                " expires_at = statement_timestamp() + make_interval(secs => %s)"
+                " WHERE name = ANY(%s) AND holder = %s AND expires_at > statement_timestamp()"
+                " RETURNING name, generation, expires_at",
+                [float(ttl), list(names), holder],
+            )
+            return {row[0]: Held(row[0], holder, int(row[1]), row[2]) for row in cursor.fetchall()}
+    from apps.core.models import Lease
+
+    at = timezone.now()
+    expires = at + timedelta(seconds=ttl)
+    with transaction.atomic():
+        mine = Lease.objects.filter(name__in=names, holder=holder, expires_at__gt=at)
+        rows = mine.values_list("name", "generation")
+        found = {name: Held(name, holder, generation, expires) for name, generation in rows}
+        mine.update(renewed_at=at, expires_at=expires)
+    return found
+
+
+def lease_release_many(names: list[str], holder: str) -> int:
+    """Give up every one of ``names`` that ``holder`` has (they expire now); returns how many it had."""
+    if not names:
+        return 0
+    if _postgres():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE core_lease SET expires_at = statement_timestamp()"
+                " WHERE name = ANY(%s) AND holder = %s AND expires_at > statement_timestamp()",
+                [list(names), holder],
+            )
+            return int(cursor.rowcount)
+    from apps.core.models import Lease
+
+    at = timezone.now()
+    return Lease.objects.filter(name__in=names, holder=holder, expires_at__gt=at).update(expires_at=at)
+
+
+def lease_holder(name: str) -> str | None:
+    """Who holds a valid lease ``name`` now (database time), or None."""
+    if _postgres():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT holder FROM core_lease WHERE name = %s AND expires_at > statement_timestamp()", [name]
+            )
+            row = cursor.fetchone()
+            return str(row[0]) if row else None
+    from apps.core.models import Lease
+
+    found: str | None = (
+        Lease.objects.filter(name=name, expires_at__gt=timezone.now()).values_list("holder", flat=True).first()
+    )
+    return found
+
+
 def lease_valid(name: str, generation: int) -> bool:
     """The fence: is ``generation`` still the current, unexpired holder of ``name``? (Check before a write that
     must not come from a holder that lost its lease.)"""

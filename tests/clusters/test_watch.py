@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import requests
 from django.db import connection
+from django.db.models import F
 from django.test import Client
 from django.utils import timezone
 from kubernetes import client
@@ -40,11 +41,11 @@ from apps.clusters.models import (
     ClusterStatus,
     Pod,
     WarningEvent,
-    WatchLease,
     WatchState,
     Workload,
 )
 from apps.clusters.watch import Applier, ClusterWatch, Watcher, leases
+from apps.core.models import Lease
 from tests.support.clusters import deployment_body as deployment
 from tests.support.clusters import deployment_settled, register, service_account_token
 from tests.support.components import ROOT, free_port, wait_for
@@ -428,7 +429,7 @@ def test_concurrent_lease_takers_have_exactly_one_winner(kube_apiserver):
     first = race("a")  # nobody held it: one INSERT wins
     assert len(first) == 1 and leases.holder_of(cluster.pk) == first[0]
     assert race("b") == [], "a valid lease is nobody else's"
-    WatchLease.objects.filter(cluster=cluster).update(expires_at=timezone.now() - timedelta(seconds=1))
+    Lease.objects.filter(name=leases.lease_name(cluster.pk)).update(expires_at=timezone.now() - timedelta(seconds=1))
     second = race("c")  # it expired: one conditional UPDATE wins
     assert len(second) == 1 and leases.holder_of(cluster.pk) == second[0]
     assert leases.renew([cluster.pk], first[0], 30) == set(), "the old holder cannot renew"
@@ -471,8 +472,8 @@ def test_a_watcher_that_loses_its_lease_stops_watching(kube_apiserver, api, name
     wait_for("the streams", lambda: all_streams_connected(cluster))
     streams = list(watcher.clusters[cluster.pk].streams.values())
     # Another replica took the lease (say replica-a was paused longer than its lease).
-    WatchLease.objects.filter(cluster=cluster).update(
-        holder="replica-b", expires_at=timezone.now() + timedelta(seconds=600)
+    Lease.objects.filter(name=leases.lease_name(cluster.pk)).update(
+        holder="replica-b", expires_at=timezone.now() + timedelta(seconds=600), generation=F("generation") + 1
     )
     wait_for("replica-a to give the cluster up", lambda: watcher.clusters == {}, timeout=LEASE_SECONDS + 3)
     wait_for("its streams to end", lambda: not any(s.is_alive() for s in streams), timeout=10)
@@ -522,7 +523,7 @@ def test_sigterm_releases_the_lease_and_another_replica_takes_over_at_once(kube_
             stop_process(process)  # SIGTERM, then SIGKILL after 20 s
         for log_path in logs:
             print(log_path.read_text()[-3000:], file=sys.stderr)
-    assert WatchLease.objects.filter(cluster=cluster).count() == 0, "every process released its lease"
+    assert leases.holder_of(cluster.pk) is None, "every process released its lease"
 
 
 def sqlite_env(data_dir: Path) -> dict[str, str]:

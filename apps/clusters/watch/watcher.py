@@ -50,6 +50,8 @@ class Watcher:
         self._next_poll = 0.0
         self._next_renew = 0.0
         self._renewed_ok = time.monotonic()
+        # Stop acting this long before a lease not renewed could expire (and be taken) elsewhere.
+        self.lease_margin = max(1.0, self.lease_seconds / 5)
 
     # -- lifecycle
 
@@ -118,6 +120,12 @@ class Watcher:
     def tick(self) -> None:
         now = time.monotonic()
         stored: dict[int, str] | None = None
+        if self.clusters and now - self._renewed_ok > self.lease_seconds - self.lease_margin:
+            # Not renewed in time (the database is unreachable or slow): stop before the leases can expire and
+            # another replica takes them, so two never apply the same cluster.
+            logger.warning("could not renew watch leases in time: stopping every watch")
+            for pk, watch in list(self.clusters.items()):
+                self._forget(pk, watch, release=False, write=False)
         if now >= self._next_renew:
             self._renew()
             self._next_renew = now + self.lease_seconds / 3
@@ -146,8 +154,11 @@ class Watcher:
         for pk, (paused, _, fingerprint) in rows.items():
             if paused or pk in self.clusters or self.broken.get(pk) == fingerprint:
                 continue
+            sent = time.monotonic()
             if not leases.acquire(pk, self.holder, self.lease_seconds):
                 continue
+            if not self.clusters:  # the first lease held: the renewal clock starts with it
+                self._renewed_ok = sent
             cluster = Cluster.objects.filter(pk=pk).first()
             if cluster is None:
                 leases.release([pk], self.holder)
@@ -170,19 +181,15 @@ class Watcher:
         if not self.clusters:
             self._renewed_ok = time.monotonic()
             return
+        sent = time.monotonic()  # the leases cannot expire before sent + lease: the database stamps them later
         try:
             held = leases.renew(self.clusters, self.holder, self.lease_seconds)
         except DatabaseError as exc:
             with contextlib.suppress(Exception):
                 connection.close()
-            if time.monotonic() - self._renewed_ok > self.lease_seconds:
-                logger.warning(
-                    "could not renew watch leases for %.0fs (%s): stopping every watch", self.lease_seconds, exc
-                )
-                for pk, watch in list(self.clusters.items()):
-                    self._forget(pk, watch, release=False, write=False)
+            logger.warning("could not renew watch leases (%s); trying again", exc)
             return
-        self._renewed_ok = time.monotonic()
+        self._renewed_ok = sent
         for pk, watch in list(self.clusters.items()):
             if pk not in held:
                 logger.warning("lost the watch lease of cluster %s: stopping its watches", watch.name)

@@ -49,7 +49,17 @@ class Command(BaseCommand):
             from apps.core.metrics import serve_metrics
 
             serve_metrics(options["metrics_port"], addr=options["metrics_addr"])
+        from apps.clusters.watch.leases import lease_name
+        from apps.core import heartbeats
+
+        heartbeats.start_role(
+            "watcher",
+            extra=lambda: {"leases": [lease_name(pk) for pk in list(watcher.clusters)], "holder": watcher.holder},
+        )
         self.stdout.write(f"ICC watcher {watcher.holder} (lease {lease}s)")
         self.stdout.flush()
-        watcher.run()
+        try:
+            watcher.run()
+        finally:
+            heartbeats.stop_role("watcher")
         self.stdout.write("ICC watcher stopped; leases released")

@@ -1,4 +1,9 @@
-"""``manage.py cron_scheduler``: the cron scheduler role (any number of replicas: runs are unique per slot)."""
+"""``manage.py cron_scheduler``: the cron scheduler role.
+
+It needs no lease: any number of replicas may run, because each slot's run is inserted with ``ON CONFLICT (job,
+slot) DO NOTHING`` (only the winner sends it) and workers claim runs by compare-and-swap (``apps.cron.scheduler``).
+Each replica still announces itself (role heartbeat ``cron-scheduler``) for the System page and ``/metrics``.
+"""
 
 from __future__ import annotations
 
@@ -35,5 +40,11 @@ class Command(BaseCommand):
             from apps.core.metrics import serve_metrics
 
             serve_metrics(options["metrics_port"], addr=options["metrics_addr"])
+        from apps.core import heartbeats
+
+        heartbeats.start_role("cron-scheduler", extra=lambda: {"leases": [], "elected": "no (safe on every replica)"})
         self.stdout.write("cron scheduler running (SIGTERM or Ctrl-C stops it)")
-        scheduler.run()
+        try:
+            scheduler.run()
+        finally:
+            heartbeats.stop_role("cron-scheduler")

@@ -1,7 +1,8 @@
 """The Helm chart deploy/helm/icc: it lints clean, its schema describes and guards every value, it renders for the
 default values and the production example, its workloads pass ICC's own Pod Security Standards restricted checks,
 every object validates against a current Kubernetes schema (kubernetes-validate, 1.31) and is accepted by a real
-kube-apiserver (v1.20.2) in a server-side dry run, with the apiVersions that server actually serves.
+kube-apiserver (v1.20.2) in a server-side dry run, with the apiVersions that server actually serves; and Helm's own
+``install --dry-run=server`` against that server picks the same apiVersions from its discovery.
 
 No helm binary: PyPI ``helm-python-sdk`` is Helm's own Go library (v4) behind ctypes.
 """
@@ -524,6 +525,25 @@ def test_every_object_passes_the_apiservers_server_side_dry_run(
         assert {"Ingress", "ServiceMonitor"} <= kinds
     # A dry run stores nothing.
     assert api.get(f"/apis/apps/v1/namespaces/{namespace}/deployments")["items"] == []
+
+
+@pytest.mark.parametrize("values_file", [None, PRODUCTION], ids=["default", "production"])
+def test_helm_itself_installs_with_a_server_dry_run_choosing_the_servers_api_versions(
+    kube_apiserver: KubeCluster, apiserver: tuple[Api, str], values_file: Path | None
+) -> None:
+    """``helm install --dry-run=server``: Helm discovers the server's capabilities (and runs lookup) itself, builds
+    every object against the server's API, and stores nothing (memory release storage)."""
+    _, namespace = apiserver
+    values = production_values() if values_file else None
+    with helm.Config(
+        kubeconfig_path=kube_apiserver.kubeconfig_path, namespace=namespace, storage_driver="memory"
+    ) as cfg:
+        release = cfg.install(CHART, RELEASE, values, namespace=namespace, dry_run="server")
+    manifest = [doc for doc in yaml.safe_load_all(release["manifest"]) if doc]
+    assert {o["apiVersion"] for o in manifest if o["kind"] == "PodDisruptionBudget"} == {"policy/v1beta1"}
+    assert {o["apiVersion"] for o in manifest if o["kind"] == "HorizontalPodAutoscaler"} == {"autoscaling/v2beta2"}
+    assert len(of_kind(manifest, "Deployment")) == 5
+    assert bool(of_kind(manifest, "ServiceMonitor")) == bool(values_file)
 
 
 def test_the_dry_run_does_reject_an_invalid_object(apiserver: tuple[Api, str]) -> None:

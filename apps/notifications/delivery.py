@@ -1,12 +1,17 @@
 """Sending one delivery exactly once: claim it by compare-and-swap, send, record the answer, retry or give up.
 
-A claim is ``UPDATE delivery SET status='sending', claim_token=<new> WHERE id=... AND status='pending' AND
-next_attempt_at <= now``: of several workers handed the same delivery (a retry re-sent, the sweeper re-sending a
-lost one), exactly one changes the row and sends. The claim happens under a lock on the channel's row, which also
-makes the rate limit exact across workers: a channel sends at most ``max_per_minute`` deliveries in any 60 seconds;
-a delivery over the limit is deferred (stays pending, due when the oldest claim of the window leaves it), never
-dropped. A failed attempt is retried with exponential backoff and jitter up to ``NOTIFICATIONS_MAX_ATTEMPTS``
-attempts, then the delivery is ``dead`` (the dead letters the portal and the API list).
+A claim is ``UPDATE delivery SET status='sending', claim_token=<new> WHERE id=... AND status IN ('pending',
+'failed') AND next_attempt_at <= now``: of several workers handed the same delivery (a retry re-sent, the sweeper
+re-sending a lost one), exactly one changes the row and sends. The claim happens under a lock on the channel's row,
+which also makes the rate limit exact across workers: a channel sends at most ``max_per_minute`` deliveries in any
+60 seconds; a delivery over the limit is deferred (stays pending, due when the oldest claim of the window leaves
+it), never dropped. A failed attempt leaves the delivery ``failed`` (its attempts, the last answer and the next
+attempt's time are stored, so the log shows it) and it is retried with exponential backoff and jitter up to
+``NOTIFICATIONS_MAX_ATTEMPTS`` attempts, then the delivery is ``dead`` (the dead letters the portal and the API
+list).
+
+States: pending → sending → sent | failed → sending → … → sent | dead; a claim of a vanished worker goes back to
+pending (the sweeper); a rate-limit deferral keeps the status it had.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from apps.notifications.models import Channel, Delivery, DeliveryStatus
 logger = logging.getLogger(__name__)
 RATE_WINDOW = timedelta(seconds=60)
 CLAIM_TIMEOUT = timedelta(minutes=5)  # a claim older than this belongs to a worker that died: the sweeper frees it
+WAITING = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)  # to be sent (again) once due
 
 
 def utcnow() -> datetime:
@@ -49,6 +55,11 @@ class Outcome:
     retry_at: datetime | None = None
 
 
+def countdown(due: datetime) -> float | None:
+    """Seconds from now until ``due`` for a task's countdown (None: at once)."""
+    return max(0.0, (due - utcnow()).total_seconds()) or None
+
+
 def backoff(attempt: int) -> float:
     """Rule: exponential backoff with equal jitter, capped: base·2^(n-1), between half and all of it."""
     base = float(settings.NOTIFICATIONS_BACKOFF_SECONDS)
@@ -61,7 +72,7 @@ def claim(delivery_id: int) -> Claimed | datetime | None:
     or None when it is not ours to send (sent, taken by another worker, not due)."""
     with transaction.atomic():
         row = Delivery.objects.filter(pk=delivery_id).values("channel_id", "status").first()
-        if row is None or row["status"] != DeliveryStatus.PENDING:
+        if row is None or row["status"] not in WAITING:
             return None
         now = utcnow()
         if row["channel_id"] is not None:
@@ -77,14 +88,14 @@ def claim(delivery_id: int) -> Claimed | datetime | None:
             ]
             if len(recent) >= channel.max_per_minute:
                 until = recent[0] + RATE_WINDOW + timedelta(milliseconds=10)
-                changed = Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING).update(
+                changed = Delivery.objects.filter(pk=delivery_id, status__in=WAITING).update(
                     next_attempt_at=until, reason=f"deferred by the rate limit of {channel.max_per_minute}/min"
                 )
                 metrics.DELIVERIES.labels(channel=channel.kind, outcome="deferred").inc()
                 return until if changed else None
         token = uuid.uuid4()
         changed = Delivery.objects.filter(
-            pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now + timedelta(milliseconds=50)
+            pk=delivery_id, status__in=WAITING, next_attempt_at__lte=now + timedelta(milliseconds=50)
         ).update(status=DeliveryStatus.SENDING, claim_token=token, claimed_at=now, attempts=F("attempts") + 1)
         if changed != 1:
             return None
@@ -106,8 +117,8 @@ def finish(claimed: Claimed, answer: Answer) -> Outcome:
         logger.warning("notification delivery %s is dead after %s attempts: %s", d.pk, d.attempts, answer.reason)
         return Outcome(DeliveryStatus.DEAD)
     retry_at = now + timedelta(seconds=backoff(d.attempts))
-    live.update(status=DeliveryStatus.PENDING, next_attempt_at=retry_at, **common)
-    return Outcome(DeliveryStatus.PENDING, retry_at)
+    live.update(status=DeliveryStatus.FAILED, next_attempt_at=retry_at, **common)
+    return Outcome(DeliveryStatus.FAILED, retry_at)
 
 
 def attempt(delivery_id: int) -> Outcome:
@@ -132,8 +143,8 @@ def attempt(delivery_id: int) -> Outcome:
 
 
 def sweep(now: datetime | None = None) -> list[tuple[int, datetime]]:
-    """Deliveries to (re)send: claims of dead workers are freed; pending ones past due (lost tasks, deferrals)
-    are returned with their due time for the caller to enqueue."""
+    """Deliveries to (re)send: claims of dead workers are freed; pending or failed ones past due (lost tasks,
+    deferrals) are returned with their due time for the caller to enqueue."""
     moment = now or utcnow()
     stale = Delivery.objects.filter(status=DeliveryStatus.SENDING, claimed_at__lt=moment - CLAIM_TIMEOUT)
     freed = list(stale.values_list("pk", flat=True)[:1000])
@@ -141,6 +152,6 @@ def sweep(now: datetime | None = None) -> list[tuple[int, datetime]]:
         status=DeliveryStatus.PENDING, claim_token=None, next_attempt_at=moment, reason="the sending worker vanished"
     )
     # Past due by more than a moment: its task was lost (a due delivery's own task is usually just running).
-    due = Delivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=moment - timedelta(seconds=5))
+    due = Delivery.objects.filter(status__in=WAITING, next_attempt_at__lte=moment - timedelta(seconds=5))
     found = list(due.order_by("next_attempt_at").values_list("pk", "next_attempt_at")[:1000])
     return found + [(pk, moment) for pk in freed]

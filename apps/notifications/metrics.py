@@ -17,3 +17,8 @@ DELIVERY_SECONDS = Histogram(
     ["channel"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+ROUTING_DELAY = Histogram(
+    "icc_notifications_routing_delay_seconds",
+    "From an event's emission to its routing (stored by the emitter, routed by a worker)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60),
+)

@@ -66,9 +66,11 @@ class Event(ScopedFields):
     resolves = models.BooleanField(default=False)
     at = models.DateTimeField(db_index=True)
     maintenance = models.BooleanField(default=False)  # emitted while its scope was in a maintenance window
+    routed_at = models.DateTimeField(null=True, blank=True)  # set once, when its messages and deliveries were made
 
     class Meta:
         ordering = ("-at", "-id")
+        indexes = [models.Index(fields=("at",), condition=Q(routed_at__isnull=True), name="notif_event_unrouted")]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.subject}"

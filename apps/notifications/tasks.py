@@ -1,19 +1,24 @@
-"""Celery tasks of notifications: ``notifications.deliver`` (one delivery, retried at its backoff) and
-``notifications.tick`` (periodic: repeats that are due, lost or deferred deliveries)."""
+"""Celery tasks of notifications: ``notifications.route`` (one stored event to its messages and deliveries),
+``notifications.deliver`` (one delivery, retried at its backoff) and ``notifications.tick`` (periodic: repeats that
+are due, lost or deferred deliveries, events whose routing task was lost)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from apps.core.tasking import icc_task
-from apps.notifications import delivery, repeats
+from apps.notifications import delivery, repeats, routing
 
 
 def deliver_at(delivery_id: int, due: datetime) -> None:
     """Enqueue the delivery for ``due`` (at once when it is past)."""
-    countdown = max(0.0, (due - datetime.now(UTC)).total_seconds())
-    deliver.apply_async(args=[delivery_id], countdown=countdown or None)
+    deliver.apply_async(args=[delivery_id], countdown=delivery.countdown(due))
+
+
+@icc_task(name="notifications.route", queue="default", soft_time_limit=60)
+def route(event_id: int) -> int:
+    return routing.route(event_id)
 
 
 @icc_task(name="notifications.deliver", queue="default", soft_time_limit=60)
@@ -26,7 +31,10 @@ def deliver(delivery_id: int) -> str | None:
 
 @icc_task(name="notifications.tick", queue="default", soft_time_limit=60)
 def tick() -> dict[str, Any]:
+    lost = routing.unrouted()
+    for pk in lost:
+        route.delay(pk)
     due = repeats.due_repeats() + delivery.sweep()
     for pk, at in due:
         deliver_at(pk, at)
-    return {"enqueued": len(due)}
+    return {"enqueued": len(due), "routed_again": len(lost)}

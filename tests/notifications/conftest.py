@@ -1,5 +1,6 @@
-"""Fixtures of the notification tests: Celery tasks run inline (eager) with a short backoff, a real SMTP server and
-a real HTTP receiver."""
+"""Fixtures of the notification tests: events routed in the emitting process (as the tests drive deliveries
+themselves; test_routing_task.py routes through the task), Celery tasks run inline (eager) with a short backoff, a
+real SMTP server and a real HTTP receiver."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ import pytest
 
 from tests.support.receiver import Receiver
 from tests.support.smtp import SmtpServer
+
+
+@pytest.fixture(autouse=True)
+def route_inline(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.NOTIFICATIONS_ROUTE_INLINE = True
 
 
 @pytest.fixture

@@ -27,17 +27,18 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
 
 def drain(timeout: float = 15) -> None:
-    """Send every delivery that is or becomes due (as the beat's tick does), until none is pending."""
+    """Send every delivery that is or becomes due (as the beat's tick does), until none is pending or failed."""
     deadline = time.monotonic() + timeout
+    unfinished = (*delivery.WAITING, DeliveryStatus.SENDING)
     while time.monotonic() < deadline:
         pending = list(
-            Delivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=datetime.now(UTC)).values_list(
+            Delivery.objects.filter(status__in=delivery.WAITING, next_attempt_at__lte=datetime.now(UTC)).values_list(
                 "pk", flat=True
             )
         )
         for pk in pending:
             delivery.attempt(pk)
-        if not Delivery.objects.filter(status__in=(DeliveryStatus.PENDING, DeliveryStatus.SENDING)).exists():
+        if not Delivery.objects.filter(status__in=unfinished).exists():
             return
         time.sleep(0.02)
     raise AssertionError("deliveries still pending after the timeout")

@@ -1,5 +1,5 @@
 # The verbs a newcomer looks for. Each delegates to a script that also works without make.
-.PHONY: run test lint fmt typecheck check migrations-check bench image vendor-static
+.PHONY: run test lint fmt typecheck check migrations-check bench image vendor-static chart-lint
 
 VENV ?= .venv
 
@@ -35,3 +35,7 @@ image:          ## build the container image (needs podman or buildah)
 
 vendor-static:  ## re-vendor htmx, its websocket extension and Pico CSS from npm
 	./scripts/vendor-static.sh
+
+chart-lint:     ## lint, render, schema-check and dry-run the Helm chart (deploy/helm/icc; no helm binary needed)
+	$(VENV)/bin/python scripts/helm_values_table.py --check
+	$(VENV)/bin/python -m pytest tests/deploy/test_helm.py -q

@@ -29,9 +29,16 @@ class LeaderScheduler(PersistentScheduler):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.elector = LeaderElector(BEAT_LEASE)
-        self.elector.start()
-        heartbeats.start_role("beat", extra=self._heartbeat_details)
+        self._electing = False
         super().__init__(*args, **kwargs)
+
+    def setup_schedule(self) -> None:
+        """Called once by the scheduler that will run (not by the lazy one ``celery beat`` builds for its banner)."""
+        super().setup_schedule()
+        if not self._electing:
+            self._electing = True
+            self.elector.start()
+            heartbeats.start_role("beat", extra=self._heartbeat_details)
 
     def _heartbeat_details(self) -> dict[str, Any]:
         held = self.elector.held
@@ -48,5 +55,7 @@ class LeaderScheduler(PersistentScheduler):
         try:
             super().close()
         finally:
-            self.elector.stop(release=True)
-            heartbeats.stop_role("beat")
+            if self._electing:  # celery closes twice on SIGTERM (its handler, then the loop's finally)
+                self._electing = False
+                self.elector.stop(release=True)
+                heartbeats.stop_role("beat")

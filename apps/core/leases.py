@@ -291,6 +291,7 @@ class LeaderElector:
         self._thread: threading.Thread | None = None
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"icc-lease-db-{name}")
         self._pending: Future[Any] | None = None
+        self._db_closed = False
 
     # --- what the role asks -------------------------------------------------------------------------------
     @property
@@ -316,6 +317,8 @@ class LeaderElector:
 
     def stop(self, *, release: bool = True, timeout: float = 5.0) -> None:
         """Stop electing; step down (callbacks run) and release the lease unless ``release=False``."""
+        if self.stopped.is_set() and self._db_closed:
+            return
         self.stopped.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
@@ -326,6 +329,7 @@ class LeaderElector:
                 logger.info("released lease %s (generation %s)", self.name, held.generation)
             except Exception as exc:
                 logger.warning("could not release lease %s: %s (it expires on its own)", self.name, exc)
+        self._db_closed = True
         self._db.submit(connection.close)  # the database thread's own connection
         self._db.shutdown(wait=False, cancel_futures=True)
         LEASE_HELD.labels(name=self.name, holder=self.holder).set(0)

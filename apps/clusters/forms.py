@@ -130,6 +130,11 @@ class RestartForm(forms.Form):
     override = forms.BooleanField(required=False, label="Override the change freeze")
 
 
+class PodDeleteForm(forms.Form):
+    reason = forms.CharField(max_length=500)
+    override = forms.BooleanField(required=False, label="Override the change freeze")
+
+
 class LogForm(forms.Form):
     container = forms.CharField(required=False, max_length=253)
     tail_lines = forms.IntegerField(required=False, min_value=1, max_value=10000, initial=100)

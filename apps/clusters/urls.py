@@ -25,4 +25,5 @@ urlpatterns = [
     path("applications/<int:pk>/workloads/<int:workload_id>/scale/", views.workload_scale, name="workload-scale"),
     path("applications/<int:pk>/workloads/<int:workload_id>/restart/", views.workload_restart, name="workload-restart"),
     path("applications/<int:pk>/pods/<int:pod_id>/logs/", views.pod_logs, name="pod-logs"),
+    path("applications/<int:pk>/pods/<int:pod_id>/delete/", views.pod_delete, name="pod-delete"),
 ]

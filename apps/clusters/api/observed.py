@@ -28,6 +28,8 @@ from apps.clusters.api.serializers import (
     ApplicationVersionSerializer,
     NamespaceSerializer,
     NodeSerializer,
+    PodDeleteResultSerializer,
+    PodDeleteSerializer,
     PodLogQuerySerializer,
     PodLogSerializer,
     PodSerializer,
@@ -134,11 +136,12 @@ class WorkloadViewSet(ObservedViewSet):
 
 class PodViewSet(ObservedViewSet):
     """Pods. ``logs`` (the last lines of one container) needs ``act``: logs may hold data. Follow live over
-    the websocket ``/ws/pods/{id}/logs/?container=&tail_lines=``."""
+    the websocket ``/ws/pods/{id}/logs/?container=&tail_lines=``. ``POST /pods/{id}/delete/`` deletes the pod
+    (its controller replaces it): ``act`` on its workload and a reason; during a change freeze ``override``."""
 
     serializer_class = PodSerializer
     filterset_class = PodFilter
-    action_rights = {"logs": Action.ACT}
+    action_rights = {"logs": Action.ACT, "delete_pod": Action.ACT}
 
     def get_restricted_queryset(self, user: Any) -> Any:
         return selectors.pod_rows(user)
@@ -154,6 +157,16 @@ class PodViewSet(ObservedViewSet):
         lines = services.pod_logs(pod, container=container, tail_lines=query.validated_data["tail_lines"])
         names = [str(c.get("name")) for c in pod.containers]
         return Response({"pod": pod.pk, "container": container or (names[0] if names else ""), "lines": lines})
+
+    @extend_schema(request=PodDeleteSerializer, responses=PodDeleteResultSerializer)
+    @action(detail=True, methods=["post"], url_path="delete")
+    def delete_pod(self, request: Request, pk: str | None = None) -> Response:
+        """Delete the pod, as ``kubectl delete pod`` (UID precondition: a pod recreated under its name is kept)."""
+        pod = self.get_object()
+        data = PodDeleteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = services.pod_delete(pod=pod, **data.validated_data, by=request.user)
+        return Response(PodDeleteResultSerializer(result).data)
 
 
 class WarningEventViewSet(ObservedViewSet):

@@ -297,6 +297,19 @@ class RestartResultSerializer(serializers.Serializer):
     generation = serializers.IntegerField(read_only=True, allow_null=True)
 
 
+class PodDeleteSerializer(StrictSerializer):
+    reason = serializers.CharField(max_length=500, help_text="Why (kept in the audit trail).")
+    override = serializers.BooleanField(
+        required=False, default=False, help_text="Act during a change freeze (needs override-freeze; audited)."
+    )
+
+
+class PodDeleteResultSerializer(serializers.Serializer):
+    pod = serializers.IntegerField(read_only=True)
+    name = serializers.CharField(read_only=True)
+    deleting = serializers.BooleanField(read_only=True)
+
+
 class PodSerializer(ObservedSerializer):
     application_name = serializers.CharField(source="application.name", read_only=True, default=None)
     workload_name = serializers.CharField(source="workload.name", read_only=True, default=None)

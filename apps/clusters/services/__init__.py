@@ -6,7 +6,7 @@ with SelfSubjectAccessReview). Credentials are encrypted before they touch the d
 answers, logs or audit events (the audit records only *that* they changed).
 
 ``connection`` tests and builds connections, ``clusters`` writes clusters, ``workloads`` acts on workloads and
-pods; the names other modules use are importable from here.
+pods, ``pods`` deletes pods; the names other modules use are importable from here.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from apps.clusters.services.connection import (
     edit_connection,
     probe,
 )
+from apps.clusters.services.pods import pod_delete
 from apps.clusters.services.workloads import pod_logs, workload_audit_scope, workload_restart, workload_scale
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "cluster_sync_request",
     "cluster_update",
     "edit_connection",
+    "pod_delete",
     "pod_logs",
     "probe",
     "rotate_credentials",

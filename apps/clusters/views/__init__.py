@@ -6,8 +6,8 @@ Lists with filters stay live through a small trigger element pushed over the web
 page re-fetch its table with its own filters (see :mod:`apps.clusters.topics`).
 
 ``clusters`` holds the clusters pages, ``applications`` the applications pages and their workload actions,
-``pod_logs`` a pod's logs, ``kubeconfig_stash`` the kubeconfig kept between attempts, ``common`` paging; the
-views ``apps.clusters.urls`` names are importable from here.
+``pod_logs`` a pod's logs, ``pod_delete`` deleting a pod, ``kubeconfig_stash`` the kubeconfig kept between
+attempts, ``common`` paging; the views ``apps.clusters.urls`` names are importable from here.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from apps.clusters.views.clusters import (
     cluster_workloads_fragment,
     kubeconfig_contexts_fragment,
 )
+from apps.clusters.views.pod_delete import pod_delete
 from apps.clusters.views.pod_logs import pod_logs
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "cluster_table",
     "cluster_workloads_fragment",
     "kubeconfig_contexts_fragment",
+    "pod_delete",
     "pod_logs",
     "workload_restart",
     "workload_scale",

@@ -66,14 +66,36 @@ def _run(check: Callable[[], None]) -> str:
     return "ok"
 
 
-def readyz(request: HttpRequest) -> JsonResponse:
-    """Ready when the database, the Redis channel layer/cache and the task broker all answer."""
-    started = time.perf_counter()
-    checks = {
+def dependency_checks() -> dict[str, str]:
+    """``{"database": "ok"|"fail", "redis": ..., "broker": ...}``: each dependency asked now (a few ms each; a
+    dependency that is down answers "fail" within PROBE_TIMEOUT_S). Every process reconnects by itself once it
+    is back (Django opens a new database connection, redis-py and kombu reconnect), so this turns "ok" again."""
+    return {
         "database": _run(_check_database),
         "redis": _run(_check_channel_layer) if settings.REDIS_URL else "ok (not configured: in-memory)",
         "broker": _run(_check_broker),
     }
+
+
+_recent: dict[str, tuple[float, list[str]]] = {}
+BANNER_CACHE_S = 3.0
+
+
+def failing_dependencies() -> list[str]:
+    """The dependencies down now, remembered for a few seconds per process (the portal's banner asks on every
+    page; a probe per page view would be wasteful while everything is fine and slow while something is down)."""
+    found = _recent.get("failing")
+    if found is not None and time.monotonic() - found[0] < BANNER_CACHE_S:
+        return found[1]
+    failing = [name for name, result in dependency_checks().items() if result.startswith("fail")]
+    _recent["failing"] = (time.monotonic(), failing)
+    return failing
+
+
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Ready when the database, the Redis channel layer/cache and the task broker all answer."""
+    started = time.perf_counter()
+    checks = dependency_checks()
     failing = [name for name, result in checks.items() if result.startswith("fail")]
     body = {
         "status": "fail" if failing else "ok",

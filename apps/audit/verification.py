@@ -152,15 +152,23 @@ def sign(payload: dict[str, Any]) -> str:
 
 
 def write_checkpoint(directory: Path | None = None) -> Path:
-    """Write ``checkpoint-<last_seq>.json`` with an HMAC-SHA256 signature; returns its path."""
+    """Write ``checkpoint-<last_seq>.json`` with an HMAC-SHA256 signature; returns its path. A failure is
+    announced (``audit.checkpoint_failed``) and raised; the next success resolves it."""
+    from apps.audit import notify
+
     directory = Path(directory or settings.AUDIT_CHECKPOINT_DIR)
-    directory.mkdir(parents=True, exist_ok=True)
-    payload = checkpoint_payload()
-    document = {"checkpoint": payload, "hmac_sha256": sign(payload)}
-    path = directory / f"checkpoint-{payload['last_seq']:012d}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(document, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        payload = checkpoint_payload()
+        document = {"checkpoint": payload, "hmac_sha256": sign(payload)}
+        path = directory / f"checkpoint-{payload['last_seq']:012d}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(document, indent=2, sort_keys=True))
+        os.replace(tmp, path)
+    except Exception as exc:
+        notify.checkpoint_failed(directory, exc)
+        raise
+    notify.checkpoint_written(path)
     return path
 
 

@@ -25,6 +25,7 @@ from apps.compliance.cache import Rule, Snapshot, current
 from apps.compliance.checks import Status, check_get, evaluate
 from apps.compliance.metrics import ADMISSION, ADMISSION_SECONDS
 from apps.compliance.models import Mode
+from apps.compliance.notify import Denial
 from apps.core import calendar
 from apps.core.access import Scope, ScopeKind
 
@@ -176,8 +177,11 @@ def _warning(failure: Failure) -> str:
     return text if len(text) <= MAX_WARNING_LENGTH else text[: MAX_WARNING_LENGTH - 1] + "…"
 
 
-def decide(cluster_id: int, request: dict[str, Any], snapshot: Snapshot) -> dict[str, Any]:
-    """The AdmissionResponse for one request (uid, allowed, status, warnings)."""
+def decide(
+    cluster_id: int, request: dict[str, Any], snapshot: Snapshot, denials: list[Denial] | None = None
+) -> dict[str, Any]:
+    """The AdmissionResponse for one request (uid, allowed, status, warnings). A denial is appended to ``denials``
+    (when given) for the caller to hand off after answering (:func:`apps.compliance.notify.admission_denied_later`)."""
     response: dict[str, Any] = {"uid": request["uid"], "allowed": True}
     kind = request.get("kind") or {}
     if request.get("operation") not in OPERATIONS or (kind.get("group"), kind.get("kind")) not in ADMITTED:
@@ -206,11 +210,29 @@ def decide(cluster_id: int, request: dict[str, Any], snapshot: Snapshot) -> dict
             cluster_id,
             ", ".join(f.check_id for f in denied),
         )
+        if denials is not None:
+            denials.append(_denial(cluster_id, obj, request, denied))
     return response
 
 
-def review(cluster_id: int, token: str, body: bytes) -> dict[str, Any]:
-    """Check the caller's token, then answer one AdmissionReview (raises BadToken or BadReview)."""
+def _denial(cluster_id: int, obj: dict[str, Any], request: dict[str, Any], denied: list[Failure]) -> Denial:
+    metadata = obj.get("metadata") or {}
+    name = str(metadata.get("name") or request.get("name") or metadata.get("generateName") or "")
+    labels = {str(k): str(v) for k, v in (metadata.get("labels") or {}).items()}
+    return Denial(
+        cluster_id=cluster_id,
+        namespace=str(metadata.get("namespace") or request.get("namespace") or ""),
+        kind=str((request.get("kind") or {}).get("kind") or ""),
+        name=name,
+        application=application_of(name, labels)[0],
+        checks=tuple(f.check_id for f in denied),
+        user=str((request.get("userInfo") or {}).get("username") or "")[:200],
+    )
+
+
+def review(cluster_id: int, token: str, body: bytes, denials: list[Denial] | None = None) -> dict[str, Any]:
+    """Check the caller's token, then answer one AdmissionReview (raises BadToken or BadReview); a denial is
+    appended to ``denials`` (see :func:`decide`)."""
     started = time.perf_counter()
     snapshot = current()
     expected = snapshot.tokens.get(cluster_id)
@@ -222,7 +244,7 @@ def review(cluster_id: int, token: str, body: bytes) -> dict[str, Any]:
     except BadReview:
         ADMISSION.labels(decision="bad_request").inc()
         raise
-    response = decide(cluster_id, request, snapshot)
+    response = decide(cluster_id, request, snapshot, denials)
     decision = "allowed" if response["allowed"] else "denied"
     if response["allowed"] and response.get("warnings"):
         decision = "warned"

@@ -25,7 +25,7 @@ from typing import Any
 from django.db import connection, connections, transaction
 
 from apps.clusters.models import Workload
-from apps.compliance import cel
+from apps.compliance import cel, notify
 from apps.compliance.checks import Check, Severity, checks_for_policy, evaluate
 from apps.compliance.checks.engine import prepare, run, view_of
 from apps.compliance.models import Binding, Mode, Policy, PolicyException, PolicyKind, Result, ResultStatus
@@ -287,6 +287,7 @@ def evaluate_workload(
 def _store(workload: Workload, values: dict[str, dict[str, Any]], now: datetime) -> list[Result]:
     with transaction.atomic():
         existing = {r.check_id: r for r in Result.objects.select_for_update().filter(workload=workload)}
+        before = {(workload.pk, check_id): row.status for check_id, row in existing.items()}
         Result.objects.filter(workload=workload).exclude(check_id__in=list(values)).delete()
         created, changed = [], []
         for check_id, fields in values.items():
@@ -311,6 +312,7 @@ def _store(workload: Workload, values: dict[str, dict[str, Any]], now: datetime)
             changed.append(row)
         Result.objects.bulk_create(created)
         Result.objects.bulk_update(changed, [*UPDATED_FIELDS, "since"])
+        notify.critical_changed([(workload, values)], before)
     return [*created, *changed]
 
 
@@ -396,7 +398,9 @@ def _commit(write: Writer, judged: Judged, now: datetime) -> tuple[int, int] | N
                 # corrupt it, so the chunk does not wait for its WAL flush.
                 with connection.cursor() as cursor:
                     cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            before = notify.critical_statuses(judged)  # read only when the chunk holds a critical verdict
             write(judged, now)
+            notify.critical_changed(judged, before)
     except Exception:
         logger.exception("storing compliance results of workloads %s-%s failed", judged[0][0].pk, judged[-1][0].pk)
         return None

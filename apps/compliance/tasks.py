@@ -3,8 +3,10 @@ periodic scan of everything, which records the history. Both tell the live pages
 
 from __future__ import annotations
 
+from typing import Any
+
 from apps.clusters.models import Workload
-from apps.compliance import evaluation, events, history
+from apps.compliance import evaluation, events, history, notify
 from apps.compliance.models import Result
 from apps.core.tasking import icc_task
 
@@ -38,4 +40,17 @@ def scan() -> int:
     count = evaluation.scan()
     changed = history.record()
     events.results_changed(changed, "scan")
+    exceptions_expiring.apply_async()  # the periodic look for exceptions about to run out rides on the scan
     return count
+
+
+@icc_task(name="compliance.exceptions_expiring", queue="analysis", soft_time_limit=60)
+def exceptions_expiring() -> int:
+    """Announce approved exceptions about to expire (each once; after every periodic scan, hourly by default)."""
+    return notify.exceptions_expiring()
+
+
+@icc_task(name="compliance.admission_denied", queue="analysis", soft_time_limit=30)
+def admission_denied(denial: dict[str, Any]) -> None:
+    """Announce a denial the admission webhook handed off (it writes nothing itself)."""
+    notify.admission_denied(notify.Denial.from_dict(denial))

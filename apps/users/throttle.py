@@ -47,9 +47,12 @@ def address_key(ip: str) -> str:
     return str(address)
 
 
+_ACCOUNT_PREFIX = "icc:login-fail:user:"
+
+
 def _keys(username: str, ip: str) -> list[str]:
     digest = hashlib.sha256(normalize_username(username).encode()).hexdigest()[:32]
-    keys = [f"icc:login-fail:user:{digest}"]
+    keys = [f"{_ACCOUNT_PREFIX}{digest}"]
     if ip:
         keys.append(f"icc:login-fail:ip:{address_key(ip)}")
     return keys
@@ -161,6 +164,25 @@ def attempt_failed(attempt: Attempt) -> None:
             delay = _delay(count)
             cache.set(_lock_key(key), now + delay, delay + WINDOW_S)
             cache.touch(key, delay + WINDOW_S)  # the count outlives the lock, so the next failure doubles it
+            _announce_lock(attempt, key, count, delay)
+
+
+def _announce_lock(attempt: Attempt, key: str, count: int, delay: int) -> None:
+    """The first lock of a streak is announced (``users.login_throttled``); the longer locks of further failures
+    are the same condition. The marker (an atomic add) lives as long as the count, so parallel failures announce
+    once."""
+    from apps.users import notify
+
+    if not cache.add(f"{key}:announced", 1, delay + WINDOW_S):
+        return
+    account = key.startswith(_ACCOUNT_PREFIX)
+    notify.login_throttled(
+        what="account" if account else "address",
+        key=key.split(":", 3)[3],
+        who=repr(normalize_username(attempt.username)[:64]) if account else address_key(attempt.ip),
+        wait=delay,
+        failures=count,
+    )
 
 
 def attempt_succeeded(attempt: Attempt) -> None:
@@ -185,3 +207,7 @@ def record_failure(username: str, ip: str) -> None:
 def record_success(username: str) -> None:
     key = _keys(username, "")[0]
     cache.delete_many([key, _lock_key(key)])
+    if cache.delete(f"{key}:announced"):  # the account was announced throttled: that condition ends
+        from apps.users import notify
+
+        notify.login_unthrottled(key=key.split(":", 3)[3], who=repr(normalize_username(username)[:64]))

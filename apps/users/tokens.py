@@ -15,12 +15,14 @@ from apps.audit.models import Outcome
 from apps.audit.services import Actor, audit_record, audit_record_outcome
 from apps.core.access import Grant, Role, Scope, ScopeKind, grants, narrow
 from apps.core.errors import DomainError
+from apps.users import notify
 from apps.users.models import ApiToken, User
 
 TOKEN_PREFIX = "icc_"  # noqa: S105 - the public marker of ICC tokens, not a secret
 DEFAULT_LIFETIME = timedelta(days=90)
 MAX_LIFETIME = timedelta(days=366)
 USE_RECORD_INTERVAL = timedelta(minutes=1)
+SEEN_ADDRESSES_KEPT = 50
 
 
 def _hash(secret: str) -> str:
@@ -127,6 +129,7 @@ def token_create(
             },
             metadata={"owner": owner.get_username(), "prefix": prefix},
         )
+        notify.token_created(token, by=by)
     return token, secret
 
 
@@ -169,7 +172,22 @@ def token_authenticate(raw: str, ip: str) -> tuple[User, ApiToken] | None:
                 ),
                 metadata={"previous_ip": token.last_used_ip or "", "ip": ip},
             )
+    seen = list(token.seen_ips or [])
+    if ip and ip not in seen:
+        _remember_address(token, ip, seen)
     user = token.user
     user._icc_token = token  # type: ignore[attr-defined]
     user._icc_token_limits = parse_limits(token.restrictions)  # type: ignore[attr-defined]
     return user, token
+
+
+def _remember_address(token: ApiToken, ip: str, seen: list[str]) -> None:
+    """Add ``ip`` to the token's known addresses (compare-and-swap on the list read, so of parallel first uses from
+    one address only one announces it); a token's first address is only remembered, any later new one is announced
+    (``users.token_new_address``). Known addresses cost no write: this runs only for an address not in the list."""
+    remembered = [*seen, ip][-SEEN_ADDRESSES_KEPT:]
+    if not ApiToken.objects.filter(pk=token.pk, seen_ips=seen).update(seen_ips=remembered):
+        return  # another request changed the list meanwhile: it announced (or remembered) what it saw
+    token.seen_ips = remembered
+    if seen:
+        notify.token_new_address(token, ip=ip, known=seen)

@@ -1,0 +1,240 @@
+"""Compliance's domain events.
+
+- ``compliance.critical_violation`` (critical): a check of critical severity newly fails on a workload (it did not
+  fail before: a new workload, a changed one, an exception that ran out); one condition per workload and check,
+  resolved by ``compliance.violation_cleared`` when that result passes, is excepted or no longer applies.
+- ``compliance.exception_expiring`` (warning): an approved exception expires within ``EXPIRING_WITHIN``; announced
+  once per exception by the periodic ``compliance.exceptions_expiring`` task.
+- ``compliance.admission_denied`` (warning): the admission webhook denied a workload. The webhook answers from
+  memory and writes nothing: the denial is handed to the ``compliance.admission_denied`` task after the response
+  (:func:`admission_denied_later`), which announces it; one condition per cluster, namespace and workload.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.cache import cache
+from django.utils import timezone
+
+from apps.core.access import Scope, ScopeKind
+from apps.core.domain_events import DomainEvent, Severity, emit
+
+logger = logging.getLogger(__name__)
+
+CRITICAL = "critical"
+FAILING = "fail"
+CLEARED = ("pass", "excepted", "skip")  # an error says nothing either way: the condition stays as it is
+EXPIRING_WITHIN = timedelta(days=3)
+
+
+def _scope(cluster_id: int, namespace: str, application: str) -> Scope:
+    if application:
+        return Scope(ScopeKind.APPLICATION, str(cluster_id), application=application)
+    return Scope(ScopeKind.NAMESPACE, str(cluster_id), namespace=namespace)
+
+
+# --- critical violations (from a scan's chunk, or one workload's evaluation) --------------------------------------
+
+
+@dataclass(frozen=True)
+class Subject:
+    """The workload coordinates an announcement names (a scan's ``Observed`` or a ``Workload`` row both fit)."""
+
+    pk: int
+    cluster_id: int
+    namespace: str
+    kind: str
+    name: str
+    application: str
+
+
+def subject_of(workload: Any) -> Subject:
+    application = workload.application
+    name = application if isinstance(application, str) else (application.name if application is not None else "")
+    return Subject(workload.pk, workload.cluster_id, workload.namespace, workload.kind, workload.name, name)
+
+
+def critical_statuses(judged: Sequence[tuple[Any, dict[str, dict[str, Any]]]]) -> dict[tuple[int, str], str] | None:
+    """The stored statuses of the critical checks about to be rewritten (read before the write, in its
+    transaction); None when no verdict of the chunk is critical (nothing to read nor announce)."""
+    from apps.compliance.models import Result
+
+    if not any(f["severity"] == CRITICAL for _, values in judged for f in values.values()):
+        return None
+    rows = Result.objects.filter(workload_id__in=[w.pk for w, _ in judged], severity=CRITICAL).values_list(
+        "workload_id", "check_id", "status"
+    )
+    return {(workload_id, check_id): status for workload_id, check_id, status in rows}
+
+
+def critical_changed(
+    judged: Sequence[tuple[Any, dict[str, dict[str, Any]]]], before: dict[tuple[int, str], str] | None
+) -> int:
+    """Announce (after commit) each critical check that newly fails, and each that stopped failing; returns how
+    many announcements. A check failing before and now is the same condition: silent."""
+    if before is None:
+        return 0
+    announced = 0
+    for workload, values in judged:
+        for check_id, fields in values.items():
+            if fields["severity"] != CRITICAL:
+                continue
+            was, now = before.get((workload.pk, check_id)), str(fields["status"])
+            if now == FAILING and was != FAILING:
+                _violation(subject_of(workload), check_id, fields, resolves=False)
+                announced += 1
+            elif was == FAILING and now in CLEARED:
+                _violation(subject_of(workload), check_id, fields, resolves=True)
+                announced += 1
+    return announced
+
+
+def _violation(workload: Subject, check_id: str, fields: dict[str, Any], *, resolves: bool) -> None:
+    what = f"{workload.kind} {workload.namespace}/{workload.name}"
+    text = (
+        f"{what} passes critical check {check_id} again ({fields['status']})."
+        if resolves
+        else f"{what} fails critical check {check_id} ({fields['policy']}): {fields['message']}"
+    )
+    emit(
+        DomainEvent(
+            kind="compliance.violation_cleared" if resolves else "compliance.critical_violation",
+            severity=Severity.INFO if resolves else Severity.CRITICAL,
+            subject=what,
+            text=text[:1000],
+            scope=_scope(workload.cluster_id, workload.namespace, workload.application),
+            link=(
+                f"/compliance/?cluster={workload.cluster_id}&namespace={workload.namespace}"
+                f"&q={workload.name}&check={check_id}"
+            ),
+            dedup_key=f"compliance.critical_violation:{workload.pk}:{check_id}",
+            resolves=resolves,
+        )
+    )
+
+
+# --- exceptions about to expire (periodic) -----------------------------------------------------------------------
+
+
+def _expiring_marker(pk: int) -> str:
+    return f"icc:compliance:exception-expiring:{pk}"
+
+
+def exceptions_expiring(now: datetime | None = None) -> int:
+    """Announce every approved, unrevoked exception that expires within ``EXPIRING_WITHIN`` and was not announced
+    yet (a cache marker that lives until a day after its expiry makes it once per exception); returns how many."""
+    from apps.compliance.models import PolicyException
+
+    now = now or timezone.now()
+    due = PolicyException.objects.select_related("policy").filter(
+        approved_at__isnull=False, revoked_at__isnull=True, expires_at__gt=now, expires_at__lte=now + EXPIRING_WITHIN
+    )
+    announced = 0
+    for exception in due:
+        lifetime = int((exception.expires_at - now).total_seconds()) + 86400
+        if not cache.add(_expiring_marker(exception.pk), 1, lifetime):
+            continue
+        scope = exception.scope()
+        hours = max(1, round((exception.expires_at - now).total_seconds() / 3600))
+        emit(
+            DomainEvent(
+                kind="compliance.exception_expiring",
+                severity=Severity.WARNING,
+                subject=f"compliance exception {exception.pk}",
+                text=(
+                    f"The exception to {exception.policy.key}{'/' + exception.check_id if exception.check_id else ''} "
+                    f"at {scope.label()} (owner {exception.owner}) expires {exception.expires_at:%Y-%m-%d %H:%M}Z, in "
+                    f"about {hours} h; the workloads it covers fail again then unless they are fixed."
+                )[:1000],
+                scope=scope,
+                link=f"/compliance/exceptions/{exception.pk}/",
+                dedup_key=f"compliance.exception_expiring:{exception.pk}",
+            )
+        )
+        announced += 1
+    return announced
+
+
+# --- admission denials (handed off by the webhook) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Denial:
+    cluster_id: int
+    namespace: str
+    kind: str
+    name: str
+    application: str
+    checks: tuple[str, ...]
+    user: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "checks": list(self.checks)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Denial:
+        return cls(**{**values, "checks": tuple(values.get("checks") or ())})
+
+    def key(self) -> str:
+        return f"compliance.admission_denied:{self.cluster_id}:{self.namespace}:{self.kind}/{self.name}"
+
+
+REPEAT_HANDOFF_SECONDS = 60.0  # a workload denied again within this, in the same process, is not handed off again
+_handed: dict[str, float] = {}
+_handed_lock = threading.Lock()
+
+
+def admission_denied_later(denials: Iterable[Denial]) -> int:
+    """Hand denials to the ``compliance.admission_denied`` task (called after the webhook's response is sent;
+    nothing here touches the database). A controller retrying a denied workload every few seconds is handed off
+    once a minute per process; the event's key groups the rest. Returns how many were handed off."""
+    from apps.compliance.tasks import admission_denied
+
+    now = time.monotonic()
+    fresh = []
+    with _handed_lock:
+        if len(_handed) > 10_000:
+            _handed.clear()
+        for denial in denials:
+            if now - _handed.get(denial.key(), -REPEAT_HANDOFF_SECONDS) < REPEAT_HANDOFF_SECONDS:
+                continue
+            _handed[denial.key()] = now
+            fresh.append(denial)
+    for denial in fresh:
+        try:
+            admission_denied.apply_async(args=[denial.as_dict()])
+        except Exception:  # the broker is down: the denial stands (answered and logged), only its announcement is lost
+            logger.warning("could not hand off the admission denial of %s", denial.key(), exc_info=True)
+    return len(fresh)
+
+
+def admission_denied(denial: Denial) -> None:
+    """Announce one denial (the task's body)."""
+    from apps.clusters.models import Cluster
+
+    cluster = Cluster.objects.filter(pk=denial.cluster_id).values_list("name", flat=True).first() or str(
+        denial.cluster_id
+    )
+    what = f"{denial.kind} {denial.namespace}/{denial.name}"
+    emit(
+        DomainEvent(
+            kind="compliance.admission_denied",
+            severity=Severity.WARNING,
+            subject=f"{what} on cluster {cluster}",
+            text=(
+                f"The admission webhook of cluster {cluster} denied {what}"
+                + (f" (requested by {denial.user})" if denial.user else "")
+                + f": enforced checks failed: {', '.join(denial.checks)}."
+            )[:1000],
+            scope=_scope(denial.cluster_id, denial.namespace, denial.application),
+            link=f"/compliance/webhooks/{denial.cluster_id}/",
+            dedup_key=denial.key(),
+        )
+    )

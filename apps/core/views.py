@@ -9,15 +9,20 @@ from django.views.decorators.http import require_GET
 
 from apps.core import registry
 from apps.core.events import DASHBOARD
-from apps.core.selectors import dashboard_counters
+from apps.core.selectors import dashboard_attention, dashboard_counters
 
 
 @login_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(
-        request, "core/dashboard.html", {"counters": dashboard_counters(request.user), "live_topics": DASHBOARD}
-    )
+    """The "Needs attention" sections first (what the apps registered, restricted to the viewer), then the
+    counters; both re-rendered live on the dashboard topic."""
+    context = {
+        "attention": dashboard_attention(request.user),
+        "counters": dashboard_counters(request.user),
+        "live_topics": DASHBOARD,
+    }
+    return render(request, "core/dashboard.html", context)
 
 
 @login_required

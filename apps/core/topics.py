@@ -70,9 +70,13 @@ def page_or_object(user: AnyUser, name: str, *, page: str, prefix: str, readable
 
 
 def _render_dashboard(user: AnyUser, name: str, payload: dict[str, Any]) -> str:
-    from apps.core.selectors import dashboard_counters
+    from apps.core.selectors import dashboard_attention, dashboard_counters
 
-    return render_to_string("core/_dashboard_counters.html", {"counters": dashboard_counters(user), "oob": True})
+    attention = {"attention": dashboard_attention(user), "oob": True}
+    counters = {"counters": dashboard_counters(user), "oob": True}
+    return render_to_string("core/_dashboard_attention.html", attention) + render_to_string(
+        "core/_dashboard_counters.html", counters
+    )
 
 
 register(DASHBOARD, authorize=authenticated, render=_render_dashboard)

@@ -11,10 +11,12 @@ class ClustersConfig(AppConfig):
     def ready(self) -> None:
         from apps.clusters import (
             access,
+            dashboard,
             topics,  # noqa: F401
         )
 
         access.register()
+        dashboard.register()  # failing pods in the dashboard's "Needs attention"
         from django.conf import settings
 
         from apps.core.registry import background_register, nav_register

@@ -24,4 +24,22 @@ def portal(request: HttpRequest) -> dict[str, Any]:
     active = matches[-1][1] if matches else ("dashboard" if path == "/" else "")
     user = getattr(request, "user", None)
     # A callable: templates evaluate it only on pages that show it (no query on API or fragment responses).
-    return {"navigation": items, "active_area": active, "my_rights": lambda: my_rights(user)}
+    return {
+        "navigation": items,
+        "active_area": active,
+        "my_rights": lambda: my_rights(user),
+        "dependency_banner": _dependency_banner,  # evaluated only by pages that show it (signed-in ones)
+        "may_see_system": lambda: _may_see_system(user),
+    }
+
+
+def _dependency_banner() -> Any:
+    from apps.core.system import dependency_banner
+
+    return dependency_banner()
+
+
+def _may_see_system(user: Any) -> bool:
+    from apps.core.system import may_see_system
+
+    return may_see_system(user)

@@ -12,7 +12,15 @@ from typing import Any
 from django import forms
 
 from apps.core.access import ScopeKind
-from apps.notifications.models import SEVERITY_CHOICES, Channel, ChannelKind, DeliveryStatus, MessageState, Rule
+from apps.notifications.models import (
+    SEVERITY_CHOICES,
+    Channel,
+    ChannelKind,
+    DeliveryStatus,
+    MessageState,
+    Rule,
+    Subscription,
+)
 
 # What each kind's form asks for: (target label, secret label) — None when the kind has no such field.
 KIND_FIELDS: dict[str, tuple[str | None, str | None]] = {  # keyed by ChannelKind values
@@ -174,6 +182,23 @@ class SubscriptionForm(_ScopedForm):
 
 class SubscriptionEditForm(SubscriptionForm):
     enabled = forms.BooleanField(required=False, initial=True)
+
+
+SUBSCRIPTION_INITIAL = (
+    "kinds",
+    "min_severity",
+    "email",
+    "group_window_seconds",
+    "enabled",
+    "scope_kind",
+    "scope_cluster",
+    "scope_namespace",
+    "scope_application",
+)
+
+
+def subscription_initial(subscription: Subscription) -> dict[str, Any]:
+    return {name: getattr(subscription, name) for name in SUBSCRIPTION_INITIAL}
 
 
 class ConfirmForm(forms.Form):

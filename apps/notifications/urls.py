@@ -24,5 +24,6 @@ urlpatterns = [
     path("rules/<int:pk>/", views.rule_detail, name="rule"),
     path("rules/<int:pk>/delete/", views.rule_delete, name="rule-delete"),
     path("subscriptions/", views.subscription_list, name="subscriptions"),
+    path("subscriptions/<int:pk>/", views.subscription_detail, name="subscription"),
     path("subscriptions/<int:pk>/delete/", views.subscription_delete, name="subscription-delete"),
 ]

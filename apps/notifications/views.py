@@ -33,14 +33,17 @@ from apps.notifications.forms import (
     DeliveryFilterForm,
     EventFilterForm,
     RuleForm,
+    SubscriptionEditForm,
     SubscriptionForm,
     channel_initial,
     rule_initial,
+    subscription_initial,
 )
 from apps.notifications.models import Channel, ChannelKind, Delivery, DeliveryStatus, Event, Message, Rule, Subscription
 from apps.notifications.services import channels as channel_services
 from apps.notifications.services import deliveries as delivery_services
 from apps.notifications.services import rules as rule_services
+from apps.notifications.services import subscriptions as subscription_services
 
 EVENTS_PAGE = 50
 DELIVERIES_PAGE = 50
@@ -436,13 +439,39 @@ def subscription_list(request: HttpRequest) -> HttpResponse:
     return render(request, "notifications/subscriptions.html", context, status=400 if form.errors else 200)
 
 
+def _subscription(request: HttpRequest, pk: int) -> Subscription:
+    found: Subscription | None = selectors.subscriptions(request.user).filter(pk=pk).first()
+    if found is None:
+        raise Http404("no such subscription")
+    return found
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def subscription_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One of the viewer's subscriptions, to edit (its scope stays one they may read)."""
+    found = _subscription(request, pk)
+    form = SubscriptionEditForm(_posted(request), initial=subscription_initial(found))
+    if request.method == "POST" and form.is_valid():
+        try:
+            subscription_services.subscription_update(subscription=found, by=request.user, **form.cleaned_data)
+        except ForbiddenError as exc:
+            form.add_error("scope_kind", exc.message)
+        except DomainError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, "Subscription saved.")
+            return redirect("notifications:subscriptions")
+        found = _subscription(request, pk)  # the service changed the instance it was given; show what is stored
+    context = {"form": form, "subscription": found}
+    return render(request, "notifications/subscription.html", context, status=400 if form.errors else 200)
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def subscription_delete(request: HttpRequest, pk: int) -> HttpResponse:
     """GET: the confirmation page. POST: unsubscribe when the confirmation is ticked."""
-    found: Subscription | None = selectors.subscriptions(request.user).filter(pk=pk).first()
-    if found is None:
-        raise Http404("no such subscription")
+    found = _subscription(request, pk)
     form = DeleteForm(_posted(request))
     if request.method == "POST" and form.is_valid():
         rule_services.subscription_delete(subscription=found, by=request.user)

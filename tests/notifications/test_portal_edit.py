@@ -365,3 +365,41 @@ def test_the_event_log_filters_by_kind_severity_state_and_text_and_paginates(
     assert "Page 1 of 2" in first and "page=2" in first and "kind=clusters." in first
     second = subjects("kind=clusters.&page=2")
     assert len(second) == 2 and "late job" not in second
+
+
+def test_a_subscriber_edits_their_subscription_only_where_they_may_read(make_user):
+    c1, c2 = cluster_row("c1"), cluster_row("c2")
+    pia = make_user("pia-edit")
+    bind(pia.user, "viewer", c1)
+    mine = subscription_create(
+        by=pia.user, kinds=["clusters.*"], email="pia@example.com", scope_kind="cluster", scope_cluster=str(c1.pk)
+    )
+    client = forced_login(pia.user)
+    page = html(client.get(f"/notifications/subscriptions/{mine.pk}/"))
+    assert 'value="clusters.*"' in page and 'value="pia@example.com"' in page
+    base = {"kinds": "clusters.*, cron.*", "min_severity": "error", "group_window_seconds": 60, "enabled": "on"}
+    saved = client.post(
+        f"/notifications/subscriptions/{mine.pk}/",
+        base | {"scope_kind": "cluster", "scope_cluster": str(c1.pk), "email": "pia.ops@example.com"},
+    )
+    assert saved.status_code == 302
+    mine.refresh_from_db()
+    assert (mine.kinds, mine.min_severity, mine.email, mine.group_window_seconds) == (
+        ["clusters.*", "cron.*"],
+        "error",
+        "pia.ops@example.com",
+        60,
+    )
+    wider = client.post(
+        f"/notifications/subscriptions/{mine.pk}/", base | {"scope_kind": "cluster", "scope_cluster": str(c2.pk)}
+    )
+    assert wider.status_code == 400
+    assert re.search(r'data-error-for="scope_kind">[^<]*only where you may read', html(wider))
+    mine.refresh_from_db()
+    assert mine.scope_cluster == str(c1.pk), "a refused edit changes nothing"
+    assert AuditEvent.objects.filter(action="notifications.subscription.update").count() == 1
+    other = make_user("olga-other")
+    bind(other.user, "viewer")
+    stranger = forced_login(other.user)
+    assert stranger.get(f"/notifications/subscriptions/{mine.pk}/").status_code == 404
+    assert stranger.post(f"/notifications/subscriptions/{mine.pk}/", base | {"scope_kind": "global"}).status_code == 404

@@ -403,3 +403,30 @@ def test_a_subscriber_edits_their_subscription_only_where_they_may_read(make_use
     stranger = forced_login(other.user)
     assert stranger.get(f"/notifications/subscriptions/{mine.pk}/").status_code == 404
     assert stranger.post(f"/notifications/subscriptions/{mine.pk}/", base | {"scope_kind": "global"}).status_code == 404
+
+
+def test_the_logs_cost_the_same_queries_for_2_events_as_for_12(admin_persona, receiver):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    hook = channel_create(name="hook", kind="webhook", target=f"{receiver.url}/h")
+    rule_save(name="r", kinds=["*"], min_severity="info", channels=[hook.pk], group_window_seconds=0)
+    client = forced_login(admin_persona.user)
+
+    def add(first: int, last: int) -> None:
+        for n in range(first, last):
+            routing.record(DomainEvent(kind="cron.run_failed", severity=Severity.ERROR, subject=f"job {n}", text="t"))
+
+    def queries(path: str) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(path).status_code == 200
+        return len(captured.captured_queries)
+
+    add(0, 2)
+    client.get("/notifications/")
+    few = {path: queries(path) for path in ("/notifications/", "/notifications/deliveries/")}
+    add(2, 12)
+    many = {path: queries(path) for path in few}
+    assert many == few
+    event = Event.objects.order_by("-pk").first()
+    assert event is not None and queries(f"/notifications/events/{event.pk}/") <= few["/notifications/"]

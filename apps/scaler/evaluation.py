@@ -27,7 +27,7 @@ from apps.clusters.services import workload_audit_scope
 from apps.core import calendar
 from apps.core.access import Scope, ScopeKind
 from apps.core.locks import advisory_lock
-from apps.scaler import actuation, engine, metrics, ownership, schedules, services
+from apps.scaler import actuation, engine, metrics, notify, ownership, schedules, services
 from apps.scaler.evaluation_inputs import (
     Gathered,
     gather,
@@ -340,6 +340,8 @@ def _record(
         ScalingPolicy.objects.filter(pk=policy.pk).update(
             status=status, status_message=status_message[:2000], last_evaluated_at=run.now
         )
+        if count:  # a final outcome (not the row written before acting): announce a change of status
+            notify.status_changed(policy, before=policy.status, after=status, message=status_message)
     if count:
         _count(decision)
     return decision
@@ -366,6 +368,7 @@ def _finish(
     with transaction.atomic():
         decision.save(update_fields=["outcome", "reason", "duration_ms"])
         ScalingPolicy.objects.filter(pk=policy.pk).update(status=status, status_message=status_message[:2000])
+        notify.status_changed(policy, before=policy.status, after=status, message=status_message)
         if audit_scale is not None:
             workload, result = audit_scale
             _audit_write(

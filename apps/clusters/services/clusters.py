@@ -9,7 +9,7 @@ from typing import Any
 from django.db import transaction
 
 from apps.audit.services import audit_record
-from apps.clusters import events
+from apps.clusters import events, notify
 from apps.clusters import gateway as gateways
 from apps.clusters.crypto import decrypt, encrypt
 from apps.clusters.models import Cluster, ClusterStatus
@@ -82,6 +82,7 @@ def cluster_register(
             metadata={"server_version": result.server_version, "missing_permissions": result.missing_optional},
             scope=_scope(cluster),
         )
+        notify.permissions_checked(cluster, before=[], after=result.missing_optional)
         schedule_sync(cluster)
         publish_many([events.list_changed(events.CLUSTERS, cluster.pk)])
         dashboard_changed("cluster.registered")
@@ -170,6 +171,9 @@ def cluster_update(
             cluster.allow_insecure = bool(connection.get("allow_insecure"))
             cluster.credentials = encrypt(new_credentials.to_dict())
             cluster.server_version = probe_result.server_version
+            notify.permissions_checked(
+                cluster, before=cluster.missing_permissions or [], after=probe_result.missing_optional
+            )
             cluster.missing_permissions = probe_result.missing_optional
         if not changes:
             return cluster

@@ -70,6 +70,11 @@ def _missing(gateway: gateways.Gateway, permissions: tuple[Permission, ...]) -> 
     return [Permission(tuple(verbs), p.resource, p.group, p.subresource).label() for p, verbs in lacking.items()]
 
 
+def missing_permissions(gateway: gateways.Gateway) -> list[str]:
+    """Every permission ICC uses (required and optional) that the gateway's credentials lack, as labels."""
+    return _missing(gateway, REQUIRED + OPTIONAL)
+
+
 @dataclass
 class Probe:
     server_version: str

@@ -18,6 +18,7 @@ from apps.clusters.models import Cluster, ClusterStatus, WarningEvent
 from apps.clusters.sync.diff import SyncResult, apply_rows
 from apps.clusters.sync.health import failing_watches, set_health
 from apps.clusters.sync.links import link_orphan_pods
+from apps.clusters.sync.permissions import recheck_permissions
 from apps.clusters.sync.versions import BULK, refresh_active
 from apps.core.events import publish_many
 from apps.core.locks import advisory_lock
@@ -74,6 +75,7 @@ def _sync(cluster: Cluster, result: SyncResult) -> None:
     try:
         gateway = gateways.for_cluster(cluster)
         version = gateway.version()
+        recheck_permissions(cluster.pk, gateway)  # before listing: a 403 on a list is then already explained
         listed = list_all(gateway)
     except gateways.KubeError as exc:
         status = (

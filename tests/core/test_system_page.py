@@ -4,6 +4,7 @@ banner every page shows while a dependency is down; the cluster-wide lease and r
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import pytest
 import redis
@@ -25,7 +26,7 @@ def signed_in(persona) -> Client:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(autouse=True)
-def _fresh_banner_memo():  # type: ignore[no-untyped-def]
+def _fresh_banner_memo() -> Iterator[None]:
     health._recent.clear()
     yield
     health._recent.clear()

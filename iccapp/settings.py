@@ -134,6 +134,8 @@ def _database(data_dir: Path) -> dict[str, Any]:
         db["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     else:
         db["CONN_MAX_AGE"] = 0
+        # A pooled connection is checked before use, so after a PostgreSQL restart no request gets a dead one.
+        db["CONN_HEALTH_CHECKS"] = True
         pool_size = env.integer("DATABASE_POOL_SIZE", 10, minimum=0, maximum=500)
         options: dict[str, Any] = {"connect_timeout": env.integer("DATABASE_CONNECT_TIMEOUT", 5, minimum=1)}
         if pool_size:

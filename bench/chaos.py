@@ -277,8 +277,10 @@ class Roles:
             self.roles.append(
                 Role(f"cron-scheduler-{n}", "scheduler", ["manage.py", "cron_scheduler"], logs / f"cron-{n}.log")
             )
-        beat = ["-m", "celery", "-A", "iccapp", "beat", "--loglevel", "WARNING", "--schedule", str(logs / "beat-1")]
-        self.roles.append(Role("beat-1", "beat", beat, logs / "beat-1.log"))
+        for n in (1, 2):  # elected: the holder of the lease "beat" ticks, the other waits
+            beat = ["-m", "celery", "-A", "iccapp", "beat", "--loglevel", "WARNING"]
+            beat += ["--schedule", str(logs / f"beat-{n}")]
+            self.roles.append(Role(f"beat-{n}", "beat", beat, logs / f"beat-{n}.log"))
         for n in (1, 2):
             self.roles.append(Role(f"watcher-{n}", "watcher", ["manage.py", "icc_watch"], logs / f"watcher-{n}.log"))
 
@@ -479,7 +481,7 @@ class Workload:
         except (requests.RequestException, ValueError):
             return None
 
-    def pods(self) -> list[str] | None:
+    def pods(self, *, running: bool = True) -> list[str] | None:
         try:
             response = self.kube_http.get(
                 f"{self.kube.url}/api/v1/namespaces/{NAMESPACE}/pods",
@@ -494,7 +496,8 @@ class Workload:
         return [
             p["metadata"]["name"]
             for p in items
-            if not p["metadata"].get("deletionTimestamp") and p.get("status", {}).get("phase") == "Running"
+            if not p["metadata"].get("deletionTimestamp")
+            and (not running or p.get("status", {}).get("phase") == "Running")
         ]
 
     def _scaling(self) -> None:
@@ -537,7 +540,22 @@ class Workload:
                     trial.generation_after = int(seen["metadata"]["generation"])
                     break
                 time.sleep(0.1)
+            if trial.reached_at is not None:
+                self.hold(session, n)
             self.stopping.wait(2)
+
+    def hold(self, session: requests.Session, n: int) -> None:
+        """Every pod on target: the pods that asked for the change no longer do (their values stay fresh 30 s, and
+        ``ceil(current x mean / target)`` over the new count would ask for more)."""
+        pods = self.pods(running=False) or []
+        body: dict[str, Any] = {
+            "application": self.application_id,
+            "metric": "rps",
+            "values": [{"pod": pod, "value": TARGET_PER_POD} for pod in pods],
+        }
+        if pods:
+            with suppress(requests.RequestException):
+                session.post(f"{self.webs[n % 2]}/api/v1/scaler/signals/", json=body, timeout=10)
 
     def start(self) -> None:
         for thread in self.threads:
@@ -557,7 +575,8 @@ def kube_objects(kube: Any) -> None:
     namespace: dict[str, Any] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
     http.post(f"{kube.url}/api/v1/namespaces", json=namespace, timeout=10).raise_for_status()
     for name, replicas in (("web", 2), ("static-a", 1), ("static-b", 1)):
-        labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "shop"}
+        # One application per Deployment: a policy scales an application with one scalable workload.
+        labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "shop" if name == "web" else name}
         body: dict[str, Any] = {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -637,11 +656,14 @@ class Probe:
         self.cluster_id = cluster_id
         self.session = workload.http()
         self.failing = ""
+        self.detail = ""
 
     def steady(self) -> bool:
-        for check in (self._processes, self._ready, self._writes, self._workers, self._watcher):
+        for check in (self._processes, self._ready, self._writes, self._workers, self._watcher, self._beat):
             if not check():
                 self.failing = check.__name__.strip("_")
+                if check in (self._watcher, self._beat):
+                    self.failing += f": {self.detail}"
                 return False
         self.failing = ""
         return True
@@ -672,10 +694,19 @@ class Probe:
     def _watcher(self) -> bool:
         holder = lease_holder(self.database_url, self.cluster_id)
         if holder is None:
+            self.detail = "no unexpired lease"
             return False
         pid, connected = holder
         role = self.roles.by_pid(pid)
+        name = role.name if role else "not a running watcher"
+        self.detail = f"lease held by pid {pid} ({name}), connected {connected}"
         return role is not None and role.kind == "watcher" and role.alive() and connected
+
+    def _beat(self) -> bool:
+        pid = lease_pid(self.database_url, "beat")
+        role = self.roles.by_pid(pid) if pid is not None else None
+        self.detail = f"lease 'beat' held by {role.name if role else pid}"
+        return role is not None and role.kind == "beat" and role.alive()
 
     def wait(self, started: float) -> float | None:
         """Seconds from ``started`` until steady; None after STEADY_TIMEOUT_S."""
@@ -686,23 +717,37 @@ class Probe:
         return None
 
 
-def lease_holder(database_url: str, cluster_id: int) -> tuple[int, bool] | None:
-    """The pid of the watcher holding an unexpired lease on the cluster, and whether all its watches are up."""
+def holder_pid(holder: str) -> int:
+    """The process id in a lease holder's or cron worker's name (``host:pid:...``)."""
+    parts = holder.split(":")
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else -1
+
+
+def lease_pid(database_url: str, name: str) -> int | None:
+    """The pid of the process holding the unexpired core lease ``name`` (apps/core/leases.py), if any."""
     try:
         with psycopg.connect(database_url, connect_timeout=2) as conn:
             row = conn.execute(
-                "SELECT holder FROM clusters_watchlease WHERE cluster_id = %s AND expires_at > now()", (cluster_id,)
+                "SELECT holder FROM core_lease WHERE name = %s AND expires_at > statement_timestamp()", (name,)
             ).fetchone()
-            if row is None:
-                return None
+    except psycopg.Error:
+        return None
+    return holder_pid(str(row[0])) if row else None
+
+
+def lease_holder(database_url: str, cluster_id: int) -> tuple[int, bool] | None:
+    """The pid of the watcher holding the cluster's unexpired watch lease, and whether all its watches are up."""
+    pid = lease_pid(database_url, f"watch:{cluster_id}")
+    if pid is None:
+        return None
+    try:
+        with psycopg.connect(database_url, connect_timeout=2) as conn:
             states = conn.execute(
                 "SELECT count(*), count(*) FILTER (WHERE connected) FROM clusters_watchstate WHERE cluster_id = %s",
                 (cluster_id,),
             ).fetchone()
     except psycopg.Error:
         return None
-    parts = str(row[0]).split(":")
-    pid = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else -1
     return pid, bool(states and states[0] and states[0] == states[1])
 
 
@@ -713,12 +758,7 @@ def busy_worker_pids(database_url: str) -> set[int]:
             rows = conn.execute("SELECT worker FROM cron_attempt WHERE finished_at IS NULL").fetchall()
     except psycopg.Error:
         return set()
-    pids = set()
-    for (worker,) in rows:
-        parts = str(worker).split(":")
-        if len(parts) > 1 and parts[1].isdigit():
-            pids.add(int(parts[1]))
-    return pids
+    return {holder_pid(str(worker)) for (worker,) in rows}
 
 
 # --- faults -----------------------------------------------------------------------------------------------------
@@ -768,11 +808,16 @@ class Chaos:
         return fault
 
     def _scheduler(self) -> Fault:
-        # Beat is the one singleton among the schedulers; cron schedulers have no leader (both are active).
+        # The active beat is the holder of the lease "beat"; cron schedulers have no leader (both are active),
+        # so every other scheduler fault kills one of them.
         self.scheduler_turn += 1
-        pool = self.roles.of("beat") if self.scheduler_turn % 2 else self.roles.of("scheduler")
-        victim = self.random.choice(pool)
-        fault = Fault("scheduler", now(), f"{victim.name} pid {victim.pid}")
+        victim: Role | None = None
+        if self.scheduler_turn % 2:
+            pid = lease_pid(self.pg.url, "beat")
+            victim = self.roles.by_pid(pid) if pid is not None else None
+        active = victim is not None
+        victim = victim or self.random.choice(self.roles.of("scheduler"))
+        fault = Fault("scheduler", now(), f"{victim.name} pid {victim.pid}{' (lease holder)' if active else ''}")
         self.roles.kill(victim)
         fault.component_s = now() - fault.at
         return fault
@@ -877,16 +922,28 @@ def check_writes(acked: dict[int, str]) -> dict[str, Any]:
     }
 
 
-def check_scaling(rounds: list[Round], generation_start: int, generation_end: int) -> dict[str, Any]:
+def check_scaling(rounds: list[Round], generation_start: int, generation_end: int, since: float) -> dict[str, Any]:
+    """Rounds accepted but never applied are lost; scale writes the API server saw beyond the decisions ICC
+    recorded as applied (with a change) are duplicated: one decision written twice, or a write no decision owns."""
+    from django.db.models import F
+
+    from apps.scaler.models import Decision
+
     reached = [r for r in rounds if r.reached_at is not None]
     writes = generation_end - generation_start
-    extra = max(0, writes - len(reached))
+    decided = (
+        Decision.objects.filter(outcome="applied", at__gte=datetime.fromtimestamp(since, UTC))
+        .exclude(desired_replicas=F("current_replicas"))
+        .count()
+    )
+    extra = max(0, writes - decided)
     durations = [r.reached_at - r.acked_at for r in reached if r.reached_at is not None]
     return {
         "rounds_accepted": len(rounds),
         "rounds_applied": len(reached),
         "lost": len(rounds) - len(reached),
         "scale_writes": writes,
+        "decisions_applied": decided,
         "duplicated": extra,
         "apply_p95_s": round(harness.percentile(durations, 0.95), 2) if durations else None,
     }
@@ -901,7 +958,8 @@ def check_cron(receiver: Receiver, window: tuple[float, float]) -> dict[str, Any
         slot = datetime.fromtimestamp(window[0], UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
         while slot.timestamp() <= window[1]:
             due = job.due_at(slot).timestamp()
-            if window[0] <= due <= window[1]:
+            # A job's first slot is the first after its creation (the minute it was created in has begun).
+            if window[0] <= due <= window[1] and slot > job.created_at:
                 expected.add(job.idempotency_key(slot))
             slot += timedelta(minutes=1)
     arrivals: dict[str, list[float]] = defaultdict(list)
@@ -1028,6 +1086,7 @@ def main() -> int:
             if steady0 is None:
                 raise SystemExit(f"the roles never became steady (failing: {probe.failing}); logs in {logs}")
             say(f"{len(roles.roles)} roles steady in {steady0:.1f} s")
+            scaling_from = now()
             generation_start = int((workload.deployment() or {"metadata": {"generation": 0}})["metadata"]["generation"])
             workload.start()
             cron_from = now()
@@ -1054,7 +1113,7 @@ def main() -> int:
             deployment = workload.deployment() or {"metadata": {"generation": 0}}
             generation_end = int(deployment["metadata"]["generation"])
             writes = check_writes(workload.acked)
-            scaling = check_scaling(workload.rounds, generation_start, generation_end)
+            scaling = check_scaling(workload.rounds, generation_start, generation_end, scaling_from)
             cron = check_cron(receiver, (cron_from, cron_to))
             observed_equal = False
             deadline = now() + 30
@@ -1154,7 +1213,8 @@ def report(
     )
     print(
         f"scaling: {scaling['rounds_accepted']} accepted rounds, {scaling['rounds_applied']} applied "
-        f"(p95 {scaling['apply_p95_s']} s), {scaling['scale_writes']} scale writes, duplicated {scaling['duplicated']}"
+        f"(p95 {scaling['apply_p95_s']} s), {scaling['scale_writes']} scale writes for {scaling['decisions_applied']} "
+        f"applied decisions, duplicated {scaling['duplicated']}"
     )
     print(
         f"cron: {cron['jobs']} jobs, {cron['expected']} runs due in the window, {cron['deliveries']} deliveries, "

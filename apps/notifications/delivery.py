@@ -79,15 +79,15 @@ def claim(delivery_id: int) -> Claimed | datetime | None:
             channel = Channel.objects.select_for_update().filter(pk=row["channel_id"]).first()
             if channel is None:
                 return None
-            recent: list[datetime] = [
-                at
-                for at in Delivery.objects.filter(channel_id=channel.pk, claimed_at__gt=now - RATE_WINDOW)
-                .order_by("claimed_at")
-                .values_list("claimed_at", flat=True)[: channel.max_per_minute]
-                if at is not None
-            ]
-            if len(recent) >= channel.max_per_minute:
-                until = recent[0] + RATE_WINDOW + timedelta(milliseconds=10)
+            # The limit's claim of the window, newest first: when it exists the window is full until it leaves.
+            limit_claim = (
+                Delivery.objects.filter(channel_id=channel.pk, claimed_at__gt=now - RATE_WINDOW)
+                .order_by("-claimed_at")
+                .values_list("claimed_at", flat=True)[channel.max_per_minute - 1 : channel.max_per_minute]
+                .first()
+            )
+            if limit_claim is not None:
+                until = limit_claim + RATE_WINDOW + timedelta(milliseconds=10)
                 changed = Delivery.objects.filter(pk=delivery_id, status__in=WAITING).update(
                     next_attempt_at=until, reason=f"deferred by the rate limit of {channel.max_per_minute}/min"
                 )

@@ -154,11 +154,17 @@ def _open(event: Event, route: Route) -> list[Delivery]:
             raise
         _join(current, event)
         return []
-    message.events.add(event)
+    _link(message, event)
     metrics.MESSAGES.labels(outcome="muted" if muted else "opened").inc()
     if muted:
         return []
     return _deliveries(message, route, DeliveryKind.FIRST, 0, now + timedelta(seconds=route.window))
+
+
+def _link(message: Message, event: Event) -> None:
+    """Add the event to the message's events: one INSERT (``events.add`` reads the existing links first; an event
+    is routed once, so it is never linked twice)."""
+    Message.events.through.objects.create(message_id=message.pk, event_id=event.pk)
 
 
 def _current(route: Route, key: str) -> Message | None:
@@ -169,7 +175,7 @@ def _join(message: Message, event: Event) -> None:
     Message.objects.filter(pk=message.pk).update(
         count=F("count") + 1, last_event=event, last_event_at=event.at, severity=event.severity
     )
-    message.events.add(event)
+    _link(message, event)
     metrics.MESSAGES.labels(outcome="grouped").inc()
 
 
@@ -177,7 +183,7 @@ def _resolve(message: Message, event: Event, route: Route, *, announce: bool) ->
     Message.objects.filter(pk=message.pk).update(
         state=MessageState.RESOLVED, resolved_at=event.at, last_event=event, next_repeat_at=None
     )
-    message.events.add(event)
+    _link(message, event)
     if not announce or message.muted or not route.notify_resolved:
         return []
     first_due = Delivery.objects.filter(message=message, kind=DeliveryKind.FIRST).values_list(
@@ -190,7 +196,7 @@ def _resolve(message: Message, event: Event, route: Route, *, announce: bool) ->
 
 def group(event: Event, route: Route) -> list[Delivery]:
     """Apply one event to one route's open message of its key (see the module docstring)."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # inside routing's transaction: no savepoint of its own
         current = _current(route, event.dedup_key)
         if event.resolves:
             return _resolve(current, event, route, announce=True) if current is not None else []
@@ -279,9 +285,11 @@ def opened_or_resolved(event: Event, created: list[Delivery]) -> bool:
 
 def _task(name: str) -> Any:
     """This app's task ``name`` from Celery's registry (tasks import this module; this module does not import
-    tasks)."""
+    tasks). A web process has not imported the tasks modules yet: they are loaded as a worker loads them."""
     from celery import current_app
 
+    if name not in current_app.tasks:
+        current_app.loader.import_default_modules()
     return current_app.tasks[name]
 
 

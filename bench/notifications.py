@@ -1,0 +1,490 @@
+"""Benchmark of ICC's notifications: a domain event emitted to the message received, through a signed webhook and
+through e-mail, beside a raw HTTP POST and a raw SMTP send to the same local servers.
+
+In one run, with a webhook receiver (asyncio HTTP/1.1 on 127.0.0.1, records arrival time and ``Idempotency-Key``,
+answers 200 at once) and an SMTP server (aiosmtpd on 127.0.0.1, records arrival time and subject), both started by
+this script:
+
+1. **anchors**: the raw round trip of an HTTP POST of a webhook-sized JSON body to the same receiver (urllib3,
+   keep-alive, as ICC's pool sends), a raw ``smtplib`` send (connect, send, quit: what Django's SMTP backend does
+   per message) to the same SMTP server, and one single-row INSERT in the bench's PostgreSQL (what recording an
+   event costs at least).
+2. **webhook latency**: ``--events`` events (1,000; quick 50) emitted with
+   :func:`apps.core.domain_events.emit` by this process (Django set up against the bench's database, the
+   notifications sink registered as in every ICC process) at ``--rate`` events/s, each its own condition (its own
+   deduplication key) matched by a rule with grouping off (group window 0) to a signed webhook channel. Two Celery
+   worker processes (``celery -A iccapp worker -Q default``, threads) deliver, as in production. Latency: arrival
+   at the receiver minus the moment ``emit`` was called. The time ``emit`` itself takes is the cost of the
+   synchronous sink to an emitter (routing: record, match, group, create deliveries).
+3. **e-mail latency**: the same through an e-mail channel to the SMTP server.
+4. **throughput**: ``--burst`` events (1,000; quick 50) emitted as fast as this process can, to the webhook;
+   events/s = events delivered / (last arrival - first emit).
+
+Targets (printed, not asserted): webhook p99 <= 1 s. The last line of output is one line of JSON. Run:
+``.venv/bin/python bench/notifications.py [--quick] [--events N] [--rate R] [--burst N]``; the full run takes about
+2-3 minutes, ``--quick`` about 40 s. The database ``icc_bench_notifications`` and the Redis db (14) are dropped and
+reused; never point them at data you keep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import smtplib
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from subprocess import Popen
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root: bench.harness, apps
+
+from bench import harness
+
+SUFFIX = "_notifications"  # database icc_bench_notifications
+TARGET_P99_MS = 1000.0
+WORKERS = 2
+WORKER_CONCURRENCY = 8
+SETTLE_S = 30.0  # the longest a message may take before the bench calls it missing
+SUBJECT_NUMBER = re.compile(r"\b[a-z]+-\d+\b")  # a phase label and the event's number
+
+
+# --- the local servers ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class HookReceiver:
+    """A minimal HTTP/1.1 server on an asyncio loop in a thread: records (arrival, Idempotency-Key), answers 200."""
+
+    arrivals: list[tuple[float, str]] = field(default_factory=list)
+    port: int = 0
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def start(self) -> HookReceiver:
+        ready = threading.Event()
+
+        def serve() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            server = loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=1024))
+            self.port = int(server.sockets[0].getsockname()[1])
+            ready.set()
+            loop.run_forever()
+
+        threading.Thread(target=serve, name="bench-hook", daemon=True).start()
+        ready.wait(10)
+        return self
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                headers: dict[str, str] = {}
+                for line in head.decode("latin-1").split("\r\n")[1:]:
+                    name, _, value = line.partition(":")
+                    if name:
+                        headers[name.strip().lower()] = value.strip()
+                length = int(headers.get("content-length") or 0)
+                if length:
+                    await reader.readexactly(length)
+                self.arrivals.append((time.time(), headers.get("idempotency-key", "")))
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            pass
+        writer.close()
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+class MailReceiver:
+    """aiosmtpd on 127.0.0.1: records (arrival, subject) of every message it accepts."""
+
+    def __init__(self) -> None:
+        self.arrivals: list[tuple[float, str]] = []
+        self.port = harness.free_port()
+        self._controller: Any = None
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        at = time.time()
+        match = re.search(rb"^Subject: (.*)$", envelope.original_content, re.MULTILINE)
+        self.arrivals.append((at, match.group(1).decode(errors="replace").strip() if match else ""))
+        return "250 Message accepted for delivery"
+
+    def start(self) -> MailReceiver:
+        from aiosmtpd.controller import Controller
+
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+
+
+# --- anchors ----------------------------------------------------------------------------------------------------
+
+
+def ms(seconds: float) -> float:
+    return seconds * 1000.0
+
+
+def pct(values: list[float], q: float) -> float | None:
+    return round(harness.percentile(values, q), 2) if values else None
+
+
+def anchor_http(url: str, samples: int) -> list[float]:
+    """Round trips of a raw POST of a webhook-sized body to the receiver, on one keep-alive connection."""
+    import urllib3
+
+    body = b'{"delivery":"first","message":{"subject":"anchor"}}'.ljust(700, b" ")
+    pool = urllib3.PoolManager(retries=False)
+    times = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        pool.request("POST", url, body=body, headers={"Content-Type": "application/json"}, timeout=10)
+        times.append(ms(time.perf_counter() - started))
+    pool.clear()
+    return times
+
+
+def anchor_smtp(port: int, samples: int) -> list[float]:
+    """A raw smtplib send per sample: connect, MAIL/RCPT/DATA, QUIT (one message per connection, as Django's
+    SMTP backend sends a message opened with ``get_connection()``)."""
+    times = []
+    for n in range(samples):
+        message = EmailMessage()
+        message["Subject"], message["From"], message["To"] = f"anchor {n}", "icc@localhost", "ops@example.com"
+        message.set_content("anchor\n")
+        started = time.perf_counter()
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+            smtp.send_message(message)
+        times.append(ms(time.perf_counter() - started))
+    return times
+
+
+def anchor_insert(samples: int) -> list[float]:
+    """One single-row INSERT (autocommit) in the bench's database: the floor of recording an event."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE IF NOT EXISTS bench_anchor (id bigserial PRIMARY KEY, at timestamptz, v text)")
+    times = []
+    for n in range(samples):
+        started = time.perf_counter()
+        with connection.cursor() as cursor:
+            cursor.execute("INSERT INTO bench_anchor (at, v) VALUES (now(), %s)", [f"row {n}"])
+        times.append(ms(time.perf_counter() - started))
+    return times
+
+
+# --- ICC: channels, rules, workers -----------------------------------------------------------------------------
+
+
+def configure(hook_url: str, smtp_port: int) -> None:
+    from apps.notifications.services.channels import channel_create
+    from apps.notifications.services.rules import rule_save
+
+    hook = channel_create(
+        name="bench-hook", kind="webhook", target=hook_url, secret="bench-signing-key", max_per_minute=10000
+    )
+    mail = channel_create(name="bench-mail", kind="email", target="ops@example.com", max_per_minute=10000)
+    for name, kinds, channel in (
+        ("bench-hook", ["bench.hook", "bench.burst"], hook),
+        ("bench-mail", ["bench.mail"], mail),
+    ):
+        rule_save(name=name, kinds=kinds, min_severity="info", channels=[channel.pk], group_window_seconds=0)
+
+
+LOG_DIR: list[Path] = []
+
+
+def start_worker(env: dict[str, str], name: str) -> Popen[bytes]:
+    """A production worker: ``celery -A iccapp worker -Q default`` (threads), its output in a log file."""
+    args = ["-m", "celery", "-A", "iccapp", "worker", "-Q", "default", "--pool", "threads"]
+    args += ["--concurrency", str(WORKER_CONCURRENCY), "-n", f"{name}@%h"]
+    args += ["--without-mingle", "--without-gossip", "--loglevel", "WARNING"]
+    log = LOG_DIR[0] / f"{name}.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=harness.ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    proc.log = log  # type: ignore[attr-defined]
+    return proc
+
+
+def log_tail(proc: Popen[bytes], lines: int = 30) -> str:
+    log = getattr(proc, "log", None)
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log and log.exists() else ""
+
+
+# --- phases -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    """One run of events: when each was emitted, how long ``emit`` took, when each arrived."""
+
+    label: str
+    emitted: dict[int, float] = field(default_factory=dict)
+    emit_ms: list[float] = field(default_factory=list)
+    arrived: dict[int, float] = field(default_factory=dict)
+
+    def latencies(self) -> list[float]:
+        return [ms(self.arrived[n] - at) for n, at in self.emitted.items() if n in self.arrived]
+
+    @property
+    def missing(self) -> int:
+        return len(self.emitted.keys() - self.arrived.keys())
+
+
+def emit_events(phase: Phase, kind: str, count: int, rate: float | None) -> None:
+    """Emit ``count`` events of ``kind`` (each its own condition) at ``rate`` per second (None: as fast as possible)."""
+    from apps.core.domain_events import DomainEvent, Severity, emit
+
+    started = time.perf_counter()
+    for n in range(count):
+        if rate:
+            wait = started + n / rate - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+        event = DomainEvent(
+            kind=kind,
+            severity=Severity.WARNING,
+            subject=f"{phase.label}-{n}",
+            text=f"bench event {n} of {count}",
+            dedup_key=f"{phase.label}-{n}",
+            link="/notifications/",
+        )
+        at = time.time()
+        began = time.perf_counter()
+        emit(event)  # outside a transaction: the sinks run at once, in this process
+        phase.emit_ms.append(ms(time.perf_counter() - began))
+        phase.emitted[n] = at
+
+
+def hook_numbers(receiver: HookReceiver) -> dict[str, float]:
+    """First arrival per subject at the webhook receiver (the Idempotency-Key names the message)."""
+    from apps.notifications.models import Message
+
+    firsts: dict[int, float] = {}
+    for at, key in list(receiver.arrivals):
+        parts = key.split("-")  # icc-notification-<message>-<channel>-<kind>-<sequence>
+        if len(parts) >= 3 and parts[2].isdigit():
+            firsts.setdefault(int(parts[2]), at)
+    subjects = dict(Message.objects.filter(pk__in=firsts).values_list("pk", "subject"))
+    return {subjects[pk]: at for pk, at in firsts.items() if pk in subjects}
+
+
+def mail_numbers(smtp: MailReceiver) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for at, subject in list(smtp.arrivals):
+        match = SUBJECT_NUMBER.search(subject)
+        if match:
+            found.setdefault(match.group(0), at)
+    return found
+
+
+def collect(phase: Phase, arrivals: Any, watched: list[Popen[bytes]], timeout: float = SETTLE_S) -> None:
+    """Wait until every event of the phase arrived (or ``timeout`` after the last emit); record the arrivals."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for proc in watched:
+            if proc.poll() is not None:
+                raise SystemExit(f"worker {proc.args!r} exited with {proc.returncode}:\n{log_tail(proc)}")
+        seen = arrivals()
+        phase.arrived = {n: seen[f"{phase.label}-{n}"] for n in phase.emitted if f"{phase.label}-{n}" in seen}
+        if not phase.missing or time.monotonic() > deadline:
+            return
+        time.sleep(0.2)
+
+
+def figures(phase: Phase) -> dict[str, Any]:
+    latencies = phase.latencies()
+    return {
+        "events": len(phase.emitted),
+        "received": len(phase.arrived),
+        "missing": phase.missing,
+        "p50_ms": pct(latencies, 0.50),
+        "p99_ms": pct(latencies, 0.99),
+        "max_ms": round(max(latencies), 1) if latencies else None,
+        "emit_p50_ms": pct(phase.emit_ms, 0.50),
+        "emit_p99_ms": pct(phase.emit_ms, 0.99),
+    }
+
+
+def delivery_states() -> dict[str, int]:
+    from django.db.models import Count
+
+    from apps.notifications.models import Delivery
+
+    rows = Delivery.objects.values_list("status").annotate(n=Count("id"))
+    return dict(rows)
+
+
+# --- the run ----------------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = harness.argument_parser(__doc__)
+    parser.add_argument("--events", type=int, default=None, help="events per latency phase (1,000; quick 50)")
+    parser.add_argument("--rate", type=float, default=None, help="events/s in the latency phases (25; quick 25)")
+    parser.add_argument("--burst", type=int, default=None, help="events of the throughput phase (1,000; quick 50)")
+    args = parser.parse_args()
+    events = args.events or (50 if args.quick else 1000)
+    rate = args.rate or 25.0
+    burst = args.burst or (50 if args.quick else 1000)
+    samples = 50 if args.quick else 300
+
+    hook = HookReceiver().start()
+    smtp = MailReceiver().start()
+    workers: list[Popen[bytes]] = []
+    try:
+        with harness.bench_run(
+            SUFFIX,
+            WORKER_METRICS_PORT="0",  # two workers on one host
+            DATABASE_POOL_SIZE=str(WORKER_CONCURRENCY + 4),
+            EMAIL_HOST="127.0.0.1",
+            EMAIL_PORT=str(smtp.port),
+        ) as run:
+            LOG_DIR.append(run.data_dir)
+            print(f"webhook receiver on {hook.url}, SMTP server on 127.0.0.1:{smtp.port}", flush=True)
+            anchors = {
+                "http": anchor_http(hook.url, samples),
+                "smtp": anchor_smtp(smtp.port, samples),
+                "insert": anchor_insert(samples),
+            }
+            hook.arrivals.clear()
+            smtp.arrivals.clear()
+            configure(hook.url, smtp.port)
+            workers += [start_worker(run.env, f"notify-{n}") for n in range(WORKERS)]
+            for label, kind, arrivals in (("warmhook", "bench.hook", hook), ("warmmail", "bench.mail", smtp)):
+                warm = Phase(label)  # the workers' first tasks: connections, imports
+                emit_events(warm, kind, 2 * WORKERS * WORKER_CONCURRENCY, 8.0)
+                seen = (lambda: hook_numbers(hook)) if arrivals is hook else (lambda: mail_numbers(smtp))
+                collect(warm, seen, workers, timeout=90)
+                if warm.missing:
+                    raise SystemExit(f"warm-up events never arrived:\n{log_tail(workers[0])}")
+            print(f"{WORKERS} workers x {WORKER_CONCURRENCY} threads ready; {events} events at {rate:g}/s per channel")
+
+            webhook = Phase("hook")
+            emit_events(webhook, "bench.hook", events, rate)
+            collect(webhook, lambda: hook_numbers(hook), workers)
+            email = Phase("mail")
+            emit_events(email, "bench.mail", events, rate)
+            collect(email, lambda: mail_numbers(smtp), workers)
+
+            throughput = Phase("burst")
+            burst_started = time.time()
+            emit_events(throughput, "bench.burst", burst, None)
+            emit_s = time.time() - burst_started
+            collect(throughput, lambda: hook_numbers(hook), workers, timeout=SETTLE_S + burst / 20)
+            last = max(throughput.arrived.values(), default=burst_started)
+            states = delivery_states()
+            harness.close_django()
+    finally:
+        for proc in workers:
+            harness.stop_process(proc)
+        hook.stop()
+        smtp.stop()
+    report(
+        quick=args.quick,
+        rate=rate,
+        anchors=anchors,
+        webhook=figures(webhook),
+        email=figures(email),
+        burst=figures(throughput),
+        events_per_s=round(len(throughput.arrived) / max(1e-9, last - burst_started), 1),
+        emit_per_s=round(burst / max(1e-9, emit_s), 1),
+        states=states,
+    )
+    return 0
+
+
+def report(
+    *,
+    quick: bool,
+    rate: float,
+    anchors: dict[str, list[float]],
+    webhook: dict[str, Any],
+    email: dict[str, Any],
+    burst: dict[str, Any],
+    events_per_s: float,
+    emit_per_s: float,
+    states: dict[str, int],
+) -> None:
+    http, smtp, insert = (
+        {"p50": pct(anchors[k], 0.5), "p99": pct(anchors[k], 0.99)} for k in ("http", "smtp", "insert")
+    )
+    anchor_http_per_s = round(1000.0 / (sum(anchors["http"]) / len(anchors["http"])), 1)
+    print()
+    print(f"{'figure':<46}{'ICC':>12}{'anchor':>12}  anchor is")
+    rows = [
+        ("webhook: emit -> received p50 (ms)", webhook["p50_ms"], http["p50"], "raw POST round trip p50"),
+        ("webhook: emit -> received p99 (ms)", webhook["p99_ms"], http["p99"], "raw POST round trip p99"),
+        ("e-mail: emit -> received p50 (ms)", email["p50_ms"], smtp["p50"], "raw smtplib send p50"),
+        ("e-mail: emit -> received p99 (ms)", email["p99_ms"], smtp["p99"], "raw smtplib send p99"),
+        ("emit() in the emitter p50 (ms)", webhook["emit_p50_ms"], insert["p50"], "one-row INSERT p50"),
+        ("emit() in the emitter p99 (ms)", webhook["emit_p99_ms"], insert["p99"], "one-row INSERT p99"),
+        ("events/s delivered (burst, webhook)", events_per_s, anchor_http_per_s, "raw POSTs/s, one thread"),
+    ]
+    for name, ours, anchor, what in rows:
+        print(f"{name:<46}{ours!s:>12}{anchor!s:>12}  {what}")
+    print(
+        f"target: webhook p99 <= {TARGET_P99_MS:.0f} ms; latency phases at {rate:g} events/s, group window 0; "
+        f"missing webhook {webhook['missing']}, e-mail {email['missing']}, burst {burst['missing']}; burst emitted "
+        f"at {emit_per_s} events/s (burst latency p50 {burst['p50_ms']} ms, p99 {burst['p99_ms']} ms); "
+        f"deliveries {states}"
+    )
+    harness.emit(
+        {
+            "quick": quick,
+            "events": webhook["events"],
+            "rate_per_s": rate,
+            "webhook_p50_ms": webhook["p50_ms"],
+            "webhook_p99_ms": webhook["p99_ms"],
+            "webhook_missing": webhook["missing"],
+            "email_p50_ms": email["p50_ms"],
+            "email_p99_ms": email["p99_ms"],
+            "email_missing": email["missing"],
+            "events_per_s": events_per_s,
+            "burst_events": burst["events"],
+            "burst_missing": burst["missing"],
+            "burst_p99_ms": burst["p99_ms"],
+            "emit_per_s": emit_per_s,
+            "emit_p50_ms": webhook["emit_p50_ms"],
+            "emit_p99_ms": webhook["emit_p99_ms"],
+            "anchor_http_post_p50_ms": http["p50"],
+            "anchor_http_post_p99_ms": http["p99"],
+            "anchor_http_posts_per_s": anchor_http_per_s,
+            "anchor_smtp_send_p50_ms": smtp["p50"],
+            "anchor_smtp_send_p99_ms": smtp["p99"],
+            "anchor_insert_p50_ms": insert["p50"],
+            "anchor_insert_p99_ms": insert["p99"],
+            "workers": WORKERS,
+            "worker_threads": WORKER_CONCURRENCY,
+            "target_webhook_p99_ms": TARGET_P99_MS,
+            "load_avg_1m": round(os.getloadavg()[0], 2),
+        }
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -287,7 +287,11 @@ def evaluate_workload(
 def _store(workload: Workload, values: dict[str, dict[str, Any]], now: datetime) -> list[Result]:
     with transaction.atomic():
         existing = {r.check_id: r for r in Result.objects.select_for_update().filter(workload=workload)}
-        before = {(workload.pk, check_id): row.status for check_id, row in existing.items()}
+        failing = {
+            (workload.pk, check_id)
+            for check_id, row in existing.items()
+            if row.status == ResultStatus.FAIL and row.severity == notify.CRITICAL
+        }
         Result.objects.filter(workload=workload).exclude(check_id__in=list(values)).delete()
         created, changed = [], []
         for check_id, fields in values.items():
@@ -312,7 +316,7 @@ def _store(workload: Workload, values: dict[str, dict[str, Any]], now: datetime)
             changed.append(row)
         Result.objects.bulk_create(created)
         Result.objects.bulk_update(changed, [*UPDATED_FIELDS, "since"])
-        notify.critical_changed([(workload, values)], before)
+        notify.critical_changed([(workload, values)], failing)
     return [*created, *changed]
 
 
@@ -398,9 +402,9 @@ def _commit(write: Writer, judged: Judged, now: datetime) -> tuple[int, int] | N
                 # corrupt it, so the chunk does not wait for its WAL flush.
                 with connection.cursor() as cursor:
                     cursor.execute("SET LOCAL synchronous_commit TO OFF")
-            before = notify.critical_statuses(judged)  # read only when the chunk holds a critical verdict
+            failing = notify.critical_failing(judged)  # before the write: which critical checks failed
             write(judged, now)
-            notify.critical_changed(judged, before)
+            notify.critical_changed(judged, failing)
     except Exception:
         logger.exception("storing compliance results of workloads %s-%s failed", judged[0][0].pk, judged[-1][0].pk)
         return None

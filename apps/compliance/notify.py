@@ -61,37 +61,36 @@ def subject_of(workload: Any) -> Subject:
     return Subject(workload.pk, workload.cluster_id, workload.namespace, workload.kind, workload.name, name)
 
 
-def critical_statuses(judged: Sequence[tuple[Any, dict[str, dict[str, Any]]]]) -> dict[tuple[int, str], str] | None:
-    """The stored statuses of the critical checks about to be rewritten (read before the write, in its
-    transaction); None when no verdict of the chunk is critical (nothing to read nor announce)."""
+def critical_failing(judged: Sequence[tuple[Any, dict[str, dict[str, Any]]]]) -> set[tuple[int, str]]:
+    """(workload, check) of the chunk's critical results failing now, read before the chunk is rewritten (in its
+    transaction). One query on the (status, severity) index: it returns only failing critical rows."""
     from apps.compliance.models import Result
 
-    if not any(f["severity"] == CRITICAL for _, values in judged for f in values.values()):
-        return None
-    rows = Result.objects.filter(workload_id__in=[w.pk for w, _ in judged], severity=CRITICAL).values_list(
-        "workload_id", "check_id", "status"
-    )
-    return {(workload_id, check_id): status for workload_id, check_id, status in rows}
+    rows = Result.objects.filter(
+        status=FAILING, severity=CRITICAL, workload_id__in=[w.pk for w, _ in judged]
+    ).values_list("workload_id", "check_id")
+    return set(rows)
 
 
-def critical_changed(
-    judged: Sequence[tuple[Any, dict[str, dict[str, Any]]]], before: dict[tuple[int, str], str] | None
-) -> int:
-    """Announce (after commit) each critical check that newly fails, and each that stopped failing; returns how
-    many announcements. A check failing before and now is the same condition: silent."""
-    if before is None:
-        return 0
+def critical_changed(judged: Sequence[tuple[Any, dict[str, dict[str, Any]]]], failing: set[tuple[int, str]]) -> int:
+    """Announce (after commit) each critical check that newly fails, and each that stopped failing (passes, is
+    excepted or skipped, or is no longer bound); returns how many announcements. A check failing before and now is
+    the same condition: silent. ``failing`` is :func:`critical_failing` of before the write."""
     announced = 0
     for workload, values in judged:
         for check_id, fields in values.items():
             if fields["severity"] != CRITICAL:
                 continue
-            was, now = before.get((workload.pk, check_id)), str(fields["status"])
-            if now == FAILING and was != FAILING:
+            was, now = (workload.pk, check_id) in failing, str(fields["status"])
+            if now == FAILING and not was:
                 _violation(subject_of(workload), check_id, fields, resolves=False)
                 announced += 1
-            elif was == FAILING and now in CLEARED:
+            elif was and now in CLEARED:
                 _violation(subject_of(workload), check_id, fields, resolves=True)
+                announced += 1
+        for pk, check_id in failing:
+            if pk == workload.pk and check_id not in values:  # unbound: its result is deleted with the write
+                _violation(subject_of(workload), check_id, {"status": "no longer checked"}, resolves=True)
                 announced += 1
     return announced
 
@@ -99,7 +98,7 @@ def critical_changed(
 def _violation(workload: Subject, check_id: str, fields: dict[str, Any], *, resolves: bool) -> None:
     what = f"{workload.kind} {workload.namespace}/{workload.name}"
     text = (
-        f"{what} passes critical check {check_id} again ({fields['status']})."
+        f"{what} no longer fails critical check {check_id} ({fields['status']})."
         if resolves
         else f"{what} fails critical check {check_id} ({fields['policy']}): {fields['message']}"
     )

@@ -160,7 +160,7 @@ def test_a_new_critical_failure_is_one_condition_per_workload_and_check_until_it
     from apps.compliance import evaluation
     from apps.compliance.models import Binding, Policy
 
-    Binding.objects.create(policy=Policy.objects.get(key="pss-baseline"))
+    binding = Binding.objects.create(policy=Policy.objects.get(key="pss-baseline"))
     evaluation.scan()
     [violation] = events("compliance.")
     assert (violation.kind, violation.severity) == ("compliance.critical_violation", "critical")
@@ -189,6 +189,18 @@ def test_a_new_critical_failure_is_one_condition_per_workload_and_check_until_it
         False,
     )
     assert len(events("compliance.")) == 3
+
+    binding.delete()  # no longer checked at all: the scan deletes the result, and the condition ends
+    evaluation.scan()
+    unbound = events("compliance.")[-1]
+    assert (unbound.kind, unbound.dedup_key, unbound.resolves) == (
+        "compliance.violation_cleared",
+        violation.dedup_key,
+        True,
+    )
+    assert "no longer checked" in unbound.text
+    evaluation.scan()
+    assert len(events("compliance.")) == 4
 
 
 def test_an_exception_about_to_expire_is_announced_once(admin_persona, make_user):

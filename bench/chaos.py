@@ -791,7 +791,7 @@ class Chaos:
         return getattr(self, f"_{kind}")()
 
     def _worker(self) -> Fault:
-        deadline = now() + 20
+        deadline = now() + 30
         victim: Role | None = None
         while now() < deadline and victim is None:  # a worker that holds a request the receiver is holding
             if self.receiver.in_flight:
@@ -950,6 +950,8 @@ def check_scaling(rounds: list[Round], generation_start: int, generation_end: in
 
 
 def check_cron(receiver: Receiver, window: tuple[float, float]) -> dict[str, Any]:
+    from django.db.models import Count
+
     from apps.cron.models import Attempt, Job, Run, RunState
 
     jobs = list(Job.objects.all())
@@ -972,13 +974,31 @@ def check_cron(receiver: Receiver, window: tuple[float, float]) -> dict[str, Any
         if attempt.finished_at is not None:
             succeeded[key].append(attempt.finished_at.timestamp())
     duplicated: set[str] = {key for key, done in succeeded.items() if len(done) > 1}
+    attempts_per_key: Counter[str] = Counter()
+    counted = Run.objects.filter(attempt_rows__isnull=False).select_related("job").annotate(n=Count("attempt_rows"))
+    for counted_run in counted:
+        attempts_per_key[counted_run.job.idempotency_key(counted_run.slot)] = counted_run.n
+    for key, times in arrivals.items():
+        if len(times) > attempts_per_key.get(key, 0) > 0:  # one attempt reached the receiver twice
+            duplicated.add(key)
     for key, times in arrivals.items():
         if key in succeeded:
             first_done = min(succeeded[key])
             if any(at > first_done + 0.001 for at in times):  # sent again after ICC recorded it succeeded
                 duplicated.add(key)
     missing = sorted(expected - arrivals.keys())
-    redelivered = sum(len(t) - 1 for k, t in arrivals.items() if len(t) > 1 and k not in duplicated)
+    again = {k for k, t in arrivals.items() if len(t) > 1 and k not in duplicated}
+    redelivered = sum(len(arrivals[k]) - 1 for k in again)
+    # Why a key was sent again: what became of the attempts before the last one (unfinished: its worker died).
+    causes: Counter[str] = Counter()
+    runs = Run.objects.filter(attempt_rows__isnull=False).select_related("job").distinct()
+    for run in runs:
+        if run.job.idempotency_key(run.slot) not in again:
+            continue
+        earlier = list(run.attempt_rows.order_by("number"))[:-1]
+        for attempt in earlier:
+            what = "unfinished" if attempt.finished_at is None else f"{attempt.outcome}: {attempt.error[:60]}"
+            causes[what] += 1
     states = Counter(Run.objects.values_list("state", flat=True))
     return {
         "jobs": len(jobs),
@@ -989,6 +1009,7 @@ def check_cron(receiver: Receiver, window: tuple[float, float]) -> dict[str, Any
         "duplicated": len(duplicated),
         "duplicate_keys": sorted(duplicated)[:10],
         "redelivered": redelivered,
+        "redelivery_causes": dict(causes.most_common(5)),
         "run_states": dict(states),
     }
 
@@ -1032,16 +1053,16 @@ def main() -> int:
     parser.add_argument("--scheduler-kills", type=int, default=5, help="SIGKILL the active scheduler (5)")
     parser.add_argument("--watcher-kills", type=int, default=5, help="SIGKILL the active watcher (5)")
     parser.add_argument("--apiserver-restarts", type=int, default=5, help="restart the kube-apiserver (5)")
-    parser.add_argument("--gap", type=float, default=None, help="seconds of plain workload between faults (5; quick 2)")
-    parser.add_argument("--jobs", type=int, default=None, help="HTTP cron jobs, every minute (30; quick 12)")
-    parser.add_argument("--hold-ms", type=float, default=800, help="the receiver holds each answer this long (800)")
+    parser.add_argument("--gap", type=float, default=None, help="seconds of plain workload between faults (3; quick 2)")
+    parser.add_argument("--jobs", type=int, default=None, help="HTTP cron jobs, every minute (30)")
+    parser.add_argument("--hold-ms", type=float, default=1000, help="the receiver holds each answer this long (1000)")
     parser.add_argument("--write-interval", type=float, default=0.2, help="seconds between audited writes (0.2)")
     parser.add_argument("--redis-persistence", choices=("aof", "none"), default="aof", help="aof: appendfsync always")
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs) at the end")
     args = parser.parse_args()
-    gap = args.gap if args.gap is not None else (2.0 if args.quick else 5.0)
-    jobs = args.jobs or (12 if args.quick else 30)
+    gap = args.gap if args.gap is not None else (2.0 if args.quick else 3.0)
+    jobs = args.jobs or 30
     plan = plan_faults(args)
 
     workdir = Path(tempfile.mkdtemp(prefix="icc-chaos-"))
@@ -1219,7 +1240,8 @@ def report(
     print(
         f"cron: {cron['jobs']} jobs, {cron['expected']} runs due in the window, {cron['deliveries']} deliveries, "
         f"lost {cron['lost']} {cron['missing_keys']}, duplicated {cron['duplicated']} {cron['duplicate_keys']}, "
-        f"redelivered with the same key {cron['redelivered']}; states {cron['run_states']}"
+        f"redelivered with the same key {cron['redelivered']} (earlier attempts: {cron['redelivery_causes']}); "
+        f"states {cron['run_states']}"
     )
     print(f"audit chain: {'valid' if chain_valid else 'BROKEN'} ({chain_text})")
     print(f"observed state equals the cluster's: {observed_equal}")

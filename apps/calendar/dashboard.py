@@ -76,7 +76,7 @@ def attention(viewer: Any) -> AttentionSection:
         title="Change freezes and maintenance windows now",
         url=url,
         counts=(
-            AttentionCount("active freezes", len(freezes), "critical", url),
+            AttentionCount("freezes", len(freezes), "critical", url),
             AttentionCount("maintenance windows", len(maintenance), "info", url),
         ),
         items=items,

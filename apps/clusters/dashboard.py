@@ -96,7 +96,7 @@ def attention(viewer: Any) -> AttentionSection:
         title="Failing pods",
         url=url,
         counts=(
-            AttentionCount("failing containers", crashing, "error"),
+            AttentionCount("container failures", crashing, "error"),
             AttentionCount("failed", failed, "error"),
             AttentionCount("not ready", max(0, total - crashing - failed), "warning"),
         ),

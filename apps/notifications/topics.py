@@ -64,7 +64,7 @@ def render(user: Any, name: str, payload: dict[str, Any]) -> str:
     pk = topics.numbered(name, events.EVENT)
     if pk is None or not _readable_event(user, pk):
         return ""
-    return _refresh("notification-event", reverse("notifications:event-messages", args=[pk]), "")
+    return _refresh("notification-event", reverse("notifications:event-messages", args=[pk]), "#notification-event")
 
 
 def event_recorded(domain_event: DomainEvent) -> None:

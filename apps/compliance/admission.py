@@ -181,7 +181,7 @@ def decide(
     cluster_id: int, request: dict[str, Any], snapshot: Snapshot, denials: list[Denial] | None = None
 ) -> dict[str, Any]:
     """The AdmissionResponse for one request (uid, allowed, status, warnings). A denial is appended to ``denials``
-    (when given) for the caller to hand off after answering (:func:`apps.compliance.notify.admission_denied_later`)."""
+    (when given) for the caller to hand off after answering (:func:`apps.compliance.tasks.admission_denied_later`)."""
     response: dict[str, Any] = {"uid": request["uid"], "allowed": True}
     kind = request.get("kind") or {}
     if request.get("operation") not in OPERATIONS or (kind.get("group"), kind.get("kind")) not in ADMITTED:

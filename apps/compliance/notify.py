@@ -7,15 +7,14 @@
   once per exception by the periodic ``compliance.exceptions_expiring`` task.
 - ``compliance.admission_denied`` (warning): the admission webhook denied a workload. The webhook answers from
   memory and writes nothing: the denial is handed to the ``compliance.admission_denied`` task after the response
-  (:func:`admission_denied_later`), which announces it; one condition per cluster, namespace and workload.
+  (:func:`apps.compliance.tasks.admission_denied_later`), which announces it; one condition per cluster, namespace
+  and workload.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -183,35 +182,6 @@ class Denial:
 
     def key(self) -> str:
         return f"compliance.admission_denied:{self.cluster_id}:{self.namespace}:{self.kind}/{self.name}"
-
-
-REPEAT_HANDOFF_SECONDS = 60.0  # a workload denied again within this, in the same process, is not handed off again
-_handed: dict[str, float] = {}
-_handed_lock = threading.Lock()
-
-
-def admission_denied_later(denials: Iterable[Denial]) -> int:
-    """Hand denials to the ``compliance.admission_denied`` task (called after the webhook's response is sent;
-    nothing here touches the database). A controller retrying a denied workload every few seconds is handed off
-    once a minute per process; the event's key groups the rest. Returns how many were handed off."""
-    from apps.compliance.tasks import admission_denied
-
-    now = time.monotonic()
-    fresh = []
-    with _handed_lock:
-        if len(_handed) > 10_000:
-            _handed.clear()
-        for denial in denials:
-            if now - _handed.get(denial.key(), -REPEAT_HANDOFF_SECONDS) < REPEAT_HANDOFF_SECONDS:
-                continue
-            _handed[denial.key()] = now
-            fresh.append(denial)
-    for denial in fresh:
-        try:
-            admission_denied.apply_async(args=[denial.as_dict()])
-        except Exception:  # the broker is down: the denial stands (answered and logged), only its announcement is lost
-            logger.warning("could not hand off the admission denial of %s", denial.key(), exc_info=True)
-    return len(fresh)
 
 
 def admission_denied(denial: Denial) -> None:

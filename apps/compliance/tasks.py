@@ -3,12 +3,18 @@ periodic scan of everything, which records the history. Both tell the live pages
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections.abc import Iterable
 from typing import Any
 
 from apps.clusters.models import Workload
 from apps.compliance import evaluation, events, history, notify
 from apps.compliance.models import Result
 from apps.core.tasking import icc_task
+
+logger = logging.getLogger(__name__)
 
 
 def _verdicts(workload_id: int) -> set[tuple[str, str, str]]:
@@ -54,3 +60,30 @@ def exceptions_expiring() -> int:
 def admission_denied(denial: dict[str, Any]) -> None:
     """Announce a denial the admission webhook handed off (it writes nothing itself)."""
     notify.admission_denied(notify.Denial.from_dict(denial))
+
+
+REPEAT_HANDOFF_SECONDS = 60.0  # a workload denied again within this, in the same process, is not handed off again
+_handed: dict[str, float] = {}
+_handed_lock = threading.Lock()
+
+
+def admission_denied_later(denials: Iterable[notify.Denial]) -> int:
+    """Hand denials to the ``compliance.admission_denied`` task (called after the webhook's response is sent;
+    nothing here touches the database). A controller retrying a denied workload every few seconds is handed off
+    once a minute per process; the event's key groups the rest. Returns how many were handed off."""
+    now = time.monotonic()
+    fresh: list[notify.Denial] = []
+    with _handed_lock:
+        if len(_handed) > 10_000:
+            _handed.clear()
+        for denial in denials:
+            if now - _handed.get(denial.key(), -REPEAT_HANDOFF_SECONDS) < REPEAT_HANDOFF_SECONDS:
+                continue
+            _handed[denial.key()] = now
+            fresh.append(denial)
+    for denial in fresh:
+        try:
+            admission_denied.apply_async(args=[denial.as_dict()])
+        except Exception:  # the broker is down: the denial stands (answered and logged), only its announcement is lost
+            logger.warning("could not hand off the admission denial of %s", denial.key(), exc_info=True)
+    return len(fresh)

@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from apps.compliance import admission, notify
+from apps.compliance import admission, notify, tasks
 
 
 @csrf_exempt
@@ -32,7 +32,7 @@ def review(request: HttpRequest, cluster_id: int, token: str) -> HttpResponse:
 
 class _AnsweredThenHandedOff(JsonResponse):
     """The answer to a denial: the server closes a response once it is sent, and only then is the denial handed
-    off (:func:`apps.compliance.notify.admission_denied_later`), so the API server never waits on it."""
+    off (:func:`apps.compliance.tasks.admission_denied_later`), so the API server never waits on it."""
 
     def __init__(self, answer: dict[str, Any], denials: list[notify.Denial]) -> None:
         super().__init__(answer)
@@ -42,4 +42,4 @@ class _AnsweredThenHandedOff(JsonResponse):
         try:
             super().close()
         finally:
-            notify.admission_denied_later(self._denials)
+            tasks.admission_denied_later(self._denials)

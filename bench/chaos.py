@@ -1059,11 +1059,15 @@ def main() -> int:
     parser.add_argument("--write-interval", type=float, default=0.2, help="seconds between audited writes (0.2)")
     parser.add_argument("--redis-persistence", choices=("aof", "none"), default="aof", help="aof: appendfsync always")
     parser.add_argument("--seed", type=int, default=16)
+    parser.add_argument(
+        "--max-minutes", type=float, default=None, help="stop injecting faults after this long, then check and report"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs) at the end")
     args = parser.parse_args()
     gap = args.gap if args.gap is not None else (2.0 if args.quick else 3.0)
     jobs = args.jobs or 30
     plan = plan_faults(args)
+    args.faults_planned = len(plan)
 
     workdir = Path(tempfile.mkdtemp(prefix="icc-chaos-"))
     os.chmod(workdir, 0o755)  # the postgres user must reach its data directory below
@@ -1114,18 +1118,27 @@ def main() -> int:
             time.sleep(gap)
             chaos = Chaos(roles, pg, redis_server, kube, receiver, probe, args.seed)
             faults: list[Fault] = []
-            for number, kind in enumerate(plan, 1):
-                fault = chaos.inject(kind)
-                steady = probe.wait(fault.at)
-                fault.steady_s = steady
-                fault.failing = "" if steady is not None else probe.failing
-                faults.append(fault)
-                steady_text = f"{steady:.1f} s" if steady is not None else f"NOT steady ({probe.failing})"
-                say(
-                    f"fault {number}/{len(plan)} {kind}: {fault.detail}; back in {fault.component_s:.1f} s, "
-                    f"steady in {steady_text}"
-                )
-                time.sleep(gap)
+            budget_end = now() + args.max_minutes * 60 if args.max_minutes else None
+            try:
+                for number, kind in enumerate(plan, 1):
+                    if budget_end is not None and now() > budget_end:
+                        say(f"--max-minutes {args.max_minutes} reached: {len(faults)} of {len(plan)} faults injected")
+                        break
+                    fault = chaos.inject(kind)
+                    steady = probe.wait(fault.at)
+                    fault.steady_s = steady
+                    fault.failing = "" if steady is not None else probe.failing
+                    faults.append(fault)
+                    steady_text = f"{steady:.1f} s" if steady is not None else f"NOT steady ({probe.failing})"
+                    say(
+                        f"fault {number}/{len(plan)} {kind}: {fault.detail}; back in {fault.component_s:.1f} s, "
+                        f"steady in {steady_text}"
+                    )
+                    time.sleep(gap)
+            except KeyboardInterrupt:  # Ctrl-C: stop injecting, still check and report what ran
+                say(f"interrupted: {len(faults)} of {len(plan)} faults injected; checking")
+                if faults and faults[-1].steady_s is None:
+                    probe.wait(now())
             cron_to = now()
             workload.stop()
             say("faults done; letting cron deliveries and retries settle")
@@ -1261,6 +1274,7 @@ def report(
             "target_steady_p95_s": TARGET_STEADY_P95_S,
             "not_steady": len(not_steady),
             "faults": len(faults),
+            "faults_planned": args.faults_planned,
             "faults_by_kind": {k: v["faults"] for k, v in by_kind.items()},
             "steady_by_kind": by_kind,
             "worker_kills_mid_task": mid_task,

@@ -5,7 +5,8 @@ temporary directory; never the machine's shared server), its own ``redis-server`
 ``appendfsync always``: a broker message acknowledged to a producer survives a restart), a real control plane
 (etcd, kube-apiserver v1.20.2, controller-manager, scheduler and the simulated node of the tests,
 ``tests/support/kube.py``), and ICC's roles as separate processes: 2 web (uvicorn), 2 workers (Celery,
-every queue), 2 cron schedulers plus Celery beat (the schedulers), 2 watchers (``manage.py icc_watch``).
+every queue), 2 cron schedulers and 2 Celery beats (the schedulers; the beats are elected through the core lease
+``beat``), 2 watchers (``manage.py icc_watch``, elected per cluster through the lease ``watch:<id>``).
 
 Workload, all through ICC's public surfaces:
 
@@ -43,7 +44,9 @@ outage) is at-least-once delivery with the same key, which the receiver can de-d
 
 The last line is one JSON object: ``lost``, ``duplicated``, ``chain_valid`` (1 or 0), ``steady_p95_s`` and the
 details. Run: ``.venv/bin/python bench/chaos.py [--quick] [--worker-kills 100 --redis-restarts 20
---postgres-restarts 20 ...]``. ``--quick`` injects one fault of each kind (about 3 minutes).
+--postgres-restarts 20 ...] [--max-minutes N] [--keep]``. ``--quick`` injects one fault of each kind (about 3
+minutes). ``--max-minutes`` bounds the fault phase (and Ctrl-C ends it): the checks and report then cover the
+faults injected so far.
 """
 
 from __future__ import annotations

@@ -418,9 +418,13 @@ def test_the_logs_cost_the_same_queries_for_2_events_as_for_12(admin_persona, re
             routing.record(DomainEvent(kind="cron.run_failed", severity=Severity.ERROR, subject=f"job {n}", text="t"))
 
     def queries(path: str) -> int:
-        with CaptureQueriesContext(connection) as captured:
-            assert client.get(path).status_code == 200
-        return len(captured.captured_queries)
+        """The fewer of two requests (an in-memory calendar that is due for a refresh reads once in one)."""
+        counted = []
+        for _ in range(2):
+            with CaptureQueriesContext(connection) as captured:
+                assert client.get(path).status_code == 200
+            counted.append(len(captured.captured_queries))
+        return min(counted)
 
     add(0, 2)
     client.get("/notifications/")

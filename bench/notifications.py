@@ -11,20 +11,22 @@ this script:
    event costs at least).
 2. **webhook latency**: ``--events`` events (1,000; quick 50) emitted with
    :func:`apps.core.domain_events.emit` by this process (Django set up against the bench's database, the
-   notifications sink registered as in every ICC process) at ``--rate`` events/s, each its own condition (its own
-   deduplication key) matched by a rule with grouping off (group window 0) to a signed webhook channel. Two Celery
-   worker processes (``celery -A iccapp worker -Q default``, threads) deliver, as in production. Latency: arrival
-   at the receiver minus the moment ``emit`` was called. The time ``emit`` itself takes is the cost of the
-   synchronous sink to an emitter (routing: record, match, group, create deliveries).
+   notifications sink registered as in every ICC process) at ``--rate`` events/s (10: below the pipeline's
+   capacity on a shared 2-core machine, so the figure is an event's latency, not a queue's), each its own
+   condition (its own deduplication key) matched by a rule with grouping off (group window 0) to a signed webhook
+   channel. Two Celery worker processes (``celery -A iccapp worker -Q default``, threads) route and deliver, as in
+   production. Latency: arrival at the receiver minus the moment ``emit`` was called, split at the event's
+   ``routed_at`` (emitted -> routed by a worker -> received). The time ``emit`` takes is what the sink costs an
+   emitter (store the event, enqueue its routing).
 3. **e-mail latency**: the same through an e-mail channel to the SMTP server.
 4. **throughput**: ``--burst`` events (1,000; quick 50) emitted as fast as this process can, to the webhook;
-   events/s = events delivered / (last arrival - first emit).
+   events/s = events delivered / (last arrival - first emit); the workers' CPU time per event (``/proc``) and the
+   emitting thread's CPU time in ``emit()``, figures that do not depend on the machine's load.
 
 Targets (printed, not asserted): webhook p99 <= 1 s. The last line of output is one line of JSON. Run:
 ``.venv/bin/python bench/notifications.py [--quick] [--events N] [--rate R] [--burst N]``; the full run takes about
-2-3 minutes, ``--quick`` about 40 s. The database ``icc_bench_notifications`` and the Redis db (14) are dropped and
-reused; never point them at data you keep.
-"""
+5 minutes, ``--quick`` about 1. The database ``icc_bench_notifications`` and the Redis db (14) are dropped and
+reused; never point them at data you keep."""
 
 from __future__ import annotations
 
@@ -230,6 +232,17 @@ def start_worker(env: dict[str, str], name: str) -> Popen[bytes]:
     return proc
 
 
+def cpu_seconds(procs: list[Popen[bytes]]) -> float:
+    """User + system CPU seconds the worker processes used so far (/proc/<pid>/stat; a threads pool is one
+    process)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for proc in procs:
+        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14 and 15 of stat)
+    return total
+
+
 def log_tail(proc: Popen[bytes], lines: int = 30) -> str:
     log = getattr(proc, "log", None)
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log and log.exists() else ""
@@ -245,6 +258,7 @@ class Phase:
     label: str
     emitted: dict[int, float] = field(default_factory=dict)
     emit_ms: list[float] = field(default_factory=list)
+    emit_cpu_ms: float = 0.0  # CPU time of the emitting thread in emit() (load-independent, unlike emit_ms)
     arrived: dict[int, float] = field(default_factory=dict)
 
     def latencies(self) -> list[float]:
@@ -274,9 +288,10 @@ def emit_events(phase: Phase, kind: str, count: int, rate: float | None) -> None
             link="/notifications/",
         )
         at = time.time()
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.thread_time()
         emit(event)  # outside a transaction: the sinks run at once, in this process
         phase.emit_ms.append(ms(time.perf_counter() - began))
+        phase.emit_cpu_ms += ms(time.thread_time() - cpu)
         phase.emitted[n] = at
 
 
@@ -330,6 +345,28 @@ def figures(phase: Phase) -> dict[str, Any]:
     }
 
 
+def stages(phase: Phase) -> dict[str, float | None]:
+    """Where an event's time went: emitted -> routed by a worker (``routed_at``), routed -> received."""
+    from apps.notifications.models import Event
+
+    subjects = {f"{phase.label}-{n}": n for n in phase.emitted}
+    routed = dict(Event.objects.filter(subject__in=subjects).values_list("subject", "routed_at"))
+    to_route, after_route = [], []
+    for subject, n in subjects.items():
+        at = routed.get(subject)
+        if at is None:
+            continue
+        to_route.append(ms(at.timestamp() - phase.emitted[n]))
+        if n in phase.arrived:
+            after_route.append(ms(phase.arrived[n] - at.timestamp()))
+    return {
+        "routed_p50_ms": pct(to_route, 0.5),
+        "routed_p99_ms": pct(to_route, 0.99),
+        "routed_to_received_p50_ms": pct(after_route, 0.5),
+        "routed_to_received_p99_ms": pct(after_route, 0.99),
+    }
+
+
 def delivery_states() -> dict[str, int]:
     from django.db.models import Count
 
@@ -345,11 +382,11 @@ def delivery_states() -> dict[str, int]:
 def main() -> int:
     parser = harness.argument_parser(__doc__)
     parser.add_argument("--events", type=int, default=None, help="events per latency phase (1,000; quick 50)")
-    parser.add_argument("--rate", type=float, default=None, help="events/s in the latency phases (25; quick 25)")
+    parser.add_argument("--rate", type=float, default=None, help="events/s in the latency phases (10)")
     parser.add_argument("--burst", type=int, default=None, help="events of the throughput phase (1,000; quick 50)")
     args = parser.parse_args()
     events = args.events or (50 if args.quick else 1000)
-    rate = args.rate or 25.0
+    rate = args.rate or 10.0
     burst = args.burst or (50 if args.quick else 1000)
     samples = 50 if args.quick else 300
 
@@ -392,12 +429,15 @@ def main() -> int:
             collect(email, lambda: mail_numbers(smtp), workers)
 
             throughput = Phase("burst")
+            cpu_before = cpu_seconds(workers)
             burst_started = time.time()
             emit_events(throughput, "bench.burst", burst, None)
             emit_s = time.time() - burst_started
             collect(throughput, lambda: hook_numbers(hook), workers, timeout=SETTLE_S + burst / 20)
             last = max(throughput.arrived.values(), default=burst_started)
+            worker_cpu_ms = ms(cpu_seconds(workers) - cpu_before) / max(1, len(throughput.arrived))
             states = delivery_states()
+            split = {phase.label: stages(phase) for phase in (webhook, email, throughput)}
             harness.close_django()
     finally:
         for proc in workers:
@@ -408,11 +448,13 @@ def main() -> int:
         quick=args.quick,
         rate=rate,
         anchors=anchors,
-        webhook=figures(webhook),
-        email=figures(email),
-        burst=figures(throughput),
+        webhook={**figures(webhook), **split["hook"]},
+        email={**figures(email), **split["mail"]},
+        burst={**figures(throughput), **split["burst"]},
         events_per_s=round(len(throughput.arrived) / max(1e-9, last - burst_started), 1),
         emit_per_s=round(burst / max(1e-9, emit_s), 1),
+        worker_cpu_ms=round(worker_cpu_ms, 2),
+        emit_cpu_ms=round(throughput.emit_cpu_ms / max(1, burst), 2),
         states=states,
     )
     return 0
@@ -428,6 +470,8 @@ def report(
     burst: dict[str, Any],
     events_per_s: float,
     emit_per_s: float,
+    worker_cpu_ms: float,
+    emit_cpu_ms: float,
     states: dict[str, int],
 ) -> None:
     http, smtp, insert = (
@@ -447,6 +491,16 @@ def report(
     ]
     for name, ours, anchor, what in rows:
         print(f"{name:<46}{ours!s:>12}{anchor!s:>12}  {what}")
+    print(
+        f"CPU per event (burst, load-independent): workers {worker_cpu_ms} ms (route + deliver), "
+        f"emitter {emit_cpu_ms} ms in emit()"
+    )
+    for label, phase in (("webhook", webhook), ("e-mail", email), ("burst", burst)):
+        print(
+            f"{label}: emitted -> routed by a worker p50 {phase['routed_p50_ms']} ms, p99 {phase['routed_p99_ms']} ms; "
+            f"routed -> received p50 {phase['routed_to_received_p50_ms']} ms, "
+            f"p99 {phase['routed_to_received_p99_ms']} ms"
+        )
     print(
         f"target: webhook p99 <= {TARGET_P99_MS:.0f} ms; latency phases at {rate:g} events/s, group window 0; "
         f"missing webhook {webhook['missing']}, e-mail {email['missing']}, burst {burst['missing']}; burst emitted "
@@ -469,6 +523,12 @@ def report(
             "burst_missing": burst["missing"],
             "burst_p99_ms": burst["p99_ms"],
             "emit_per_s": emit_per_s,
+            "worker_cpu_ms_per_event": worker_cpu_ms,
+            "emit_cpu_ms_per_event": emit_cpu_ms,
+            "webhook_routed_p99_ms": webhook["routed_p99_ms"],
+            "webhook_routed_to_received_p99_ms": webhook["routed_to_received_p99_ms"],
+            "email_routed_p99_ms": email["routed_p99_ms"],
+            "email_routed_to_received_p99_ms": email["routed_to_received_p99_ms"],
             "emit_p50_ms": webhook["emit_p50_ms"],
             "emit_p99_ms": webhook["emit_p99_ms"],
             "anchor_http_post_p50_ms": http["p50"],

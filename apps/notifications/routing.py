@@ -3,13 +3,14 @@ create the deliveries a message needs (first, resolved; repeats come from :mod:`
 
 Where the work happens: the sink runs in the emitting process, after its commit, so it only stores the event (one
 INSERT) and enqueues ``notifications.route`` with the event's id; a worker routes it. Routing inline cost the
-emitter 12 queries, 17-30 ms per event on 2 cores (bench/notifications.py), and grows with rules and
-subscriptions; stored and enqueued it costs one INSERT and one Redis push. Exactly once: the event row is the
-idempotency key (``routed_at`` set by compare-and-swap in the routing transaction; a task delivered twice, or the
-tick re-enqueuing an event whose task was lost, finds it routed). Order within a condition is kept: routing an
-event takes a lock on its deduplication key and first routes the earlier unrouted events of that key, in order,
-so a ``resolves`` event never overtakes the event it resolves. ``NOTIFICATIONS_ROUTE_INLINE`` (tests) routes in
-the emitting process instead.
+emitter 12 queries, 17-30 ms per event on 2 cores (bench/notifications.py), and grows with rules and subscriptions;
+stored and enqueued it costs one INSERT and one Redis push. Exactly once: the event row is the idempotency key
+(``routed_at`` set by compare-and-swap in the routing transaction; a task delivered twice, or the tick re-enqueuing
+an event whose task was lost, finds it routed). Order within a condition is kept: routing an event first routes the
+earlier unrouted events of its key, in order, each in its own transaction; the compare-and-swap holds the event's
+row until commit, so a worker routing the same earlier event at that moment waits, then finds it routed. A
+``resolves`` event thus never overtakes the event it resolves. ``NOTIFICATIONS_ROUTE_INLINE`` (tests) routes in the
+emitting process instead.
 
 Grouping: while a rule's message for a key is open, a new event of that key joins it (count + 1, no new delivery)
 when it comes within the rule's group window of the previous one, or at any time when the rule repeats (the
@@ -31,13 +32,12 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Subquery
 
 from apps.core import calendar
 from apps.core.access import Action, can_at
 from apps.core.domain_events import DomainEvent, Severity
 from apps.core.events import dashboard_changed
-from apps.core.locks import advisory_lock
 from apps.notifications import metrics
 from apps.notifications.delivery import countdown
 from apps.notifications.models import (
@@ -232,15 +232,9 @@ def store(domain_event: DomainEvent) -> Event:
 def route(event_id: int) -> int:
     """Route the stored event once (see the module docstring), after the earlier unrouted events of its key;
     returns how many events this call routed (0: routed already, or gone)."""
-    key = Event.objects.filter(pk=event_id).values_list("dedup_key", flat=True).first()
-    if key is None:
-        return 0
-    routed = 0
-    with advisory_lock(f"notifications-route:{key}", wait=True):
-        waiting = Event.objects.filter(dedup_key=key, routed_at__isnull=True, pk__lte=event_id).order_by("pk")
-        for pk in list(waiting.values_list("pk", flat=True)):
-            routed += _route_one(pk)
-    return routed
+    key = Event.objects.filter(pk=event_id).values("dedup_key")[:1]
+    waiting = Event.objects.filter(dedup_key=Subquery(key), routed_at__isnull=True, pk__lte=event_id)
+    return sum(_route_one(pk) for pk in list(waiting.order_by("pk").values_list("pk", flat=True)))
 
 
 def _route_one(event_id: int) -> int:

@@ -7,6 +7,7 @@ Without Redis (the embedded default: one process) the same records live in this 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
@@ -168,6 +169,7 @@ def start_role(role: str, *, extra: Callable[[], dict[str, Any]] | None = None) 
     found = _started.get(role)
     if found is None:
         found = _started[role] = RoleHeartbeat(role, extra=extra).start()
+        atexit.register(stop_role, role)  # a graceful exit (SIGTERM handled) leaves the list at once
     return found
 
 

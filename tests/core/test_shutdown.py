@@ -48,6 +48,7 @@ def test_sigterm_closes_websockets_with_1012_and_the_web_process_leaves_the_role
 ):
     from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
+    from websockets.typing import Origin
 
     cookie = session_cookie(admin_persona)
     port = free_port()
@@ -58,7 +59,7 @@ def test_sigterm_closes_websockets_with_1012_and_the_web_process_leaves_the_role
         assert web["role"] == "web" and web["version"] == heartbeats.icc_version()
         with connect(
             f"ws://127.0.0.1:{port}/ws/?topics=dashboard",
-            origin=f"http://127.0.0.1:{port}",  # type: ignore[arg-type]
+            origin=Origin(f"http://127.0.0.1:{port}"),
             additional_headers={"Cookie": cookie},
             open_timeout=10,
         ) as ws:
@@ -208,9 +209,9 @@ def test_a_redis_restart_is_named_on_readyz_and_the_dashboard_and_needs_no_proce
         assert readyz(server.url)[0] == 200
         assert "data-dependency-banner" not in requests.get(f"{server.url}/", headers=cookie, timeout=10).text
 
-        own_redis["stop"]()  # type: ignore[operator]
+        own_redis["stop"]()
         _, body = wait_for("readyz to fail", lambda: (r := readyz(server.url))[0] == 503 and r, timeout=15)
-        assert "redis" in body["failing"] and body["checks"]["database"] == "ok"  # type: ignore[index,operator]
+        assert "redis" in body["failing"] and body["checks"]["database"] == "ok"
 
         def dashboard() -> str:
             page = requests.get(f"{server.url}/", headers=cookie, timeout=20)
@@ -220,7 +221,7 @@ def test_a_redis_restart_is_named_on_readyz_and_the_dashboard_and_needs_no_proce
         # The banner's answer is remembered for 3 s per process: it appears within that.
         wait_for("the banner", lambda: 'data-dependency-banner="redis broker"' in dashboard(), timeout=10)
 
-        own_redis["start"]()  # type: ignore[operator]
+        own_redis["start"]()
         wait_for("readyz to recover", lambda: readyz(server.url)[0] == 200, timeout=30)
         wait_for("the banner to go", lambda: "data-dependency-banner" not in dashboard(), timeout=15)
         assert server.process.poll() is None, "the same process, never restarted"

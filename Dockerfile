@@ -10,7 +10,7 @@
 #   worker:
 #     celery -A iccapp worker -Q default,reconcile,decisions,cron,analysis --pool threads --concurrency 8 --loglevel INFO
 #     (Prometheus metrics on WORKER_METRICS_PORT, default 9808)
-#   beat:
+#   beat (any number of replicas: only the holder of the "beat" lease sends; apps.core.beat):
 #     celery -A iccapp beat --loglevel INFO --schedule /tmp/celerybeat-schedule
 #   migrations (one-off, before rolling out a new version):
 #     python manage.py migrate --noinput

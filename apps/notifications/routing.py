@@ -265,8 +265,9 @@ def record(domain_event: DomainEvent) -> Event:
     return event
 
 
-def unrouted(older_than: timedelta = timedelta(seconds=10), now: datetime | None = None) -> list[int]:
-    """Events stored but still unrouted a while later (their task was lost, or the emitter died before enqueuing)."""
+def unrouted(older_than: timedelta = timedelta(seconds=60), now: datetime | None = None) -> list[int]:
+    """Events stored but still unrouted a minute later (their task was lost, or the emitter died before enqueuing);
+    not sooner, so a backlog the workers are draining is not enqueued twice."""
     moment = now or datetime.now(UTC)
     waiting = Event.objects.filter(routed_at__isnull=True, at__lte=moment - older_than).order_by("pk")
     return list(waiting.values_list("pk", flat=True)[:1000])

@@ -83,7 +83,7 @@ def test_the_tick_routes_events_whose_task_was_lost(queued, receiver, eager):
     hook_rule(receiver)
     lost = routing.store(event("cluster d"))  # stored, never enqueued: the emitter died in between
     assert tick()["routed_again"] == 0, "a just-stored event is its own task's to route"
-    Event.objects.filter(pk=lost.pk).update(at=datetime.now(UTC) - timedelta(minutes=1))
+    Event.objects.filter(pk=lost.pk).update(at=datetime.now(UTC) - timedelta(minutes=2))
     assert tick()["routed_again"] == 1
     assert Event.objects.get(pk=lost.pk).routed_at is not None
     assert orjson.loads(receiver.wait_for(1)[0].body)["message"]["subject"] == "cluster d"

@@ -95,6 +95,7 @@ def test_read_only_rights_register_and_list_what_icc_cannot_do(kube_apiserver):
     cluster = register(kube_apiserver, token=token)
     assert "get, update apps/deployments/scale" in cluster.missing_permissions
     assert "get pods/log" in cluster.missing_permissions
+    assert "delete pods" in cluster.missing_permissions
     assert "create authentication.k8s.io/tokenreviews" in cluster.missing_permissions
     assert sync.full_sync(cluster.pk).objects > 0
 

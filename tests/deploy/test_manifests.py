@@ -194,7 +194,7 @@ def test_the_secret_example_holds_placeholders_only() -> None:
         assert "REPLACE_ME" in value, f"{key} looks like a real value"
 
 
-def test_the_cluster_role_reads_scales_and_restarts_only() -> None:
+def test_the_cluster_role_reads_scales_restarts_and_deletes_pods_only() -> None:
     (role,) = objects_of("ClusterRole")
     allowed_writes = {
         ("apps", "deployments/scale"): {"update", "patch"},
@@ -202,6 +202,7 @@ def test_the_cluster_role_reads_scales_and_restarts_only() -> None:
         ("apps", "deployments"): {"patch"},  # rollout restart: a pod-template annotation
         ("apps", "statefulsets"): {"patch"},
         ("apps", "daemonsets"): {"patch"},
+        ("", "pods"): {"delete"},  # one pod recycled at a time (pod_delete), never workloads
         ("authentication.k8s.io", "tokenreviews"): {"create"},
         ("authorization.k8s.io", "selfsubjectaccessreviews"): {"create"},
     }

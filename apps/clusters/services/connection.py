@@ -32,7 +32,7 @@ class Permission:
 
 
 # Rule: ICC must be able to list and watch everything it observes; acting (scale, restart, logs, machine
-# identity) is optional — a read-only registration works and shows what it cannot do.
+# identity, pod delete) is optional — a read-only registration works and shows what it cannot do.
 REQUIRED = (
     Permission(("list", "watch"), "namespaces"),
     Permission(("list", "watch"), "nodes"),
@@ -50,6 +50,7 @@ OPTIONAL = (
     Permission(("patch",), "statefulsets", "apps"),
     Permission(("patch",), "daemonsets", "apps"),
     Permission(("get",), "pods", "", "log"),
+    Permission(("delete",), "pods"),
     Permission(("create",), "tokenreviews", "authentication.k8s.io"),
 )
 

@@ -36,6 +36,10 @@ def set_health(cluster_id: int, status: str, error: str = "", **fields: Any) -> 
         for name, value in fields.items():
             setattr(cluster, name, value)
         cluster.save(update_fields=["status", "last_error", "last_error_at", "updated_at", *fields])
+        # The gauge follows the row before the commit's callbacks (domain events, audit) run: whoever sees the
+        # committed status sees the same status in /metrics.
+        for value in ClusterStatus.values:
+            CLUSTER_STATUS.labels(cluster.name, value).set(1 if value == status else 0)
         if previous != status:
             _announce(cluster, previous, status, error)
             audit_record(
@@ -46,8 +50,6 @@ def set_health(cluster_id: int, status: str, error: str = "", **fields: Any) -> 
                 scope={"cluster": str(cluster.pk)},
             )
         events.cluster_changed(cluster.pk, "health")
-    for value in ClusterStatus.values:
-        CLUSTER_STATUS.labels(cluster.name, value).set(1 if value == status else 0)
 
 
 def _announce(cluster: Cluster, previous: str, status: str, error: str) -> None:

@@ -934,12 +934,15 @@ def check_scaling(rounds: list[Round], generation_start: int, generation_end: in
 
     reached = [r for r in rounds if r.reached_at is not None]
     writes = generation_end - generation_start
-    decided = (
-        Decision.objects.filter(outcome="applied", at__gte=datetime.fromtimestamp(since, UTC))
-        .exclude(desired_replicas=F("current_replicas"))
-        .count()
-    )
-    extra = max(0, writes - decided)
+    after = datetime.fromtimestamp(since, UTC)
+    applied = Decision.objects.filter(outcome="applied", at__gte=after)
+    decided = applied.exclude(desired_replicas=F("current_replicas")).count()
+    # A decision row is written before the scale ("failed: scale in progress (interrupted)") and finished after it:
+    # a worker killed between the two leaves that row beside a write that happened. It owns at most one write.
+    interrupted = Decision.objects.filter(
+        outcome="failed", reason__startswith="scale in progress (interrupted)", at__gte=after
+    ).count()
+    extra = max(0, writes - decided - interrupted)
     durations = [r.reached_at - r.acked_at for r in reached if r.reached_at is not None]
     return {
         "rounds_accepted": len(rounds),
@@ -947,6 +950,7 @@ def check_scaling(rounds: list[Round], generation_start: int, generation_end: in
         "lost": len(rounds) - len(reached),
         "scale_writes": writes,
         "decisions_applied": decided,
+        "decisions_interrupted": interrupted,
         "duplicated": extra,
         "apply_p95_s": round(harness.percentile(durations, 0.95), 2) if durations else None,
     }
@@ -1251,7 +1255,8 @@ def report(
     print(
         f"scaling: {scaling['rounds_accepted']} accepted rounds, {scaling['rounds_applied']} applied "
         f"(p95 {scaling['apply_p95_s']} s), {scaling['scale_writes']} scale writes for {scaling['decisions_applied']} "
-        f"applied decisions, duplicated {scaling['duplicated']}"
+        f"applied decisions (and {scaling['decisions_interrupted']} interrupted mid-write), duplicated "
+        f"{scaling['duplicated']}"
     )
     print(
         f"cron: {cron['jobs']} jobs, {cron['expected']} runs due in the window, {cron['deliveries']} deliveries, "
@@ -1288,6 +1293,7 @@ def report(
             "scale_lost": scaling["lost"],
             "scale_writes": scaling["scale_writes"],
             "scale_duplicated": scaling["duplicated"],
+            "scale_decisions_interrupted": scaling["decisions_interrupted"],
             "cron_expected": cron["expected"],
             "cron_deliveries": cron["deliveries"],
             "cron_lost": cron["lost"],

@@ -64,7 +64,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -336,66 +336,24 @@ class Delivery:
     attempt: str
 
 
-@dataclass
-class Receiver:
-    """HTTP/1.1 on an asyncio loop in a thread: records each delivery and answers 200 after ``hold_s``."""
+class Receiver(harness.LoopbackReceiver):
+    """Records each delivery and answers 200 after ``hold_s`` (so that workers are often mid-request)."""
 
-    hold_s: float
-    deliveries: list[Delivery] = field(default_factory=list)
-    in_flight: int = 0
-    port: int = 0
-    _loop: asyncio.AbstractEventLoop | None = None
+    thread_name = "chaos-receiver"
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+    def __init__(self, hold_s: float) -> None:
+        super().__init__()
+        self.hold_s = hold_s
+        self.deliveries: list[Delivery] = []
+        self.in_flight = 0
 
-    def start(self) -> Receiver:
-        ready = threading.Event()
-
-        def serve() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            server = loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=1024))
-            self.port = int(server.sockets[0].getsockname()[1])
-            ready.set()
-            loop.run_forever()
-
-        threading.Thread(target=serve, name="chaos-receiver", daemon=True).start()
-        ready.wait(10)
-        return self
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def received(self, headers: dict[str, str], at: float) -> None:
+        self.deliveries.append(Delivery(now(), headers.get("idempotency-key", ""), headers.get("x-icc-attempt", "")))
+        self.in_flight += 1
         try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                headers: dict[str, str] = {}
-                for line in head.decode("latin-1").split("\r\n")[1:]:
-                    name, _, value = line.partition(":")
-                    if name:
-                        headers[name.strip().lower()] = value.strip()
-                length = int(headers.get("content-length") or 0)
-                if length:
-                    await reader.readexactly(length)
-                self.deliveries.append(
-                    Delivery(now(), headers.get("idempotency-key", ""), headers.get("x-icc-attempt", ""))
-                )
-                self.in_flight += 1
-                try:
-                    await asyncio.sleep(self.hold_s)
-                finally:
-                    self.in_flight -= 1
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
-                await writer.drain()
-                if headers.get("connection", "").lower() == "close":
-                    break
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-            pass
-        writer.close()
-
-    def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
+            await asyncio.sleep(self.hold_s)
+        finally:
+            self.in_flight -= 1
 
 
 # --- the workload -----------------------------------------------------------------------------------------------

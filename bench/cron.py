@@ -25,16 +25,14 @@ about 12 minutes, ``--quick`` (40 jobs, one slot per phase, anchor alongside ICC
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from subprocess import Popen
@@ -63,62 +61,15 @@ class Arrival:
     attempt: str
 
 
-@dataclass
-class Receiver:
-    """A minimal HTTP/1.1 server on an asyncio loop in a thread: records, answers 200 with no delay."""
+class Receiver(harness.LoopbackReceiver):
+    """Records every arrival and answers 200 at once."""
 
-    arrivals: list[Arrival] = field(default_factory=list)
-    port: int = 0
-    _loop: asyncio.AbstractEventLoop | None = None
-    _server: asyncio.base_events.Server | None = None
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrivals: list[Arrival] = []
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-    def start(self) -> Receiver:
-        ready = threading.Event()
-
-        def serve() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            self._server = loop.run_until_complete(
-                asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=4096, limit=1 << 16)
-            )
-            self.port = int(self._server.sockets[0].getsockname()[1])
-            ready.set()
-            loop.run_forever()
-
-        threading.Thread(target=serve, name="bench-receiver", daemon=True).start()
-        ready.wait(10)
-        return self
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                at = time.time()
-                headers: dict[str, str] = {}
-                for line in head.decode("latin-1").split("\r\n")[1:]:
-                    name, _, value = line.partition(":")
-                    if name:
-                        headers[name.strip().lower()] = value.strip()
-                length = int(headers.get("content-length") or 0)
-                if length:
-                    await reader.readexactly(length)
-                self.arrivals.append(Arrival(at, headers.get("idempotency-key", ""), headers.get("x-icc-attempt", "")))
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
-                await writer.drain()
-                if headers.get("connection", "").lower() == "close":
-                    break
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-            writer.close()  # the client closed its connection (requests does after each call)
-            return
-        writer.close()
-
-    def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
+    async def received(self, headers: dict[str, str], at: float) -> None:
+        self.arrivals.append(Arrival(at, headers.get("idempotency-key", ""), headers.get("x-icc-attempt", "")))
 
 
 # --- processes ------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ and imports this module as ``bench.harness``. Every script has ``--quick`` (smal
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -358,3 +360,66 @@ def percentile(values: list[float], q: float) -> float:
 def emit(summary: dict[str, Any]) -> None:
     """The bench's last line of output: one line of JSON (snake_case keys, units in the names)."""
     print(json.dumps(summary), flush=True)
+
+
+class LoopbackReceiver:
+    """A minimal HTTP/1.1 server on 127.0.0.1, on an asyncio loop in a thread, for the benches' webhook and cron
+    targets: each request's headers (lower-cased names) go to :meth:`received`, a coroutine that may hold the
+    answer, then 200 ``ok``; connections are kept alive until the client closes them."""
+
+    thread_name = "bench-receiver"
+
+    def __init__(self) -> None:
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    async def received(self, headers: dict[str, str], at: float) -> None:
+        """One request, its headers read at ``at`` (``time.time()``) and its body read and dropped."""
+        raise NotImplementedError
+
+    def start(self) -> Any:
+        ready = threading.Event()
+
+        def serve() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            server = loop.run_until_complete(
+                asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=4096, limit=1 << 16)
+            )
+            self.port = int(server.sockets[0].getsockname()[1])
+            ready.set()
+            loop.run_forever()
+
+        threading.Thread(target=serve, name=self.thread_name, daemon=True).start()
+        ready.wait(10)
+        return self
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                at = time.time()
+                headers: dict[str, str] = {}
+                for line in head.decode("latin-1").split("\r\n")[1:]:
+                    name, _, value = line.partition(":")
+                    if name:
+                        headers[name.strip().lower()] = value.strip()
+                length = int(headers.get("content-length") or 0)
+                if length:
+                    await reader.readexactly(length)
+                await self.received(headers, at)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+                if headers.get("connection", "").lower() == "close":
+                    break
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            pass  # the client closed its connection (requests does after each call)
+        writer.close()
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)

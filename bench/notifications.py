@@ -30,13 +30,11 @@ reused; never point them at data you keep."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import smtplib
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -59,55 +57,17 @@ SUBJECT_NUMBER = re.compile(r"\b[a-z]+-\d+\b")  # a phase label and the event's 
 # --- the local servers ------------------------------------------------------------------------------------------
 
 
-@dataclass
-class HookReceiver:
-    """A minimal HTTP/1.1 server on an asyncio loop in a thread: records (arrival, Idempotency-Key), answers 200."""
+class HookReceiver(harness.LoopbackReceiver):
+    """The signed-webhook channel's target: records (arrival, Idempotency-Key), answers 200."""
 
-    arrivals: list[tuple[float, str]] = field(default_factory=list)
-    port: int = 0
-    _loop: asyncio.AbstractEventLoop | None = None
+    thread_name = "bench-hook"
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrivals: list[tuple[float, str]] = []
 
-    def start(self) -> HookReceiver:
-        ready = threading.Event()
-
-        def serve() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            server = loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=1024))
-            self.port = int(server.sockets[0].getsockname()[1])
-            ready.set()
-            loop.run_forever()
-
-        threading.Thread(target=serve, name="bench-hook", daemon=True).start()
-        ready.wait(10)
-        return self
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                headers: dict[str, str] = {}
-                for line in head.decode("latin-1").split("\r\n")[1:]:
-                    name, _, value = line.partition(":")
-                    if name:
-                        headers[name.strip().lower()] = value.strip()
-                length = int(headers.get("content-length") or 0)
-                if length:
-                    await reader.readexactly(length)
-                self.arrivals.append((time.time(), headers.get("idempotency-key", "")))
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
-                await writer.drain()
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
-            pass
-        writer.close()
-
-    def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
+    async def received(self, headers: dict[str, str], at: float) -> None:
+        self.arrivals.append((at, headers.get("idempotency-key", "")))
 
 
 class MailReceiver:

@@ -71,35 +71,48 @@ def claim(delivery_id: int) -> Claimed | datetime | None:
     """Take the delivery (see the module docstring): the claim, the moment it is deferred to by the rate limit,
     or None when it is not ours to send (sent, taken by another worker, not due)."""
     with transaction.atomic():
-        row = Delivery.objects.filter(pk=delivery_id).values("channel_id", "status").first()
-        if row is None or row["status"] not in WAITING:
+        # Fetched once, with what sending needs; the claim below re-checks the status in its WHERE.
+        delivery = Delivery.objects.select_related("message", "channel").filter(pk=delivery_id).first()
+        if delivery is None or delivery.status not in WAITING:
             return None
         now = utcnow()
-        if row["channel_id"] is not None:
-            channel = Channel.objects.select_for_update().filter(pk=row["channel_id"]).first()
-            if channel is None:
+        if delivery.channel_id is not None:
+            # The channel's row lock serialises the claims of its deliveries: the rate limit is exact.
+            limit = (
+                Channel.objects.select_for_update()
+                .filter(pk=delivery.channel_id)
+                .values_list("max_per_minute", flat=True)
+            )
+            max_per_minute = limit.first()
+            if max_per_minute is None:
                 return None
             # The limit's claim of the window, newest first: when it exists the window is full until it leaves.
             limit_claim = (
-                Delivery.objects.filter(channel_id=channel.pk, claimed_at__gt=now - RATE_WINDOW)
+                Delivery.objects.filter(channel_id=delivery.channel_id, claimed_at__gt=now - RATE_WINDOW)
                 .order_by("-claimed_at")
-                .values_list("claimed_at", flat=True)[channel.max_per_minute - 1 : channel.max_per_minute]
+                .values_list("claimed_at", flat=True)[max_per_minute - 1 : max_per_minute]
                 .first()
             )
             if limit_claim is not None:
                 until = limit_claim + RATE_WINDOW + timedelta(milliseconds=10)
                 changed = Delivery.objects.filter(pk=delivery_id, status__in=WAITING).update(
-                    next_attempt_at=until, reason=f"deferred by the rate limit of {channel.max_per_minute}/min"
+                    next_attempt_at=until, reason=f"deferred by the rate limit of {max_per_minute}/min"
                 )
-                metrics.DELIVERIES.labels(channel=channel.kind, outcome="deferred").inc()
+                kind = delivery.channel.kind if delivery.channel is not None else "subscription"
+                metrics.DELIVERIES.labels(channel=kind, outcome="deferred").inc()
                 return until if changed else None
         token = uuid.uuid4()
-        changed = Delivery.objects.filter(
-            pk=delivery_id, status__in=WAITING, next_attempt_at__lte=now + timedelta(milliseconds=50)
+        changed = Delivery.objects.filter(  # unchanged attempts: no other claim came between the read and this
+            pk=delivery_id,
+            status__in=WAITING,
+            attempts=delivery.attempts,
+            next_attempt_at__lte=now + timedelta(milliseconds=50),
         ).update(status=DeliveryStatus.SENDING, claim_token=token, claimed_at=now, attempts=F("attempts") + 1)
         if changed != 1:
             return None
-    delivery = Delivery.objects.select_related("message", "channel").get(pk=delivery_id)
+    # What the UPDATE wrote: the rest of the row is as read (claims change only these fields).
+    delivery.status, delivery.claim_token, delivery.claimed_at = DeliveryStatus.SENDING, token, now
+    delivery.attempts += 1
     return Claimed(delivery, token)
 
 

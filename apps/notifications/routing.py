@@ -25,6 +25,7 @@ its messages are marked too, and muted (recorded, not sent) unless the event is 
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,8 +38,8 @@ from django.db.models import F, Subquery
 from apps.core import calendar
 from apps.core.access import Action, can_at
 from apps.core.domain_events import DomainEvent, Severity
-from apps.core.events import dashboard_changed
-from apps.notifications import metrics
+from apps.core.events import DASHBOARD, send_many
+from apps.notifications import cache, metrics
 from apps.notifications.delivery import countdown
 from apps.notifications.models import (
     Channel,
@@ -52,6 +53,7 @@ from apps.notifications.models import (
 )
 
 logger = logging.getLogger(__name__)
+cache.connect()  # every process that routes (or writes rules) keeps its routing view current
 
 
 @dataclass(frozen=True)
@@ -71,46 +73,51 @@ class Route:
         return {"rule": self.rule} if self.rule is not None else {"subscription": self.subscription}
 
 
-def routes_for(event: Event) -> list[Route]:
-    """The enabled rules and subscriptions matching the event (subscriptions only while their user may read it)."""
+def routes_for(event: Event, view: cache.RoutingSet | None = None) -> list[Route]:
+    """The enabled rules and subscriptions matching the event (subscriptions only while their user may read it),
+    from the process's routing view (:mod:`apps.notifications.cache`): no query but a matching subscription's
+    user."""
     scope = event.scope
+    view = view or cache.current()
     found: list[Route] = []
-    for rule in Rule.objects.filter(enabled=True).prefetch_related("channels"):
+    for rule, channels in view.rules:
         if rule.matches(event.kind, event.severity, scope):
-            found.append(_rule_route(rule))
-    users = get_user_model()
-    for sub in Subscription.objects.filter(enabled=True):
-        if sub.matches(event.kind, event.severity, scope):
-            user = users.objects.filter(pk=sub.user_id, is_active=True).first()
-            if user is not None and can_at(user, Action.READ, scope):
-                found.append(Route(None, sub, (), sub.email, sub.group_window_seconds, 0, True))
+            found.append(_rule_route(rule, channels))
+    for sub in view.subscriptions:
+        if sub.matches(event.kind, event.severity, scope) and _may_read(sub, scope):
+            found.append(Route(None, sub, (), sub.email, sub.group_window_seconds, 0, True))
     return found
 
 
-def _rule_route(rule: Rule) -> Route:
-    channels = tuple(c.pk for c in rule.channels.all() if c.enabled)
+def _may_read(sub: Subscription, scope: Any) -> bool:
+    """Rule: a subscription reaches its user only while the user is active and may read the event's scope (checked
+    per event: grants change outside this app)."""
+    user = get_user_model().objects.filter(pk=sub.user_id, is_active=True).first()
+    return user is not None and can_at(user, Action.READ, scope)
+
+
+def _rule_route(rule: Rule, channels: tuple[int, ...]) -> Route:
     return Route(
         rule, None, channels, "", rule.group_window_seconds, rule.repeat_interval_seconds, rule.notify_resolved
     )
 
 
-def resolving_routes(event: Event) -> list[Route]:
+def resolving_routes(event: Event, view: cache.RoutingSet | None = None) -> list[Route]:
     """Rule: a resolving event reaches the owners of the open messages of its key, whatever its own kind and
     severity (``clusters.recovered`` at info resolves what ``clusters.unreachable`` at error opened); a subscription
     only while its user may still read the event's scope."""
-    users = get_user_model()
+    view = view or cache.current()
     found: list[Route] = []
     open_messages = Message.objects.filter(dedup_key=event.dedup_key, state=MessageState.OPEN).select_related(
-        "rule", "subscription"
+        "subscription"
     )
     for message in open_messages:
-        if message.rule is not None and message.rule.enabled:
-            found.append(_rule_route(message.rule))
+        entry = view.rule(message.rule_id) if message.rule_id is not None else None
+        if entry is not None:  # in the view: the rule is enabled
+            found.append(_rule_route(*entry))
         sub = message.subscription
-        if sub is not None and sub.enabled:
-            user = users.objects.filter(pk=sub.user_id, is_active=True).first()
-            if user is not None and can_at(user, Action.READ, event.scope):
-                found.append(Route(None, sub, (), sub.email, sub.group_window_seconds, 0, True))
+        if sub is not None and sub.enabled and _may_read(sub, event.scope):
+            found.append(Route(None, sub, (), sub.email, sub.group_window_seconds, 0, True))
     return found
 
 
@@ -234,17 +241,19 @@ def route(event_id: int) -> int:
     returns how many events this call routed (0: routed already, or gone)."""
     key = Event.objects.filter(pk=event_id).values("dedup_key")[:1]
     waiting = Event.objects.filter(dedup_key=Subquery(key), routed_at__isnull=True, pk__lte=event_id)
-    return sum(_route_one(pk) for pk in list(waiting.order_by("pk").values_list("pk", flat=True)))
+    pks = list(waiting.order_by("pk").values_list("pk", flat=True))
+    view = cache.current() if pks else None  # read once per task, outside the routing transactions
+    return sum(_route_one(pk, view) for pk in pks)
 
 
-def _route_one(event_id: int) -> int:
+def _route_one(event_id: int, view: cache.RoutingSet | None = None) -> int:
     with transaction.atomic():
         now = datetime.now(UTC)
-        if not Event.objects.filter(pk=event_id, routed_at__isnull=True).update(routed_at=now):
+        event = _claim_event(event_id, now)
+        if event is None:
             return 0  # routed by another call (a task delivered twice, the tick's re-enqueue)
-        event = Event.objects.get(pk=event_id)
         created: list[Delivery] = []
-        for target in resolving_routes(event) if event.resolves else routes_for(event):
+        for target in resolving_routes(event, view) if event.resolves else routes_for(event, view):
             created += group(event, target)
         if event.resolves:  # conditions of routes that no longer match (a user lost access): closed silently
             Message.objects.filter(dedup_key=event.dedup_key, state=MessageState.OPEN).update(
@@ -253,9 +262,17 @@ def _route_one(event_id: int) -> int:
         ids = [(d.pk, d.next_attempt_at) for d in created]
         transaction.on_commit(lambda: _enqueue(ids))
         if opened_or_resolved(event, created):
-            transaction.on_commit(lambda: dashboard_changed(f"notification {event.kind}"))
+            transaction.on_commit(_dashboard.note)
     metrics.ROUTING_DELAY.observe(max(0.0, (now - event.at).total_seconds()))
     return 1
+
+
+def _claim_event(event_id: int, now: datetime) -> Event | None:
+    """Mark the event routed if it is not (compare-and-swap, its row locked until commit) and return it, in one
+    statement."""
+    table = Event._meta.db_table
+    sql = f'UPDATE "{table}" SET "routed_at" = %s WHERE "id" = %s AND "routed_at" IS NULL RETURNING *'  # noqa: S608
+    return next(iter(Event.objects.raw(sql, [now, event_id])), None)
 
 
 def record(domain_event: DomainEvent) -> Event:
@@ -276,6 +293,35 @@ def unrouted(older_than: timedelta = timedelta(seconds=60), now: datetime | None
 def opened_or_resolved(event: Event, created: list[Delivery]) -> bool:
     """Whether the dashboard's open conditions may have changed (not for an event that only joined a message)."""
     return event.resolves or bool(created) or event.maintenance
+
+
+class _Coalesced:
+    """The dashboard's re-render after routing, at most once per ``seconds``: a burst of a thousand conditions
+    opened is a few publishes, not one per event (the last change is always announced)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.lock = threading.Lock()
+        self.pending = False
+
+    def note(self) -> None:
+        with self.lock:
+            if self.pending:
+                return
+            self.pending = True
+        timer = threading.Timer(self.seconds, self._fire)
+        timer.daemon = True
+        timer.start()
+
+    def _fire(self) -> None:
+        with self.lock:
+            self.pending = False
+        # Straight to the publisher: ``dashboard_changed`` waits for a commit, which would open a database
+        # connection in this short-lived thread (never returned to the pool).
+        send_many([(DASHBOARD, {"reason": "notifications routed"})])
+
+
+_dashboard = _Coalesced(0.25)
 
 
 def _task(name: str) -> Any:

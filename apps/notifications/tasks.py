@@ -16,12 +16,13 @@ def deliver_at(delivery_id: int, due: datetime) -> None:
     deliver.apply_async(args=[delivery_id], countdown=delivery.countdown(due))
 
 
-@icc_task(name="notifications.route", queue="default", soft_time_limit=60)
+# Results are not kept (ignore_result): nothing reads them, and storing one is a Redis write per event and task.
+@icc_task(name="notifications.route", queue="default", soft_time_limit=60, ignore_result=True)
 def route(event_id: int) -> int:
     return routing.route(event_id)
 
 
-@icc_task(name="notifications.deliver", queue="default", soft_time_limit=60)
+@icc_task(name="notifications.deliver", queue="default", soft_time_limit=60, ignore_result=True)
 def deliver(delivery_id: int) -> str | None:
     outcome = delivery.attempt(delivery_id)
     if outcome.retry_at is not None:

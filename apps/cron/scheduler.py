@@ -191,14 +191,18 @@ def dispatch(run_ids: list[int]) -> None:
 
 def redispatch(now: datetime | None = None) -> list[int]:
     """Runs a worker should have taken by now: scheduled and due but never (or long ago) handed out, or
-    running under a claim that expired (its worker died). The claim's compare-and-swap keeps them single."""
+    running under a claim that expired (its worker died) and not re-sent since, or re-sent long ago. The claim's
+    compare-and-swap keeps them single."""
     now = now or utcnow()
     stale = now - REDISPATCH_AFTER
     lost = Q(state=RunState.SCHEDULED, not_before__lte=now - timedelta(seconds=2)) & (
         Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=stale)
     )
+    # Re-sent once the claim expired, and again whenever that re-send is itself stale (its task was lost too:
+    # a worker killed holding it, a broker restart), or the run would stay running until the broker's visibility
+    # timeout gave the message back.
     expired = Q(state=RunState.RUNNING, claim_expires_at__lt=now) & (
-        Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=F("claim_expires_at"))
+        Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=F("claim_expires_at")) | Q(dispatched_at__lt=stale)
     )
     ids = list(Run.objects.filter(lost | expired).order_by("due_at").values_list("id", flat=True)[:1000])
     if ids:

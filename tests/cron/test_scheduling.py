@@ -306,6 +306,25 @@ def test_an_expired_claim_is_redispatched_and_retried_under_the_same_key(receive
     assert receiver.keys() == [job.idempotency_key(run.slot)]
 
 
+def test_a_lost_redispatch_of_an_expired_claim_is_sent_again_once_stale(receiver):
+    """Found by bench/chaos.py: a run whose claim expired was re-sent, and that task was lost too (its worker
+    killed holding it); the run must not stay running until the broker's visibility timeout."""
+    job = make_job(receiver)
+    run = job_run_now(job=job)
+    assert execution.claim(run.pk, "worker-that-dies") is not None
+    now = datetime.now(UTC)
+    # Re-sent 5 s ago, after the claim expired: that re-send is still in flight, not sent again.
+    Run.objects.filter(pk=run.pk).update(
+        claim_expires_at=now - timedelta(seconds=60), dispatched_at=now - timedelta(seconds=5)
+    )
+    assert run.pk not in scheduler.redispatch()
+    # Re-sent longer ago than REDISPATCH_AFTER and still running under the expired claim: lost, sent again.
+    Run.objects.filter(pk=run.pk).update(dispatched_at=now - scheduler.REDISPATCH_AFTER - timedelta(seconds=5))
+    assert run.pk in scheduler.redispatch()
+    assert execution.execute(run.pk, worker="survivor") == RunState.SUCCEEDED
+    assert receiver.keys() == [job.idempotency_key(run.slot)]
+
+
 def test_a_timeout_is_recorded_as_timed_out(receiver):
     receiver.delay = 3
     job = make_job(receiver, timeout_seconds=1)

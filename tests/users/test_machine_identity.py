@@ -27,6 +27,7 @@ from apps.clusters.models import Application, Cluster, Pod, Workload
 from apps.core.access import Action, restrict
 from tests.support.clients import forced_login as client_for
 from tests.support.clusters import make_deployment, ready_pods, register, sa_token, service_account, synced
+from tests.support.components import wait_for
 from tests.support.kube import KubeCluster
 
 API = "/api/v1"
@@ -192,6 +193,20 @@ def test_the_token_of_a_deleted_service_account_is_refused(k8s_api, shop):
     service_account(k8s_api, namespace, "doomed")
     token = sa_token(k8s_api, namespace, "doomed")
     k8s.CoreV1Api(k8s_api).delete_namespaced_service_account("doomed", namespace)
+    # The API server learns of the deletion asynchronously (its informer; the token controller deletes the
+    # token's Secret): on a loaded machine a TokenReview right after the delete may still pass. Wait until the API
+    # server itself refuses the token, then ask ICC (which has never verified it, so nothing is cached).
+    reviews = k8s.AuthenticationV1Api(k8s_api)
+    wait_for(
+        "the API server to refuse the deleted account's token",
+        lambda: (
+            not reviews.create_token_review(
+                k8s.V1TokenReview(spec=k8s.V1TokenReviewSpec(token=token))
+            ).status.authenticated
+        ),
+        timeout=60,
+        interval=0.5,
+    )
     response = call(token, shop["cluster"].name)
     assert response.status_code == 401, response.content
     assert "TokenReview" in response.json()["error"]["message"]
